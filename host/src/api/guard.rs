@@ -1,0 +1,116 @@
+//! Cross-cutting HTTP rules: CORS, bearer auth, and the plain-text 404.
+
+use crate::engine::Engine;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+pub async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=UTF-8")],
+        "404 Not Found",
+    )
+        .into_response()
+}
+
+/// Preflights are answered before auth; every response allows any origin.
+pub async fn cors(req: Request, next: Next) -> Response {
+    if req.method() == Method::OPTIONS {
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        let h = res.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET,HEAD,PUT,POST,DELETE,PATCH"));
+        if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+            h.insert(header::VARY, HeaderValue::from_static("Access-Control-Request-Headers"));
+        }
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        return res;
+    }
+    let mut res = next.run(req).await;
+    res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    res
+}
+
+fn same(a: &str, b: &str) -> bool {
+    // Lengths first, then a constant-time byte comparison.
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+fn is_event_stream(path: &str) -> bool {
+    let mut parts = path.trim_start_matches('/').split('/');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some("runs"), Some(id), Some("events"), None) if !id.is_empty()
+    )
+}
+
+/// The `token` query parameter, percent-decoded.
+fn query_token(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "token").then(|| {
+            let v = v.replace('+', " ");
+            percent_decode(&v)
+        })
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b))) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Fail closed on every route but `/health` when an API key is configured.
+pub async fn auth(State(engine): State<Engine>, req: Request, next: Next) -> Response {
+    let Some(key) = engine.settings.api_key.as_deref() else {
+        return next.run(req).await;
+    };
+    let is_health = req.uri().path() == "/health" && matches!(*req.method(), Method::GET | Method::HEAD);
+    let allowed = is_health
+        || match req.headers().get(header::AUTHORIZATION) {
+            // A bearer header, when present, decides on its own.
+            Some(h) => h.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).is_some_and(|t| same(t, key)),
+            None => {
+                is_event_stream(req.uri().path())
+                    && query_token(req.uri().query()).is_some_and(|t| same(&t, key))
+            }
+        };
+    if allowed {
+        next.run(req).await
+    } else {
+        (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": "unauthorized"}))).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_only_on_event_streams() {
+        assert!(is_event_stream("/runs/run_1/events"));
+        assert!(!is_event_stream("/runs/run_1/events/x"));
+        assert!(!is_event_stream("/runs//events"));
+        assert!(!is_event_stream("/runs/run_1"));
+        assert_eq!(query_token(Some("after=3&token=a%2Fb")), Some("a/b".into()));
+        assert_eq!(query_token(Some("after=3")), None);
+    }
+}

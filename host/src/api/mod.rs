@@ -1,0 +1,47 @@
+//! The HTTP door: decode, call the engine, encode. No SQL and no rules here.
+
+mod body;
+mod error;
+mod gates;
+mod guard;
+mod runs;
+mod sse;
+mod state;
+mod steps;
+
+pub use body::MAX_BODY_BYTES;
+
+use crate::engine::Engine;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub fn router(engine: Engine) -> Router {
+    let api = Router::new()
+        .route("/health", get(runs::health))
+        .route("/runs", get(runs::list))
+        .route("/runs/{id}", get(runs::detail).post(runs::create))
+        .route("/runs/{id}/begin", post(runs::begin))
+        .route("/runs/{id}/complete", post(runs::complete))
+        .route("/runs/{id}/fail", post(runs::fail))
+        .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/runs/{id}/children", post(runs::child))
+        .route("/runs/{id}/steps/begin", post(steps::begin))
+        .route("/runs/{id}/steps/{step}/complete", post(steps::complete))
+        .route("/runs/{id}/steps/{step}/fail", post(steps::fail))
+        .route("/runs/{id}/gates/begin", post(gates::begin))
+        .route("/runs/{id}/gates/{gate}", get(gates::get))
+        .route("/runs/{id}/gates/{gate}/resolve", post(gates::resolve))
+        .route("/runs/{id}/state", axum::routing::put(state::put).patch(state::patch))
+        .route("/runs/{id}/state/save", post(state::save))
+        .route("/runs/{id}/state/versions", get(state::versions))
+        .route("/runs/{id}/snapshots", post(state::snapshot).get(state::snapshots))
+        .route("/runs/{id}/usage", post(state::usage))
+        .route("/runs/{id}/events", get(sse::events));
+    api.fallback(guard::not_found)
+        .method_not_allowed_fallback(guard::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(engine.clone(), guard::auth))
+        .layer(axum::middleware::from_fn(guard::cors))
+        .with_state(engine)
+}

@@ -1,0 +1,96 @@
+//! Run endpoints: create, list, detail, begin, complete, fail, cancel, children.
+
+use super::body::RawBody;
+use super::error::{ApiError, ApiResult};
+use crate::engine::{Engine, NewChild, NewRun};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+pub async fn health() -> Json<Value> {
+    Json(json!({"ok": true}))
+}
+
+pub async fn list(State(engine): State<Engine>) -> ApiResult {
+    Ok(Json(json!({"runs": engine.list_runs().await?})))
+}
+
+pub async fn detail(State(engine): State<Engine>, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(engine.run_detail(&id).await?))
+}
+
+/// Fields shared by run creation and child creation.
+fn new_run(f: &mut super::body::Fields, workflow_name: String) -> NewRun {
+    NewRun {
+        workflow_name,
+        input: f.any("input").unwrap_or(Value::Null),
+        metadata: f.opt_record("metadata").unwrap_or_else(|| json!({})),
+        recovery_webhook: f.opt_url("recoveryWebhook"),
+        channels: f.opt_channels("channels"),
+    }
+}
+
+pub async fn create(State(engine): State<Engine>, Path(name): Path<String>, body: RawBody) -> ApiResult {
+    let mut f = body.fields()?;
+    let new = new_run(&mut f, name);
+    f.finish()?;
+    Ok(Json(json!({"run": engine.create_run(new).await?})))
+}
+
+pub async fn begin(State(engine): State<Engine>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
+    let owner = headers
+        .get("x-tidebase-worker")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(String::from);
+    let (run, owner) = engine.begin_run(&id, owner).await?;
+    Ok(Json(json!({"run": run, "leaseOwner": owner})))
+}
+
+/// Complete and fail bodies are not schema-checked: a non-object counts as
+/// an object without fields, but the body must be JSON.
+fn unvalidated(body: &RawBody) -> Result<Value, ApiError> {
+    match body.json()? {
+        Value::Null => Err(ApiError::bad_request("request body must be a JSON object, got null")),
+        v => Ok(v),
+    }
+}
+
+pub async fn complete(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+    let b = unvalidated(&body)?;
+    let result = b.get("result").cloned().unwrap_or(Value::Null);
+    Ok(Json(json!({"run": engine.complete_run(&id, result).await?})))
+}
+
+pub async fn fail(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+    let b = unvalidated(&body)?;
+    let error = b.get("error").cloned().unwrap_or_else(|| json!({}));
+    let class = b.get("failureClass").filter(|v| !v.is_null()).map(|v| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
+    let (run, requeued) = engine.fail_run(&id, error, class).await?;
+    Ok(Json(json!({"run": run, "requeued": requeued})))
+}
+
+pub async fn cancel(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+    let mut f = super::body::Fields::new(body.json_or_empty())?;
+    let reason = f.opt_str("reason");
+    let actor = f.opt_str("actor");
+    f.finish()?;
+    Ok(Json(json!({"run": engine.cancel_run(&id, reason, actor).await?})))
+}
+
+pub async fn child(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+    let mut f = body.fields()?;
+    let edge_name = f.name("name");
+    let workflow = f.name("workflowName");
+    let run = new_run(&mut f, workflow);
+    let edge_type = f.opt_name("edgeType").unwrap_or_else(|| "child".into());
+    let edge_metadata = f.opt_record("edgeMetadata").unwrap_or_else(|| json!({}));
+    f.finish()?;
+    let req = NewChild { edge_name, run, edge_type, edge_metadata };
+    let (run, edge, created) = engine.create_child(&id, req).await?;
+    Ok(Json(json!({"run": run, "edge": edge, "created": created})))
+}

@@ -1,0 +1,103 @@
+//! Live state, versions, snapshots and usage endpoints.
+
+use super::body::{Fields, RawBody};
+use super::error::ApiResult;
+use crate::engine::{Engine, NewUsage, StateWrite, WriteMode};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+const IMPORTANCE: [&str; 4] = ["transient", "normal", "checkpoint", "milestone"];
+
+fn version_meta(f: &mut Fields) -> StateWrite {
+    StateWrite {
+        stream: f.opt_name("stream"),
+        label: f.opt_name("label"),
+        reason: f.opt_str("reason"),
+        importance: f.opt_enum("importance", &IMPORTANCE),
+        metadata: f.opt_record("metadata"),
+        created_by: f.opt_str("createdBy"),
+    }
+}
+
+async fn write(engine: Engine, id: String, body: RawBody, mode: WriteMode) -> ApiResult {
+    let mut f = body.fields()?;
+    let value = f.any("value");
+    let meta = version_meta(&mut f);
+    f.finish()?;
+    Ok(Json(json!({"state": engine.write_state(&id, mode, value, meta).await?})))
+}
+
+pub async fn put(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+    write(engine, id, body, WriteMode::Replace).await
+}
+
+pub async fn patch(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+    write(engine, id, body, WriteMode::Merge).await
+}
+
+pub async fn save(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+    let mut f = body.fields()?;
+    let label = f.name("label");
+    let meta = version_meta(&mut f);
+    f.finish()?;
+    Ok(Json(json!({"stateVersion": engine.save_state(&id, label, meta).await?})))
+}
+
+pub async fn versions(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let labeled_only = q.get("labeled").is_some_and(|v| v == "true");
+    let versions = engine.state_versions(&id, q.get("stream").map(String::as_str), labeled_only).await?;
+    Ok(Json(json!({"stateVersions": versions})))
+}
+
+pub async fn snapshot(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+    let mut f = body.fields()?;
+    let label = f.name("label");
+    let state = f.any("state").unwrap_or(Value::Null);
+    let target = match f.any("target") {
+        None => None,
+        Some(t) => {
+            let mut t = Fields::new(t)?;
+            let (kind, id) = (t.name("type"), t.name("id"));
+            t.finish()?;
+            Some((kind, id))
+        }
+    };
+    let meta = StateWrite {
+        reason: f.opt_str("reason"),
+        metadata: f.opt_record("metadata"),
+        created_by: f.opt_str("createdBy"),
+        ..StateWrite::default()
+    };
+    f.finish()?;
+    Ok(Json(json!({"snapshot": engine.create_snapshot(&id, label, state, target, meta).await?})))
+}
+
+pub async fn snapshots(State(engine): State<Engine>, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(json!({"snapshots": engine.snapshots(&id).await?})))
+}
+
+pub async fn usage(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+    let mut f = body.fields()?;
+    let req = NewUsage {
+        step_id: f.opt_str("stepId"),
+        kind: f.opt_name("kind"),
+        provider: f.opt_str("provider"),
+        model: f.opt_str("model"),
+        label: f.opt_str("label"),
+        quantity: f.opt_num("quantity", None),
+        unit: f.opt_str("unit"),
+        input_tokens: f.opt_int("inputTokens", 0, false),
+        output_tokens: f.opt_int("outputTokens", 0, false),
+        total_tokens: f.opt_int("totalTokens", 0, false),
+        cost_usd: f.opt_num("costUsd", Some(0.0)),
+        metadata: f.opt_record("metadata"),
+    };
+    f.finish()?;
+    Ok(Json(json!({"usage": engine.record_usage(&id, req).await?})))
+}

@@ -1,0 +1,79 @@
+//! `tidebase-host serve`.
+
+use super::DbArgs;
+use crate::config::Settings;
+use crate::engine::Engine;
+use clap::Args;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 7373)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, env = "TIDEBASE_BIND", default_value = "0.0.0.0")]
+    bind: String,
+    #[command(flatten)]
+    db: DbArgs,
+    /// Require `Authorization: Bearer <key>` on every route but /health.
+    #[arg(long, env = "TIDEBASE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// HMAC-SHA256 key for recovery and invoke webhooks.
+    #[arg(long, env = "TIDEBASE_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Run and step lease duration in milliseconds.
+    #[arg(long, env = "TIDEBASE_LEASE_MS", default_value_t = 60_000)]
+    lease_ms: i64,
+    /// Public base URL used in gate resolve links.
+    #[arg(long, env = "TIDEBASE_PUBLIC_URL")]
+    public_url: Option<String>,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let opts = args.db.connect_options(super::auto_migrate());
+    let (_, backend) = opts.resolve()?;
+    let store = crate::store::connect(&opts).await?;
+    let settings = Settings {
+        lease_ms: args.lease_ms,
+        api_key: args.api_key.filter(|k| !k.is_empty()),
+        public_url: args
+            .public_url
+            .unwrap_or_else(|| format!("http://localhost:{}", args.port))
+            .trim_end_matches('/')
+            .to_string(),
+        webhook_secret: args.webhook_secret.filter(|k| !k.is_empty()),
+    };
+    let engine = Engine::new(store, crate::clock::system(), settings);
+    let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port)).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, store = ?backend, "tidebase-host listening");
+    eprintln!("tidebase-host: serving on http://{addr} (store: {backend:?})");
+    axum::serve(listener, crate::api::router(engine))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shut down cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

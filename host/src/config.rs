@@ -1,0 +1,24 @@
+//! Runtime settings shared by the engine and the HTTP server.
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Run- and step-lease duration (`TIDEBASE_LEASE_MS`).
+    pub lease_ms: i64,
+    /// Opt-in bearer key (`TIDEBASE_API_KEY`); `None` leaves the API open.
+    pub api_key: Option<String>,
+    /// Base URL used in gate `resolveUrl`s (`TIDEBASE_PUBLIC_URL`).
+    pub public_url: String,
+    /// HMAC key for recovery and invoke webhooks (`TIDEBASE_WEBHOOK_SECRET`).
+    pub webhook_secret: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lease_ms: 60_000,
+            api_key: None,
+            public_url: "http://localhost:7373".into(),
+            webhook_secret: None,
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Event reads and the live feed behind SSE and suspended wasm runs.
+//!
+//! Subscribers never receive event data from the feed, only a wake-up with a
+//! run id; they then read committed events by `seq` from the store. That makes
+//! delivery gap-free and duplicate-free, and a periodic re-read covers events
+//! committed by other replicas.
+
+use super::{Engine, Result};
+use crate::model::Event;
+use tokio::sync::broadcast;
+
+#[derive(Clone)]
+pub struct EventFeed {
+    tx: broadcast::Sender<String>,
+}
+
+impl EventFeed {
+    pub fn new() -> EventFeed {
+        EventFeed { tx: broadcast::channel(4096).0 }
+    }
+
+    pub fn notify(&self, run_id: &str) {
+        // No receivers is fine: nobody is watching.
+        let _ = self.tx.send(run_id.to_string());
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.tx.subscribe()
+    }
+}
+
+impl Default for EventFeed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Engine {
+    /// Committed events of a run with `seq > after`, oldest first.
+    pub async fn events_after(&self, run_id: &str, after: i64, limit: i64) -> Result<Vec<Event>> {
+        Ok(self.read().await?.events_after(run_id, after, limit).await?)
+    }
+
+    /// Wake-ups (run ids) for every commit that appended events in this process.
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.feed.subscribe()
+    }
+}

@@ -1,0 +1,288 @@
+//! Run lifecycle: create, begin (run lease), complete, fail, cancel, read.
+
+use super::write::Write;
+use super::{Engine, EngineError, Result};
+use crate::clock::Micros;
+use crate::ids;
+use crate::model::{Channel, Run, RunStatus};
+use serde_json::{Value, json};
+
+#[derive(Clone, Debug, Default)]
+pub struct NewChannel {
+    pub url: String,
+    pub secret: Option<String>,
+    pub events: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub workflow_name: String,
+    pub input: Value,
+    pub metadata: Value,
+    pub recovery_webhook: Option<String>,
+    pub channels: Vec<NewChannel>,
+}
+
+impl NewRun {
+    pub fn named(workflow_name: impl Into<String>, input: Value) -> NewRun {
+        NewRun {
+            workflow_name: workflow_name.into(),
+            input,
+            metadata: json!({}),
+            recovery_webhook: None,
+            channels: vec![],
+        }
+    }
+}
+
+/// `channels` as they appear in `run.created` payloads: no secrets.
+fn public_channels(channels: &[NewChannel]) -> Value {
+    channels
+        .iter()
+        .map(|c| json!({"type": "webhook", "url": c.url, "events": c.events}))
+        .collect()
+}
+
+impl Engine {
+    /// Insert a run row, its channels and its `run.created` event.
+    pub(crate) async fn insert_run(
+        &self,
+        w: &mut Write,
+        new: NewRun,
+        extra_created: Value,
+        now: Micros,
+    ) -> Result<Run> {
+        let mut run = Run::new(ids::new_id("run"), new.workflow_name, now);
+        run.input = if new.input.is_null() { json!({}) } else { new.input };
+        run.metadata = new.metadata;
+        run.recovery_webhook = new.recovery_webhook;
+        w.tx.insert_run(&run).await?;
+        for c in &new.channels {
+            let channel = Channel {
+                id: ids::new_id("chan"),
+                run_id: Some(run.id.clone()),
+                kind: "webhook".into(),
+                config: json!({"url": c.url, "secret": c.secret}),
+                events: json!(c.events),
+                created_at: now,
+            };
+            w.tx.insert_channel(&channel).await?;
+        }
+        let mut payload = json!({
+            "workflowName": run.workflow_name,
+            "input": run.input,
+            "channels": public_channels(&new.channels),
+        });
+        if let (Value::Object(p), Value::Object(extra)) = (&mut payload, extra_created) {
+            p.extend(extra);
+        }
+        w.event(&run.id, "run.created", payload, now).await?;
+        Ok(run)
+    }
+
+    pub async fn create_run(&self, new: NewRun) -> Result<Run> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        let run = self.insert_run(&mut w, new, json!({}), now).await?;
+        self.commit(w).await?;
+        Ok(run)
+    }
+
+    pub async fn get_run(&self, id: &str) -> Result<Run> {
+        self.read().await?.run(id, false).await?.ok_or_else(EngineError::run_not_found)
+    }
+
+    pub async fn list_runs(&self) -> Result<Vec<Run>> {
+        Ok(self.read().await?.list_runs(100).await?)
+    }
+
+    /// Everything about one run, as `GET /runs/:id` returns it.
+    pub async fn run_detail(&self, id: &str) -> Result<Value> {
+        let mut r = self.read().await?;
+        let run = r.run(id, false).await?.ok_or_else(EngineError::run_not_found)?;
+        let edges = r.edges(id).await?;
+        let mut children = Vec::with_capacity(edges.len());
+        for e in &edges {
+            if let Some(child) = r.run(&e.child_run_id, false).await? {
+                children.push(child);
+            }
+        }
+        Ok(json!({
+            "run": run,
+            "steps": r.steps(id).await?,
+            "state": r.live_state(id, false).await?,
+            "stateStreams": r.streams(id).await?,
+            "stateVersions": r.versions(id, None, false).await?,
+            "runEdges": edges,
+            "childRuns": children,
+            "recoveryAttempts": r.recovery_attempts(id).await?,
+            "channels": r.channels(id).await?,
+            "channelDeliveries": r.deliveries(id).await?,
+            "gates": r.gates(id).await?,
+            "usage": r.usage(id).await?,
+            "events": r.events_after(id, 0, i64::MAX).await?,
+        }))
+    }
+
+    /// Take the run lease (`POST /runs/:id/begin`). A completed run is
+    /// returned unchanged with no lease; `owner` is echoed either way.
+    pub async fn begin_run(&self, id: &str, owner: Option<String>) -> Result<(Run, String)> {
+        let owner = owner.unwrap_or_else(ids::lease_owner);
+        let now = self.now();
+        let mut w = self.write().await?;
+        let mut run = w.tx.run(id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        match run.status {
+            RunStatus::Completed => return Ok((run, owner)),
+            RunStatus::Cancelled => return Err(EngineError::run_cancelled(Some(&run))),
+            _ => {}
+        }
+        if let Some(holder) = run.live_lease_owner(now).filter(|h| *h != owner) {
+            return Err(EngineError::Conflict(
+                json!({"error": "run is leased", "leaseOwner": holder}),
+            ));
+        }
+        run.status = RunStatus::Running;
+        run.lease_owner = Some(owner.clone());
+        run.lease_expires_at = Some(self.lease_expiry(now));
+        run.attempt += 1;
+        run.updated_at = now;
+        w.tx.update_run(&run).await?;
+        w.event(id, "run.started", json!({"leaseOwner": owner}), now).await?;
+        self.commit(w).await?;
+        Ok((run, owner))
+    }
+
+    /// Finish a run successfully. Completed and cancelled runs are final:
+    /// a repeat complete answers with the run unchanged.
+    pub async fn complete_run(&self, id: &str, result: Value) -> Result<Run> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        let mut run = w.tx.run(id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        if run.status.is_final() {
+            return Ok(run);
+        }
+        run.status = RunStatus::Completed;
+        run.result = Some(result.clone());
+        run.error = None;
+        run.clear_lease();
+        run.completed_at = Some(now);
+        run.updated_at = now;
+        w.tx.update_run(&run).await?;
+        w.event(id, "run.completed", json!({"result": result}), now).await?;
+        self.commit(w).await?;
+        Ok(run)
+    }
+
+    /// Fail a run, or put a queue run with attempts left back on its queue.
+    /// Returns the run and whether it was requeued.
+    pub async fn fail_run(
+        &self,
+        id: &str,
+        error: Value,
+        failure_class: Option<String>,
+    ) -> Result<(Run, bool)> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        let mut run = w.tx.run(id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        match run.status {
+            RunStatus::Cancelled => return Ok((run, false)),
+            RunStatus::Completed => {
+                return Err(EngineError::Conflict(
+                    json!({"error": "run already completed", "run": run}),
+                ));
+            }
+            _ => {}
+        }
+        run.error = Some(error.clone());
+        run.clear_lease();
+        run.updated_at = now;
+        let requeued = run.queue.is_some() && run.attempt < run.max_attempts;
+        if requeued {
+            let next = now + backoff_ms(run.attempt) * 1000;
+            run.status = RunStatus::Queued;
+            run.run_at = Some(next);
+            w.tx.update_run(&run).await?;
+            let payload = json!({
+                "error": error,
+                "attempt": run.attempt,
+                "maxAttempts": run.max_attempts,
+                "nextRunAt": crate::clock::iso(next),
+            });
+            w.event(id, "run.requeued", payload, now).await?;
+        } else {
+            run.status = RunStatus::Failed;
+            run.failure_class = if run.queue.is_some() && run.max_attempts > 1 {
+                Some("max_retries".into())
+            } else {
+                failure_class
+            };
+            w.tx.update_run(&run).await?;
+            let payload = json!({"error": error, "failureClass": run.failure_class});
+            w.event(id, "run.failed", payload, now).await?;
+        }
+        self.commit(w).await?;
+        Ok((run, requeued))
+    }
+
+    /// Cancel a run: one-way and idempotent; completed runs refuse.
+    pub async fn cancel_run(
+        &self,
+        id: &str,
+        reason: Option<String>,
+        actor: Option<String>,
+    ) -> Result<Run> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        let mut run = w.tx.run(id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        match run.status {
+            RunStatus::Cancelled => return Ok(run),
+            RunStatus::Completed => {
+                return Err(EngineError::Conflict(
+                    json!({"error": "run already completed", "run": run}),
+                ));
+            }
+            _ => {}
+        }
+        self.mark_cancelled(&mut run, reason.clone(), actor.clone(), now);
+        w.tx.update_run(&run).await?;
+        w.event(id, "run.cancelled", json!({"reason": reason, "actor": actor}), now).await?;
+        self.commit(w).await?;
+        Ok(run)
+    }
+
+    pub(crate) fn mark_cancelled(
+        &self,
+        run: &mut Run,
+        reason: Option<String>,
+        actor: Option<String>,
+        now: Micros,
+    ) {
+        run.status = RunStatus::Cancelled;
+        run.cancel_requested_at = Some(run.cancel_requested_at.unwrap_or(now));
+        run.cancelled_at = Some(now);
+        run.cancel_reason = reason;
+        run.cancel_actor = actor;
+        run.clear_lease();
+        run.completed_at = Some(now);
+        run.updated_at = now;
+    }
+}
+
+/// Queue retry delay after attempt `a`: min(300 s, 5 s × 2^max(0, a−1)).
+pub fn backoff_ms(attempt: i32) -> i64 {
+    let exp = (attempt - 1).clamp(0, 16) as u32;
+    (5_000i64 << exp).min(300_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_ms;
+
+    #[test]
+    fn backoff_follows_the_protocol_table() {
+        let table = [(0, 5_000), (1, 5_000), (2, 10_000), (3, 20_000), (6, 160_000), (7, 300_000), (40, 300_000)];
+        for (attempt, ms) in table {
+            assert_eq!(backoff_ms(attempt), ms, "attempt {attempt}");
+        }
+    }
+}

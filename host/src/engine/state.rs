@@ -1,0 +1,223 @@
+//! Live run state, named version streams, labels and snapshots.
+
+use super::write::Write;
+use super::{Engine, EngineError, Result};
+use crate::clock::Micros;
+use crate::ids;
+use crate::model::{LiveState, StateStream, StateVersion};
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    Replace,
+    Merge,
+}
+
+/// Version metadata shared by state writes, saves and snapshots.
+#[derive(Clone, Debug, Default)]
+pub struct StateWrite {
+    pub stream: Option<String>,
+    pub label: Option<String>,
+    pub reason: Option<String>,
+    pub importance: Option<String>,
+    pub metadata: Option<Value>,
+    pub created_by: Option<String>,
+}
+
+/// `jsonb ||`: shallow merge of two objects, otherwise array concatenation.
+fn merge(old: Value, patch: &Value) -> Value {
+    match (old, patch) {
+        (Value::Object(mut a), Value::Object(b)) => {
+            a.extend(b.clone());
+            Value::Object(a)
+        }
+        (old, patch) => {
+            let as_list = |v: Value| match v {
+                Value::Array(items) => items,
+                other => vec![other],
+            };
+            let mut items = as_list(old);
+            items.extend(as_list(patch.clone()));
+            Value::Array(items)
+        }
+    }
+}
+
+struct Target<'a> {
+    kind: &'a str,
+    id: Option<&'a str>,
+}
+
+impl Engine {
+    /// Append the next version to a stream (creating it), moving its current
+    /// value. Versions are gap-free per stream: the stream row is locked.
+    async fn record_version(
+        &self,
+        w: &mut Write,
+        run_id: &str,
+        stream_name: &str,
+        target: Target<'_>,
+        value: Value,
+        patch: Option<Value>,
+        meta: StateWrite,
+        default_importance: &str,
+        now: Micros,
+    ) -> Result<StateVersion> {
+        let existing = w.tx.stream(run_id, stream_name, true).await?;
+        let insert = existing.is_none();
+        let mut stream = existing.unwrap_or_else(|| StateStream {
+            id: ids::new_id("stream"),
+            run_id: Some(run_id.to_string()),
+            name: stream_name.to_string(),
+            target_type: String::new(),
+            target_id: None,
+            current_version: 0,
+            current_value: json!({}),
+            metadata: json!({}),
+            created_at: now,
+            updated_at: now,
+        });
+        stream.current_version += 1;
+        stream.current_value = value.clone();
+        stream.target_type = target.kind.to_string();
+        stream.target_id = target.id.map(String::from);
+        stream.updated_at = now;
+        w.tx.put_stream(&stream, insert).await?;
+        let version = StateVersion {
+            id: ids::new_id("ver"),
+            stream_id: stream.id.clone(),
+            run_id: Some(run_id.to_string()),
+            step_id: None,
+            version: stream.current_version,
+            value,
+            patch,
+            label: meta.label,
+            reason: meta.reason,
+            importance: meta.importance.unwrap_or_else(|| default_importance.into()),
+            metadata: meta.metadata.unwrap_or_else(|| json!({})),
+            created_by: meta.created_by,
+            created_at: now,
+        };
+        w.tx.insert_version(&version).await?;
+        Ok(version)
+    }
+
+    /// PUT (replace) or PATCH (merge) the live state. `value` is `None` when
+    /// the request carried none.
+    pub async fn write_state(
+        &self,
+        run_id: &str,
+        mode: WriteMode,
+        value: Option<Value>,
+        meta: StateWrite,
+    ) -> Result<LiveState> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        w.tx.run(run_id, false).await?.ok_or_else(EngineError::run_not_found)?;
+        let given = value.clone().filter(|v| !v.is_null()).unwrap_or_else(|| json!({}));
+        let current = w.tx.live_state(run_id, true).await?;
+        let version = current.as_ref().map_or(1, |s| s.version + 1);
+        let new_value = match (mode, current) {
+            (WriteMode::Merge, Some(cur)) => merge(cur.value, &given),
+            _ => given.clone(),
+        };
+        let state = LiveState { run_id: run_id.to_string(), value: new_value.clone(), version, updated_at: now };
+        w.tx.put_live_state(&state).await?;
+        let stream = meta.stream.clone().unwrap_or_else(|| "run".into());
+        let patch = (mode == WriteMode::Merge).then(|| given.clone());
+        let target = Target { kind: "run", id: Some(run_id) };
+        let ver = self
+            .record_version(&mut w, run_id, &stream, target, new_value.clone(), patch, meta, "normal", now)
+            .await?;
+        let mut payload = json!({"stateVersion": ver.public()});
+        match mode {
+            WriteMode::Replace => {
+                if let Some(v) = value {
+                    payload["value"] = v;
+                }
+            }
+            WriteMode::Merge => {
+                payload["value"] = new_value;
+                payload["patch"] = given;
+            }
+        }
+        w.event(run_id, "state.updated", payload, now).await?;
+        self.commit(w).await?;
+        Ok(state)
+    }
+
+    /// Label the current value of a stream as a new version.
+    pub async fn save_state(&self, run_id: &str, label: String, meta: StateWrite) -> Result<StateVersion> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        let stream_name = meta.stream.clone().unwrap_or_else(|| "run".into());
+        let not_found = || EngineError::NotFound("run state not found");
+        let (value, kind, id) = if stream_name == "run" {
+            let live = w.tx.live_state(run_id, true).await?.ok_or_else(not_found)?;
+            (live.value, "run".to_string(), Some(run_id.to_string()))
+        } else {
+            let s = w.tx.stream(run_id, &stream_name, true).await?.ok_or_else(not_found)?;
+            (s.current_value, s.target_type, s.target_id)
+        };
+        let meta = StateWrite { label: Some(label), ..meta };
+        let target = Target { kind: &kind, id: id.as_deref() };
+        let ver = self
+            .record_version(&mut w, run_id, &stream_name, target, value, None, meta, "milestone", now)
+            .await?;
+        w.event(run_id, "state.saved", json!({"stateVersion": ver.public()}), now).await?;
+        self.commit(w).await?;
+        Ok(ver)
+    }
+
+    pub async fn state_versions(&self, run_id: &str, stream: Option<&str>, labeled_only: bool) -> Result<Vec<StateVersion>> {
+        Ok(self.read().await?.versions(run_id, stream, labeled_only).await?)
+    }
+
+    /// The live state of a run, if it has ever been written.
+    pub async fn live_state(&self, run_id: &str) -> Result<Option<LiveState>> {
+        Ok(self.read().await?.live_state(run_id, false).await?)
+    }
+
+    /// A labelled milestone version in stream `<type>:<id>`; live state untouched.
+    pub async fn create_snapshot(
+        &self,
+        run_id: &str,
+        label: String,
+        state: Value,
+        target: Option<(String, String)>,
+        meta: StateWrite,
+    ) -> Result<StateVersion> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        w.tx.run(run_id, false).await?.ok_or_else(EngineError::run_not_found)?;
+        let (kind, id) = target.unwrap_or_else(|| ("run".into(), run_id.to_string()));
+        let stream = format!("{kind}:{id}");
+        let meta = StateWrite { label: Some(label), importance: Some("milestone".into()), ..meta };
+        let value = if state.is_null() { json!({}) } else { state };
+        let target = Target { kind: &kind, id: Some(&id) };
+        let ver = self
+            .record_version(&mut w, run_id, &stream, target, value, None, meta, "milestone", now)
+            .await?;
+        w.event(run_id, "snapshot.created", json!({"stateVersion": ver.public()}), now).await?;
+        self.commit(w).await?;
+        Ok(ver)
+    }
+
+    pub async fn snapshots(&self, run_id: &str) -> Result<Vec<StateVersion>> {
+        Ok(self.read().await?.snapshots(run_id).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge;
+    use serde_json::json;
+
+    #[test]
+    fn merge_matches_jsonb_concatenation() {
+        assert_eq!(merge(json!({"a": 1, "b": 2}), &json!({"b": null, "c": 3})), json!({"a": 1, "b": null, "c": 3}));
+        assert_eq!(merge(json!([1]), &json!([2, 3])), json!([1, 2, 3]));
+        assert_eq!(merge(json!({"a": 1}), &json!(5)), json!([{"a": 1}, 5]));
+        assert_eq!(merge(json!("x"), &json!({"a": 1})), json!(["x", {"a": 1}]));
+    }
+}

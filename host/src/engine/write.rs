@@ -1,0 +1,40 @@
+//! A write transaction that remembers which runs got new events, so the event
+//! feed is poked only after the data is committed.
+
+use super::{Engine, Result};
+use crate::model::Event;
+use crate::store::Tx;
+use serde_json::Value;
+
+pub(crate) struct Write {
+    pub tx: Box<dyn Tx>,
+    touched: Vec<String>,
+}
+
+impl Engine {
+    pub(crate) async fn write(&self) -> Result<Write> {
+        Ok(Write { tx: self.store.write().await?, touched: Vec::new() })
+    }
+
+    pub(crate) async fn read(&self) -> Result<Box<dyn Tx>> {
+        Ok(self.store.read().await?)
+    }
+
+    pub(crate) async fn commit(&self, w: Write) -> Result<()> {
+        w.tx.commit().await?;
+        for run_id in w.touched {
+            self.feed.notify(&run_id);
+        }
+        Ok(())
+    }
+}
+
+impl Write {
+    pub async fn event(&mut self, run_id: &str, kind: &str, payload: Value, now: i64) -> Result<Event> {
+        let event = self.tx.append_event(run_id, kind, &payload, now).await?;
+        if !self.touched.iter().any(|r| r == run_id) {
+            self.touched.push(run_id.to_string());
+        }
+        Ok(event)
+    }
+}

@@ -1,0 +1,33 @@
+//! Rows as the engine sees them. Each serialises straight to its wire shape
+//! (camelCase fields, ISO timestamps), so the API never re-maps fields.
+
+mod contract;
+mod gate;
+mod run;
+mod state;
+mod step;
+mod misc;
+
+pub use contract::{ResumeContract, classify_failure};
+pub use gate::Gate;
+pub use misc::{Channel, Event, RunEdge, UsageRecord};
+pub use run::{Run, RunStatus};
+pub use state::{LiveState, StateStream, StateVersion};
+pub use step::Step;
+
+/// Serde helpers emitting stored microsecond timestamps as wire strings.
+pub(crate) mod ts {
+    use crate::clock::{Micros, iso};
+    use serde::Serializer;
+
+    pub fn req<S: Serializer>(v: &Micros, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&iso(*v))
+    }
+
+    pub fn opt<S: Serializer>(v: &Option<Micros>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&iso(*v)),
+            None => s.serialize_none(),
+        }
+    }
+}

@@ -1,0 +1,142 @@
+use super::ts;
+use crate::clock::Micros;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    Pending,
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> RunStatus {
+        match s {
+            "queued" => RunStatus::Queued,
+            "running" => RunStatus::Running,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            _ => RunStatus::Pending,
+        }
+    }
+
+    /// Completed and cancelled runs never change again (our deviation from
+    /// v0.5, which let a later complete/fail overwrite a completed run).
+    pub fn is_final(self) -> bool {
+        matches!(self, RunStatus::Completed | RunStatus::Cancelled)
+    }
+}
+
+impl Serialize for RunStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A run row. Internal columns are skipped on the wire.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    pub id: String,
+    pub workflow_name: String,
+    pub input: Value,
+    pub metadata: Value,
+    pub status: RunStatus,
+    pub result: Option<Value>,
+    pub error: Option<Value>,
+    pub recovery_webhook: Option<String>,
+    pub lease_owner: Option<String>,
+    #[serde(serialize_with = "ts::opt")]
+    pub lease_expires_at: Option<Micros>,
+    pub attempt: i32,
+    pub queue: Option<String>,
+    pub dedupe_key: Option<String>,
+    pub priority: i32,
+    #[serde(serialize_with = "ts::opt")]
+    pub run_at: Option<Micros>,
+    pub max_attempts: i32,
+    #[serde(serialize_with = "ts::opt")]
+    pub deadline_at: Option<Micros>,
+    #[serde(serialize_with = "ts::opt")]
+    pub cancel_requested_at: Option<Micros>,
+    #[serde(serialize_with = "ts::opt")]
+    pub cancelled_at: Option<Micros>,
+    pub cancel_reason: Option<String>,
+    pub cancel_actor: Option<String>,
+    pub failure_class: Option<String>,
+    #[serde(serialize_with = "ts::req")]
+    pub created_at: Micros,
+    #[serde(serialize_with = "ts::req")]
+    pub updated_at: Micros,
+    #[serde(serialize_with = "ts::opt")]
+    pub completed_at: Option<Micros>,
+    #[serde(skip)]
+    pub claimed_at: Option<Micros>,
+    /// Digest of the deployed component a wasm run is pinned to.
+    #[serde(skip)]
+    pub component_digest: Option<String>,
+}
+
+impl Run {
+    /// A fresh `pending` run with protocol defaults.
+    pub fn new(id: String, workflow_name: String, now: Micros) -> Run {
+        Run {
+            id,
+            workflow_name,
+            input: Value::Object(Default::default()),
+            metadata: Value::Object(Default::default()),
+            status: RunStatus::Pending,
+            result: None,
+            error: None,
+            recovery_webhook: None,
+            lease_owner: None,
+            lease_expires_at: None,
+            attempt: 0,
+            queue: None,
+            dedupe_key: None,
+            priority: 0,
+            run_at: None,
+            max_attempts: 1,
+            deadline_at: None,
+            cancel_requested_at: None,
+            cancelled_at: None,
+            cancel_reason: None,
+            cancel_actor: None,
+            failure_class: None,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+            claimed_at: None,
+            component_digest: None,
+        }
+    }
+
+    /// A lease is live when it has an owner and an expiry still in the future.
+    pub fn live_lease_owner(&self, now: Micros) -> Option<&str> {
+        match (&self.lease_owner, self.lease_expires_at) {
+            (Some(owner), Some(exp)) if exp > now => Some(owner),
+            _ => None,
+        }
+    }
+
+    pub fn clear_lease(&mut self) {
+        self.lease_owner = None;
+        self.lease_expires_at = None;
+    }
+}
