@@ -12,4 +12,5 @@ pub mod config;
 pub mod engine;
 pub mod ids;
 pub mod model;
+pub mod runtime;
 pub mod store;

@@ -41,6 +41,22 @@ impl Engine {
         Ok(self.read().await?.events_after(run_id, after, limit).await?)
     }
 
+    /// A line a wasm workflow logged, kept as a `log` event of its run
+    /// (our addition to the v0.5 catalogue).
+    pub async fn log(&self, run_id: &str, level: &str, message: &str) -> Result<()> {
+        self.logs(run_id, &[(level, message.to_string())]).await
+    }
+
+    /// Several log lines (e.g. captured stdout/stderr) in one commit.
+    pub async fn logs(&self, run_id: &str, lines: &[(&str, String)]) -> Result<()> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        for (level, message) in lines {
+            w.event(run_id, "log", serde_json::json!({"level": level, "message": message}), now).await?;
+        }
+        self.commit(w).await
+    }
+
     /// Wake-ups (run ids) for every commit that appended events in this process.
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
         self.feed.subscribe()

@@ -90,6 +90,7 @@ impl Engine {
         w.tx.update_gate(&gate).await?;
         let public = gate.public(&self.settings.public_url);
         w.event(run_id, "gate.resolved", json!({"gate": public}), now).await?;
+        self.wake(&mut w, run_id, now).await?;
         self.commit(w).await?;
         Ok(gate)
     }

@@ -6,20 +6,24 @@ mod children;
 mod error;
 mod events;
 mod gates;
+mod hash;
 mod runs;
 mod state;
 mod steps;
 mod usage;
+mod wasm;
 mod write;
 
 pub use children::NewChild;
 pub use error::EngineError;
 pub use events::EventFeed;
 pub use gates::{GateBegin, GateResolve};
+pub use hash::stable_hash;
 pub use runs::{NewChannel, NewRun};
 pub use state::{StateWrite, WriteMode};
-pub use steps::{StepAction, StepBegin, StepFail};
+pub use steps::{StepAction, StepBegin, StepFail, StepOutcome};
 pub use usage::NewUsage;
+pub use wasm::{DeployLimits, digest_of};
 
 use crate::clock::{Clock, Micros};
 use crate::config::Settings;

@@ -56,6 +56,7 @@ impl Engine {
         run.input = if new.input.is_null() { json!({}) } else { new.input };
         run.metadata = new.metadata;
         run.recovery_webhook = new.recovery_webhook;
+        self.pin_component(w, &mut run).await?;
         w.tx.insert_run(&run).await?;
         for c in &new.channels {
             let channel = Channel {
@@ -169,6 +170,7 @@ impl Engine {
         run.updated_at = now;
         w.tx.update_run(&run).await?;
         w.event(id, "run.completed", json!({"result": result}), now).await?;
+        self.wake_parent(&mut w, &run, now).await?;
         self.commit(w).await?;
         Ok(run)
     }
@@ -219,6 +221,7 @@ impl Engine {
             w.tx.update_run(&run).await?;
             let payload = json!({"error": error, "failureClass": run.failure_class});
             w.event(id, "run.failed", payload, now).await?;
+            self.wake_parent(&mut w, &run, now).await?;
         }
         self.commit(w).await?;
         Ok((run, requeued))
@@ -246,6 +249,7 @@ impl Engine {
         self.mark_cancelled(&mut run, reason.clone(), actor.clone(), now);
         w.tx.update_run(&run).await?;
         w.event(id, "run.cancelled", json!({"reason": reason, "actor": actor}), now).await?;
+        self.wake_parent(&mut w, &run, now).await?;
         self.commit(w).await?;
         Ok(run)
     }

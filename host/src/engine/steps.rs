@@ -1,6 +1,13 @@
 //! Step checkpoints: the begin decision procedure, fenced complete and fail.
+//!
+//! Two doors use these rules. SDK workers speak the v0.5 protocol (begin,
+//! then complete or fail: two commits). Wasm runs execute under the run lease
+//! inside this process, so they check without writing and record the whole
+//! attempt in one commit when it ends ([`Engine::checkpoint_step`]).
 
+use super::write::Write;
 use super::{Engine, EngineError, Result};
+use crate::clock::Micros;
 use crate::ids;
 use crate::model::{ResumeContract, RunStatus, Step, classify_failure};
 use serde_json::{Value, json};
@@ -51,6 +58,13 @@ pub struct StepFail {
     pub resume_decision: Option<String>,
 }
 
+/// How a wasm step attempt ended.
+#[derive(Clone, Debug)]
+pub enum StepOutcome {
+    Completed(Value),
+    Failed { error: Value, retryable: bool },
+}
+
 /// Checks that settle a begin without taking a lease: drift and replay.
 fn settled(existing: Option<&Step>, input_hash: &str) -> Option<StepAction> {
     let step = existing?;
@@ -65,19 +79,134 @@ fn settled(existing: Option<&Step>, input_hash: &str) -> Option<StepAction> {
 }
 
 impl Engine {
+    /// Cancellation, drift and replay of a completed checkpoint, answered
+    /// from plain reads: replaying writes nothing.
+    pub async fn settle_step(&self, run_id: &str, name: &str, input_hash: &str) -> Result<Option<StepAction>> {
+        let mut r = self.read().await?;
+        let run = r.run(run_id, false).await?.ok_or_else(EngineError::run_not_found)?;
+        if run.status == RunStatus::Cancelled {
+            return Ok(Some(StepAction::Cancelled));
+        }
+        let existing = r.step_by_name(run_id, name, false).await?;
+        Ok(settled(existing.as_ref(), input_hash))
+    }
+
+    /// A new execution attempt of a step: a fresh row or the next attempt of
+    /// an existing one, leased to `owner`, with its `step.started` event.
+    async fn start_attempt(
+        &self,
+        w: &mut Write,
+        existing: Option<Step>,
+        run_id: &str,
+        req: StepBegin,
+        owner: &str,
+        now: Micros,
+    ) -> Result<(Step, bool)> {
+        let input = if req.input.is_null() { json!({}) } else { req.input };
+        let contract = ResumeContract::from_options(&req.options);
+        let expiry = Some(self.lease_expiry(now));
+        let (step, fresh) = match existing {
+            Some(mut step) => {
+                step.input_hash = req.input_hash;
+                step.input = input;
+                step.resume_contract = contract;
+                step.options = req.options;
+                step.status = "running".into();
+                step.attempt += 1;
+                step.started_at = step.started_at.or(Some(now));
+                step.lease_owner = Some(owner.to_string());
+                step.lease_expires_at = expiry;
+                step.updated_at = now;
+                (step, false)
+            }
+            None => (
+                Step {
+                    id: ids::new_id("step"),
+                    run_id: run_id.to_string(),
+                    name: req.name,
+                    input_hash: req.input_hash,
+                    input,
+                    resume_contract: contract,
+                    options: req.options,
+                    status: "running".into(),
+                    output: None,
+                    error: None,
+                    lease_owner: Some(owner.to_string()),
+                    lease_expires_at: expiry,
+                    attempt: 1,
+                    started_at: Some(now),
+                    completed_at: None,
+                    created_at: now,
+                    updated_at: now,
+                },
+                true,
+            ),
+        };
+        let payload = json!({
+            "stepId": step.id, "name": step.name, "attempt": step.attempt,
+            "resumeContract": step.resume_contract,
+        });
+        w.event(run_id, "step.started", payload, now).await?;
+        Ok((step, fresh))
+    }
+
+    async fn save_step(&self, w: &mut Write, step: &Step, fresh: bool) -> Result<()> {
+        if fresh {
+            w.tx.insert_step(step).await?;
+        } else {
+            w.tx.update_step(step).await?;
+        }
+        Ok(())
+    }
+
+    /// Mark an attempt completed and append `step.completed`.
+    async fn finish_completed(&self, w: &mut Write, step: &mut Step, output: Value, now: Micros) -> Result<()> {
+        step.status = "completed".into();
+        step.output = Some(output);
+        step.error = None;
+        step.lease_owner = None;
+        step.lease_expires_at = None;
+        step.completed_at = Some(now);
+        step.updated_at = now;
+        let payload = json!({
+            "stepId": step.id, "name": step.name,
+            "checkpointInvariant": step.resume_contract.checkpoint_invariant,
+            "verifiedBy": step.resume_contract.verified_by,
+        });
+        w.event(&step.run_id, "step.completed", payload, now).await?;
+        Ok(())
+    }
+
+    /// Mark an attempt failed (classified per the resume contract) and append `step.failed`.
+    async fn finish_failed(
+        &self,
+        w: &mut Write,
+        step: &mut Step,
+        error: Option<Value>,
+        retryable: bool,
+        given_decision: Option<&str>,
+        now: Micros,
+    ) -> Result<()> {
+        let (decision, status) = classify_failure(&step.resume_contract, retryable, given_decision);
+        step.status = status.into();
+        step.error = error.clone();
+        step.lease_owner = None;
+        step.lease_expires_at = None;
+        step.updated_at = now;
+        let mut payload = json!({
+            "stepId": step.id, "name": step.name, "retryable": retryable,
+            "resumeDecision": decision, "resumeContract": step.resume_contract,
+        });
+        if let Some(error) = error {
+            payload["error"] = error;
+        }
+        w.event(&step.run_id, "step.failed", payload, now).await?;
+        Ok(())
+    }
+
     pub async fn begin_step(&self, run_id: &str, req: StepBegin) -> Result<StepAction> {
-        // Fast path without a transaction: cancellation, drift and replay of a
-        // completed checkpoint are answered from one read, writing nothing.
-        {
-            let mut r = self.read().await?;
-            let run = r.run(run_id, false).await?.ok_or_else(EngineError::run_not_found)?;
-            if run.status == RunStatus::Cancelled {
-                return Ok(StepAction::Cancelled);
-            }
-            let existing = r.step_by_name(run_id, &req.name, false).await?;
-            if let Some(action) = settled(existing.as_ref(), &req.input_hash) {
-                return Ok(action);
-            }
+        if let Some(action) = self.settle_step(run_id, &req.name, &req.input_hash).await? {
+            return Ok(action);
         }
         let now = self.now();
         let mut w = self.write().await?;
@@ -87,100 +216,33 @@ impl Engine {
         if let Some(action) = settled(existing.as_ref(), &req.input_hash) {
             return Ok(action);
         }
-        let owner = req.lease_owner.unwrap_or_else(ids::lease_owner);
+        let owner = req.lease_owner.clone().unwrap_or_else(ids::lease_owner);
         if let Some(step) = &existing
             && step.live_lease_owner(now).is_some_and(|h| h != owner)
         {
             return Ok(StepAction::Locked { step: step.clone() });
         }
-        let input = if req.input.is_null() { json!({}) } else { req.input };
-        let step = match existing {
-            Some(mut step) => {
-                step.input_hash = req.input_hash;
-                step.input = input;
-                step.resume_contract = ResumeContract::from_options(&req.options);
-                step.options = req.options;
-                step.status = "running".into();
-                step.attempt += 1;
-                step.started_at = step.started_at.or(Some(now));
-                step.lease_owner = Some(owner.clone());
-                step.lease_expires_at = Some(self.lease_expiry(now));
-                step.updated_at = now;
-                w.tx.update_step(&step).await?;
-                step
-            }
-            None => {
-                let step = Step {
-                    id: ids::new_id("step"),
-                    run_id: run_id.to_string(),
-                    name: req.name,
-                    input_hash: req.input_hash,
-                    input,
-                    resume_contract: ResumeContract::from_options(&req.options),
-                    options: req.options,
-                    status: "running".into(),
-                    output: None,
-                    error: None,
-                    lease_owner: Some(owner.clone()),
-                    lease_expires_at: Some(self.lease_expiry(now)),
-                    attempt: 1,
-                    started_at: Some(now),
-                    completed_at: None,
-                    created_at: now,
-                    updated_at: now,
-                };
-                w.tx.insert_step(&step).await?;
-                step
-            }
-        };
-        let payload = json!({
-            "stepId": step.id, "name": step.name, "attempt": step.attempt,
-            "resumeContract": step.resume_contract,
-        });
-        w.event(run_id, "step.started", payload, now).await?;
+        let (step, fresh) = self.start_attempt(&mut w, existing, run_id, req, &owner, now).await?;
+        self.save_step(&mut w, &step, fresh).await?;
         self.commit(w).await?;
         Ok(StepAction::Execute { step, lease_owner: owner })
     }
 
     /// Load a step for a fenced write: only its current lease owner may
     /// complete or fail it.
-    async fn fenced_step(
-        &self,
-        w: &mut super::write::Write,
-        run_id: &str,
-        step_id: &str,
-        owner: &str,
-    ) -> Result<Step> {
+    async fn fenced_step(&self, w: &mut Write, run_id: &str, step_id: &str, owner: &str) -> Result<Step> {
         match w.tx.step(run_id, step_id, true).await? {
             Some(step) if step.lease_owner.as_deref() == Some(owner) => Ok(step),
             _ => Err(EngineError::Conflict(json!({"error": "step not found or lease lost"}))),
         }
     }
 
-    pub async fn complete_step(
-        &self,
-        run_id: &str,
-        step_id: &str,
-        owner: &str,
-        output: Value,
-    ) -> Result<Step> {
+    pub async fn complete_step(&self, run_id: &str, step_id: &str, owner: &str, output: Value) -> Result<Step> {
         let now = self.now();
         let mut w = self.write().await?;
         let mut step = self.fenced_step(&mut w, run_id, step_id, owner).await?;
-        step.status = "completed".into();
-        step.output = Some(output);
-        step.error = None;
-        step.lease_owner = None;
-        step.lease_expires_at = None;
-        step.completed_at = Some(now);
-        step.updated_at = now;
+        self.finish_completed(&mut w, &mut step, output, now).await?;
         w.tx.update_step(&step).await?;
-        let payload = json!({
-            "stepId": step.id, "name": step.name,
-            "checkpointInvariant": step.resume_contract.checkpoint_invariant,
-            "verifiedBy": step.resume_contract.verified_by,
-        });
-        w.event(run_id, "step.completed", payload, now).await?;
         self.commit(w).await?;
         Ok(step)
     }
@@ -189,22 +251,46 @@ impl Engine {
         let now = self.now();
         let mut w = self.write().await?;
         let mut step = self.fenced_step(&mut w, run_id, step_id, &req.lease_owner).await?;
-        let (decision, status) =
-            classify_failure(&step.resume_contract, req.retryable, req.resume_decision.as_deref());
-        step.status = status.into();
-        step.error = req.error.clone();
-        step.lease_owner = None;
-        step.lease_expires_at = None;
-        step.updated_at = now;
+        let decision = req.resume_decision.as_deref();
+        self.finish_failed(&mut w, &mut step, req.error, req.retryable, decision, now).await?;
         w.tx.update_step(&step).await?;
-        let mut payload = json!({
-            "stepId": step.id, "name": step.name, "retryable": req.retryable,
-            "resumeDecision": decision, "resumeContract": step.resume_contract,
-        });
-        if let Some(error) = req.error {
-            payload["error"] = error;
+        self.commit(w).await?;
+        Ok(step)
+    }
+
+    /// Record a whole step attempt of a wasm run in one commit, fenced by
+    /// the run lease: a zombie instance whose lease was taken over (or whose
+    /// run was cancelled) cannot write. Returns the stored step; if another
+    /// attempt completed it meanwhile, that checkpoint wins and is returned.
+    pub async fn checkpoint_step(
+        &self,
+        run_id: &str,
+        owner: &str,
+        req: StepBegin,
+        outcome: StepOutcome,
+    ) -> Result<Step> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        self.fence_run(&mut w, run_id, owner).await?;
+        let existing = w.tx.step_by_name(run_id, &req.name, true).await?;
+        match settled(existing.as_ref(), &req.input_hash) {
+            Some(StepAction::Return { step }) => return Ok(step),
+            Some(StepAction::InputMismatch { expected, actual, .. }) => {
+                return Err(EngineError::BadRequest(format!(
+                    "step {:?} input changed: recorded hash {expected}, now {actual}",
+                    req.name
+                )));
+            }
+            _ => {}
         }
-        w.event(run_id, "step.failed", payload, now).await?;
+        let (mut step, fresh) = self.start_attempt(&mut w, existing, run_id, req, owner, now).await?;
+        match outcome {
+            StepOutcome::Completed(output) => self.finish_completed(&mut w, &mut step, output, now).await?,
+            StepOutcome::Failed { error, retryable } => {
+                self.finish_failed(&mut w, &mut step, Some(error), retryable, None, now).await?
+            }
+        }
+        self.save_step(&mut w, &step, fresh).await?;
         self.commit(w).await?;
         Ok(step)
     }

@@ -32,9 +32,14 @@ impl Engine {
 impl Write {
     pub async fn event(&mut self, run_id: &str, kind: &str, payload: Value, now: i64) -> Result<Event> {
         let event = self.tx.append_event(run_id, kind, &payload, now).await?;
+        self.touch(run_id);
+        Ok(event)
+    }
+
+    /// Announce a change to `run_id` once committed.
+    pub fn touch(&mut self, run_id: &str) {
         if !self.touched.iter().any(|r| r == run_id) {
             self.touched.push(run_id.to_string());
         }
-        Ok(event)
     }
 }

@@ -2,15 +2,19 @@
 //! (camelCase fields, ISO timestamps), so the API never re-maps fields.
 
 mod contract;
+mod deployment;
 mod gate;
 mod run;
 mod state;
 mod step;
 mod misc;
+mod queue;
 
 pub use contract::{ResumeContract, classify_failure};
+pub use deployment::Deployment;
 pub use gate::Gate;
 pub use misc::{Channel, Event, RunEdge, UsageRecord};
+pub use queue::{CallOutcome, Delivery, QueueConfig, QueueCounts, RecoveryAttempt, Schedule};
 pub use run::{Run, RunStatus};
 pub use state::{LiveState, StateStream, StateVersion};
 pub use step::Step;

@@ -91,6 +91,9 @@ pub struct Run {
     /// Digest of the deployed component a wasm run is pinned to.
     #[serde(skip)]
     pub component_digest: Option<String>,
+    /// A suspended wasm run is not claimable before this time.
+    #[serde(skip)]
+    pub parked_until: Option<Micros>,
 }
 
 impl Run {
@@ -124,6 +127,7 @@ impl Run {
             completed_at: None,
             claimed_at: None,
             component_digest: None,
+            parked_until: None,
         }
     }
 

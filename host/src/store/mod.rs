@@ -5,11 +5,15 @@
 //! start, row locks, advisory locks) live in [`Dialect`].
 
 mod connect;
+mod queues;
 mod rows;
 mod sql;
+mod wasm;
 
 pub use connect::{Backend, ConnectOptions, connect, pending_migrations};
+pub use queues::{Claimant, QueueTx};
 pub use sql::SqlStore;
+pub use wasm::WasmTx;
 
 use crate::clock::Micros;
 use crate::model::{
@@ -34,7 +38,7 @@ pub trait Store: Send + Sync {
 
 /// Row operations, inside a write transaction or a read connection.
 #[async_trait]
-pub trait Tx: Send {
+pub trait Tx: QueueTx + WasmTx + Send {
     async fn commit(self: Box<Self>) -> Result<()>;
     /// Serialise with every other transaction taking the same key until commit
     /// (needed on Postgres for rows that do not exist yet).

@@ -35,7 +35,8 @@ pub fn opt_text(v: &Option<Value>) -> Option<String> {
 pub const RUN_COLS: &str = "id, workflow_name, input_json, metadata_json, status, result_json, \
     error_json, recovery_webhook, lease_owner, lease_expires_at, attempt, queue_name, dedupe_key, \
     priority, run_at, max_attempts, deadline_at, cancel_requested_at, cancelled_at, cancel_reason, \
-    cancel_actor, failure_class, claimed_at, component_digest, created_at, updated_at, completed_at";
+    cancel_actor, failure_class, claimed_at, component_digest, created_at, updated_at, completed_at, \
+    parked_until";
 
 pub fn run(row: &AnyRow) -> R<Run> {
     Ok(Run {
@@ -66,6 +67,7 @@ pub fn run(row: &AnyRow) -> R<Run> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         completed_at: row.try_get("completed_at")?,
+        parked_until: row.try_get("parked_until")?,
     })
 }
 

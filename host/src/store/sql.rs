@@ -57,16 +57,16 @@ enum Conn {
     Plain(PoolConnection<Any>),
 }
 
-struct SqlTx {
+pub(super) struct SqlTx {
     conn: Conn,
-    backend: Backend,
+    pub(super) backend: Backend,
     _writer: Option<OwnedMutexGuard<()>>,
 }
 
-type Query<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+pub(super) type Query<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
 
 impl SqlTx {
-    fn c(&mut self) -> &mut AnyConnection {
+    pub(super) fn c(&mut self) -> &mut AnyConnection {
         match &mut self.conn {
             Conn::Tx(tx) => tx,
             Conn::Plain(c) => c,
@@ -75,11 +75,11 @@ impl SqlTx {
 
     /// Row-lock suffix: Postgres locks the row; SQLite's write transaction
     /// already excludes every other writer.
-    fn for_update(&self, lock: bool) -> &'static str {
+    pub(super) fn for_update(&self, lock: bool) -> &'static str {
         if lock && self.backend == Backend::Postgres { " FOR UPDATE" } else { "" }
     }
 
-    async fn one<T>(
+    pub(super) async fn one<T>(
         &mut self,
         q: Query<'_>,
         map: fn(&AnyRow) -> rows::R<T>,
@@ -88,17 +88,17 @@ impl SqlTx {
         Ok(row.as_ref().map(map).transpose()?)
     }
 
-    async fn all<T>(&mut self, q: Query<'_>, map: fn(&AnyRow) -> rows::R<T>) -> Result<Vec<T>> {
+    pub(super) async fn all<T>(&mut self, q: Query<'_>, map: fn(&AnyRow) -> rows::R<T>) -> Result<Vec<T>> {
         let rows = q.fetch_all(self.c()).await?;
         Ok(rows.iter().map(map).collect::<rows::R<Vec<T>>>()?)
     }
 
-    async fn exec(&mut self, q: Query<'_>) -> Result<u64> {
+    pub(super) async fn exec(&mut self, q: Query<'_>) -> Result<u64> {
         Ok(q.execute(self.c()).await?.rows_affected())
     }
 }
 
-fn q(sql: &str) -> Query<'_> {
+pub(super) fn q(sql: &str) -> Query<'_> {
     sqlx::query(sqlx::AssertSqlSafe(sql))
 }
 
@@ -127,7 +127,7 @@ impl Tx for SqlTx {
     async fn insert_run(&mut self, r: &Run) -> Result<()> {
         let sql = format!(
             "INSERT INTO runs ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-             $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+             $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
             rows::RUN_COLS
         );
         self.exec(bind_run(q(&sql), r)).await?;
@@ -141,7 +141,7 @@ impl Tx for SqlTx {
             run_at = $15, max_attempts = $16, deadline_at = $17, cancel_requested_at = $18, \
             cancelled_at = $19, cancel_reason = $20, cancel_actor = $21, failure_class = $22, \
             claimed_at = $23, component_digest = $24, created_at = $25, updated_at = $26, \
-            completed_at = $27 WHERE id = $1";
+            completed_at = $27, parked_until = $28 WHERE id = $1";
         self.exec(bind_run(q(sql), r)).await?;
         Ok(())
     }
@@ -486,7 +486,7 @@ impl Tx for SqlTx {
     }
 }
 
-fn bind_run<'q>(query: Query<'q>, r: &Run) -> Query<'q> {
+pub(super) fn bind_run<'q>(query: Query<'q>, r: &Run) -> Query<'q> {
     query
         .bind(r.id.clone())
         .bind(r.workflow_name.clone())
@@ -515,6 +515,7 @@ fn bind_run<'q>(query: Query<'q>, r: &Run) -> Query<'q> {
         .bind(r.created_at)
         .bind(r.updated_at)
         .bind(r.completed_at)
+        .bind(r.parked_until)
 }
 
 fn bind_step<'q>(query: Query<'q>, s: &Step) -> Query<'q> {

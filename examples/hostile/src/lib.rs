@@ -1,0 +1,141 @@
+//! `hostile`: a workflow that misbehaves on request, to test the host's limits.
+//!
+//! Input `{"mode": M}` (optionally `"bytes": N` for `output`):
+//! - `ok`: returns `{"ok": true}`;
+//! - `loop`: spins forever (needs epoch or fuel interruption);
+//! - `memory`: grows a vector until allocation fails (needs a memory limit);
+//! - `trap`: executes the wasm `unreachable` instruction;
+//! - `panic`: panics (Rust aborts, which is also `unreachable` on wasm);
+//! - `stack`: recurses without bound (exhausts the stack);
+//! - `output`: returns a JSON string of `bytes` characters, 64 MiB by default
+//!   (needs a result size limit). The string is streamed into the JSON result,
+//!   so the guest needs about 1.5–3 times `bytes` of memory (buffer growth).
+
+use std::fmt;
+use std::hint::black_box;
+
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Value, json};
+use tidebase_guest::{Error, Run};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    Ok,
+    Loop,
+    Memory,
+    Trap,
+    Panic,
+    Stack,
+    Output,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    mode: Mode,
+    #[serde(default = "default_output_bytes")]
+    bytes: usize,
+}
+
+fn default_output_bytes() -> usize {
+    64 << 20
+}
+
+/// `n` copies of `x`, written straight into the serializer's output rather than
+/// built as a `String` first, so the guest holds one copy of the result, not two.
+struct Filler(usize);
+
+impl fmt::Display for Filler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const CHUNK: &str = match std::str::from_utf8(&[b'x'; 4096]) {
+            Ok(s) => s,
+            Err(_) => panic!("ASCII is UTF-8"),
+        };
+        let mut left = self.0;
+        while left > 0 {
+            let n = left.min(CHUNK.len());
+            f.write_str(&CHUNK[..n])?;
+            left -= n;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Filler {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Output {
+    Json(Value),
+    Filler(Filler),
+}
+
+fn spin() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+fn exhaust_memory() -> ! {
+    let mut hoard: Vec<u64> = Vec::new();
+    loop {
+        // Amortized doubling, and every element written, so the pages are really used.
+        hoard.push(black_box(hoard.len() as u64));
+    }
+}
+
+/// Recursion the optimizer cannot turn into a loop: each frame keeps a buffer
+/// whose address escapes, and uses the callee's result.
+#[allow(unconditional_recursion, reason = "exhausting the stack is the point")]
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 16]);
+    let below = recurse(black_box(depth + 1));
+    black_box(&frame)[(depth % 16) as usize].wrapping_add(below)
+}
+
+fn trap() -> ! {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    // Native builds exist only so that the workspace compiles.
+    #[cfg(not(target_arch = "wasm32"))]
+    std::process::abort();
+}
+
+fn hostile(run: &Run, input: Input) -> Result<Output, Error> {
+    match input.mode {
+        Mode::Ok => Ok(Output::Json(json!({ "ok": true }))),
+        Mode::Loop => {
+            run.info("spinning forever");
+            spin()
+        }
+        Mode::Memory => {
+            run.info("allocating until memory runs out");
+            exhaust_memory()
+        }
+        Mode::Trap => trap(),
+        Mode::Panic => panic!("hostile workflow panicked on purpose"),
+        Mode::Stack => Ok(Output::Json(json!({ "depth": recurse(0) }))),
+        Mode::Output => Ok(Output::Filler(Filler(input.bytes))),
+    }
+}
+
+tidebase_guest::workflow!(hostile);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filler_serializes_as_one_json_string() {
+        for n in [0, 1, 4096, 10_000] {
+            let json = serde_json::to_string(&Output::Filler(Filler(n))).unwrap();
+            assert_eq!(json, format!("\"{}\"", "x".repeat(n)));
+        }
+    }
+}

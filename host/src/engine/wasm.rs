@@ -1,0 +1,151 @@
+//! Rules for runs executed by the host's own wasm worker loop: deployment
+//! and digest pinning, claiming, lease fencing and heartbeat, suspension
+//! (parking) and the events that wake a parked run.
+
+use super::write::Write;
+use super::{Engine, EngineError, Result};
+use crate::clock::Micros;
+use crate::ids;
+use crate::model::{Deployment, Run, RunStatus};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// Sandbox limits a deploy may set.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeployLimits {
+    pub memory_limit_bytes: Option<i64>,
+    pub cpu_limit_ms: Option<i64>,
+}
+
+pub fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+impl Engine {
+    /// Store a component content-addressed and make it the current version
+    /// of `workflow`. Runs already started keep their own digest.
+    pub async fn deploy(&self, workflow: &str, bytes: &[u8], limits: DeployLimits) -> Result<Deployment> {
+        if workflow.is_empty() {
+            return Err(EngineError::BadRequest("workflow name must not be empty".into()));
+        }
+        let digest = digest_of(bytes);
+        let now = self.now();
+        let mut w = self.write().await?;
+        w.tx.lock_key(&format!("deploy:{workflow}")).await?;
+        w.tx.put_component(&digest, bytes, now).await?;
+        let latest = w.tx.deployments(Some(workflow)).await?.into_iter().next();
+        let deployment = Deployment {
+            id: ids::new_id("dep"),
+            workflow_name: workflow.to_string(),
+            version: latest.map_or(1, |d| d.version + 1),
+            digest,
+            memory_limit_bytes: limits.memory_limit_bytes,
+            cpu_limit_ms: limits.cpu_limit_ms,
+            created_at: now,
+        };
+        w.tx.insert_deployment(&deployment).await?;
+        self.commit(w).await?;
+        Ok(deployment)
+    }
+
+    pub async fn deployments(&self, workflow: Option<&str>) -> Result<Vec<Deployment>> {
+        Ok(self.read().await?.deployments(workflow).await?)
+    }
+
+    /// The deployment (and so the limits) a run executes under.
+    pub async fn deployment_of(&self, run: &Run) -> Result<Deployment> {
+        let digest = run.component_digest.as_deref().unwrap_or_default();
+        self.read()
+            .await?
+            .deployment_for(&run.workflow_name, digest)
+            .await?
+            .ok_or(EngineError::NotFound("deployment not found"))
+    }
+
+    pub async fn component_bytes(&self, digest: &str) -> Result<Vec<u8>> {
+        self.read().await?.component(digest).await?.ok_or(EngineError::NotFound("component not found"))
+    }
+
+    /// Pin a new run of a deployed workflow to the current digest.
+    pub(crate) async fn pin_component(&self, w: &mut Write, run: &mut Run) -> Result<()> {
+        let current = w.tx.deployments(Some(&run.workflow_name)).await?.into_iter().next();
+        run.component_digest = current.map(|d| d.digest);
+        Ok(())
+    }
+
+    /// Take the run lease on up to `limit` runnable wasm runs.
+    pub async fn claim_wasm_runs(&self, owner: &str, limit: i64) -> Result<Vec<Run>> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        let mut claimed = w.tx.ready_wasm_runs(now, limit).await?;
+        for run in &mut claimed {
+            run.status = RunStatus::Running;
+            run.lease_owner = Some(owner.to_string());
+            run.lease_expires_at = Some(self.lease_expiry(now));
+            run.attempt += 1;
+            run.parked_until = None;
+            run.updated_at = now;
+            w.tx.update_run(run).await?;
+            w.event(&run.id, "run.started", json!({"leaseOwner": owner}), now).await?;
+        }
+        self.commit(w).await?;
+        Ok(claimed)
+    }
+
+    /// Lock the run and check that `owner` still holds its lease.
+    pub(crate) async fn fence_run(&self, w: &mut Write, run_id: &str, owner: &str) -> Result<Run> {
+        let run = w.tx.run(run_id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        if run.status == RunStatus::Cancelled {
+            return Err(EngineError::run_cancelled(None));
+        }
+        if run.lease_owner.as_deref() != Some(owner) {
+            return Err(EngineError::Conflict(json!({"error": "run lease lost", "leaseOwner": run.lease_owner})));
+        }
+        Ok(run)
+    }
+
+    /// Extend a live run lease held by `owner` (long wasm activations).
+    pub async fn heartbeat(&self, run_id: &str, owner: &str) -> Result<()> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        let mut run = self.fence_run(&mut w, run_id, owner).await?;
+        run.lease_expires_at = Some(self.lease_expiry(now));
+        w.tx.update_run(&run).await?;
+        self.commit(w).await
+    }
+
+    /// Suspend a run: release its lease so it holds no worker, and make it
+    /// claimable again at `until` (or earlier, when woken).
+    pub async fn park(&self, run_id: &str, owner: &str, until: Micros) -> Result<()> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        let mut run = self.fence_run(&mut w, run_id, owner).await?;
+        run.clear_lease();
+        run.parked_until = Some(until.max(now));
+        run.updated_at = now;
+        w.tx.update_run(&run).await?;
+        self.commit(w).await
+    }
+
+    /// A run's wait may be over: a gate on it resolved, or one of its
+    /// children finished.
+    pub(crate) async fn wake(&self, w: &mut Write, run_id: &str, now: Micros) -> Result<()> {
+        w.tx.wake(run_id, now).await?;
+        w.touch(run_id);
+        Ok(())
+    }
+
+    /// Wake the parent of a run that just finished.
+    pub(crate) async fn wake_parent(&self, w: &mut Write, run: &Run, now: Micros) -> Result<()> {
+        if let Some(parent) = run.metadata.get("parentRunId").and_then(|p| p.as_str()) {
+            self.wake(w, parent, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Earliest future wake-up of a parked wasm run.
+    pub async fn next_wake(&self) -> Result<Option<Micros>> {
+        let now = self.now();
+        Ok(self.read().await?.next_wake(now).await?)
+    }
+}

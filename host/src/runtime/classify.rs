@@ -1,0 +1,77 @@
+//! Turning the end of an activation into an [`Outcome`] with a clear reason.
+
+use super::Outcome;
+use super::bindings::GuestError;
+use super::interrupt::Interrupt;
+use serde_json::{Value, json};
+
+fn failed(name: &str, message: String, class: &'static str) -> Outcome {
+    Outcome::Failed { error: json!({"name": name, "message": message}), class }
+}
+
+/// The last few lines the guest wrote to stderr (e.g. a panic message).
+fn stderr_tail(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(5)..].join("\n")
+}
+
+pub fn outcome(
+    result: wasmtime::Result<Result<String, GuestError>>,
+    stderr: &[u8],
+    max_output: usize,
+) -> Outcome {
+    match result {
+        Ok(Ok(text)) if text.len() > max_output => failed(
+            "OutputLimit",
+            format!("workflow result of {} bytes exceeds the {max_output}-byte limit", text.len()),
+            "output_limit",
+        ),
+        Ok(Ok(text)) => match serde_json::from_str::<Value>(&text) {
+            Ok(v) => Outcome::Completed(v),
+            Err(e) => failed("InvalidJson", format!("workflow result is not valid JSON: {e}"), "workflow_error"),
+        },
+        Ok(Err(e)) => Outcome::Failed { error: json!({"name": e.name, "message": e.message}), class: "workflow_error" },
+        Err(err) => trapped(err, stderr),
+    }
+}
+
+fn trapped(err: wasmtime::Error, stderr: &[u8]) -> Outcome {
+    if let Some(i) = err.downcast_ref::<Interrupt>() {
+        return match i {
+            Interrupt::Suspend { until, reason } => Outcome::Suspended { until: *until, reason: reason.clone() },
+            Interrupt::Cancelled => Outcome::Cancelled,
+            Interrupt::LeaseLost => Outcome::LeaseLost,
+            Interrupt::CpuLimit { .. } => failed("CpuLimit", i.to_string(), "cpu_limit"),
+            Interrupt::OutputLimit { .. } => failed("OutputLimit", i.to_string(), "output_limit"),
+        };
+    }
+    let detail = format!("{err:#}");
+    let tail = stderr_tail(stderr);
+    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
+        return match trap {
+            wasmtime::Trap::StackOverflow => failed("StackOverflow", "guest stack overflow".into(), "stack_overflow"),
+            wasmtime::Trap::UnreachableCodeReached if tail.contains("panicked") => {
+                failed("Panic", format!("workflow panicked: {tail}"), "panic")
+            }
+            wasmtime::Trap::UnreachableCodeReached if tail.contains("memory allocation") => {
+                failed("MemoryLimit", format!("workflow ran out of memory: {tail}"), "memory_limit")
+            }
+            other => failed("Trap", format!("wasm trap: {other}{}", suffix(&tail)), "trap"),
+        };
+    }
+    if detail.contains("memory") && (detail.contains("grow") || detail.contains("limit")) {
+        return failed("MemoryLimit", format!("memory limit reached: {detail}"), "memory_limit");
+    }
+    if detail.contains("write beyond capacity") {
+        return failed("OutputLimit", "guest wrote more to stdout/stderr than allowed".into(), "output_limit");
+    }
+    if err.downcast_ref::<sqlx::Error>().is_some() || detail.contains("pool timed out") {
+        return Outcome::Retry(detail);
+    }
+    failed("Trap", format!("{detail}{}", suffix(&tail)), "trap")
+}
+
+fn suffix(tail: &str) -> String {
+    if tail.is_empty() { String::new() } else { format!("; stderr: {tail}") }
+}

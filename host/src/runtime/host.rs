@@ -1,0 +1,478 @@
+//! The wasm door: each host import decodes its arguments, calls the engine
+//! and encodes the answer. Waits (gates, sleeps, children) become a
+//! [`Interrupt::Suspend`] trap: the instance is dropped and the run replays
+//! up to the same point when it is picked up again.
+
+use super::bindings::{
+    Decision, GateOutcome, GateRequest, GuestError, Importance, LogLevel, ReplayPolicy,
+    StateOptions, StepOptions, StepStart, tidebase::workflow::host, tidebase::workflow::types,
+};
+use super::interrupt::Interrupt;
+use crate::clock::Micros;
+use crate::engine::{
+    Engine, EngineError, GateBegin, NewChild, NewRun, NewUsage, StateWrite, StepAction, StepBegin,
+    StepOutcome, WriteMode,
+};
+use crate::model::RunStatus;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Result as Wt, StoreLimits};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Receives one line per durable effect, for `tidebase-host run`'s stderr.
+pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// A run's view of the host while one activation executes.
+pub struct RunCtx {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limits: StoreLimits,
+    engine: Engine,
+    run_id: String,
+    owner: String,
+    /// Calls to `now`/`random`/`sleep` are numbered in call order, which a
+    /// deterministic workflow repeats on replay.
+    calls: HashMap<&'static str, u32>,
+    /// Step attempts begun by the guest and not yet completed or failed.
+    attempts: HashMap<String, StepBegin>,
+    pub(super) cancelled: Arc<AtomicBool>,
+    progress: Option<Progress>,
+    max_output: usize,
+    pub(super) stdout: MemoryOutputPipe,
+    pub(super) stderr: MemoryOutputPipe,
+}
+
+pub struct RunCtxParts {
+    pub engine: Engine,
+    pub run_id: String,
+    pub owner: String,
+    pub limits: StoreLimits,
+    pub cancelled: Arc<AtomicBool>,
+    pub progress: Option<Progress>,
+    pub max_output: usize,
+    pub log_capacity: usize,
+}
+
+impl RunCtx {
+    pub fn new(p: RunCtxParts) -> RunCtx {
+        let stdout = MemoryOutputPipe::new(p.log_capacity);
+        let stderr = MemoryOutputPipe::new(p.log_capacity);
+        // No preopened dirs, no env, no network: the builder grants nothing
+        // beyond what is configured here.
+        let wasi = WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).build();
+        RunCtx {
+            wasi,
+            table: ResourceTable::new(),
+            limits: p.limits,
+            engine: p.engine,
+            run_id: p.run_id,
+            owner: p.owner,
+            calls: HashMap::new(),
+            attempts: HashMap::new(),
+            cancelled: p.cancelled,
+            progress: p.progress,
+            max_output: p.max_output,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn say(&self, line: impl AsRef<str>) {
+        if let Some(p) = &self.progress {
+            p(line.as_ref());
+        }
+    }
+
+    fn live(&self) -> Wt<()> {
+        if self.cancelled.load(Ordering::Relaxed) { Err(Interrupt::Cancelled.trap()) } else { Ok(()) }
+    }
+
+    fn check_size(&self, what: &'static str, text: &str) -> Wt<()> {
+        if text.len() > self.max_output {
+            return Err(Interrupt::OutputLimit { what, bytes: text.len(), limit: self.max_output }.trap());
+        }
+        Ok(())
+    }
+
+    fn next_call(&mut self, kind: &'static str) -> String {
+        let n = self.calls.entry(kind).or_insert(0);
+        *n += 1;
+        format!("__{kind}:{n}")
+    }
+
+    /// A value recorded once as a hidden step and replayed afterwards.
+    async fn recorded(&mut self, key: String, fresh: impl FnOnce() -> Value) -> Wt<Value> {
+        let hash = crate::engine::stable_hash(&Value::Null);
+        if let Some(action) = self.engine.settle_step(&self.run_id, &key, &hash).await.map_err(trap)? {
+            return match action {
+                StepAction::Return { step } => Ok(step.output.unwrap_or(Value::Null)),
+                StepAction::Cancelled => Err(Interrupt::Cancelled.trap()),
+                _ => Err(wasmtime::Error::msg(format!("recorded value {key} has a different input"))),
+            };
+        }
+        let value = fresh();
+        let req = hidden_step(&key, &hash);
+        let step = self
+            .engine
+            .checkpoint_step(&self.run_id, &self.owner, req, StepOutcome::Completed(value))
+            .await
+            .map_err(trap)?;
+        Ok(step.output.unwrap_or(Value::Null))
+    }
+}
+
+fn hidden_step(key: &str, hash: &str) -> StepBegin {
+    StepBegin {
+        name: key.to_string(),
+        input_hash: hash.to_string(),
+        input: Value::Null,
+        options: json!({"replay": "auto"}),
+        lease_owner: None,
+    }
+}
+
+/// Engine outcomes that end the activation become traps; the rest are
+/// answered to the guest as `error`s by the caller.
+fn trap(e: EngineError) -> wasmtime::Error {
+    if e.is_cancelled() {
+        return Interrupt::Cancelled.trap();
+    }
+    match e {
+        EngineError::Conflict(body) if body["error"] == "run lease lost" => Interrupt::LeaseLost.trap(),
+        EngineError::Store(err) => wasmtime::Error::from_anyhow(err),
+        other => wasmtime::Error::msg(other.to_string()),
+    }
+}
+
+fn guest_error(name: &str, message: impl Into<String>) -> GuestError {
+    GuestError { name: name.into(), message: message.into() }
+}
+
+fn parse(what: &str, text: &str) -> Result<Value, GuestError> {
+    serde_json::from_str(text).map_err(|e| guest_error("InvalidJson", format!("{what} is not valid JSON: {e}")))
+}
+
+fn options_json(o: &StepOptions) -> Result<Value, GuestError> {
+    let mut m = serde_json::Map::new();
+    if let Some(input) = &o.input {
+        m.insert("input".into(), parse("step input", input)?);
+    }
+    if o.retries > 0 {
+        m.insert("retries".into(), json!(o.retries));
+    }
+    if let Some(t) = o.timeout_ms {
+        m.insert("timeoutMs".into(), json!(t));
+    }
+    if !o.side_effects.is_empty() {
+        m.insert("sideEffects".into(), json!(o.side_effects));
+    }
+    if let Some(k) = &o.idempotency_key {
+        m.insert("idempotencyKey".into(), json!(k));
+    }
+    if let Some(r) = o.replay {
+        let r = match r {
+            ReplayPolicy::Auto => "auto",
+            ReplayPolicy::Manual => "manual",
+            ReplayPolicy::Never => "never",
+        };
+        m.insert("replay".into(), json!(r));
+    }
+    for (key, v) in [
+        ("checkpointInvariant", &o.checkpoint_invariant),
+        ("verifiedBy", &o.verified_by),
+        ("credentials", &o.credentials),
+    ] {
+        if let Some(v) = v {
+            m.insert(key.into(), parse(key, v)?);
+        }
+    }
+    Ok(Value::Object(m))
+}
+
+fn state_write(o: StateOptions) -> Result<StateWrite, GuestError> {
+    Ok(StateWrite {
+        stream: o.stream,
+        label: o.label,
+        reason: o.reason,
+        importance: o.importance.map(|i| {
+            match i {
+                Importance::Transient => "transient",
+                Importance::Normal => "normal",
+                Importance::Checkpoint => "checkpoint",
+                Importance::Milestone => "milestone",
+            }
+            .to_string()
+        }),
+        metadata: o.metadata.map(|m| parse("state metadata", &m)).transpose()?,
+        created_by: o.created_by,
+    })
+}
+
+/// A guest-visible error from an engine call that did not end the activation.
+fn answer<T>(r: Result<T, EngineError>) -> Wt<Result<T, GuestError>> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e @ (EngineError::BadRequest(_) | EngineError::NotFound(_) | EngineError::Unprocessable(_))) => {
+            Ok(Err(guest_error("HostError", e.to_string())))
+        }
+        Err(e) => Err(trap(e)),
+    }
+}
+
+impl types::Host for RunCtx {}
+
+impl host::Host for RunCtx {
+    async fn step_begin(&mut self, name: String, options: StepOptions) -> Wt<Result<StepStart, GuestError>> {
+        self.live()?;
+        let opts = match options_json(&options) {
+            Ok(o) => o,
+            Err(e) => return Ok(Err(e)),
+        };
+        let input = opts.get("input").cloned().unwrap_or(Value::Null);
+        let hash = options.input_hash.clone().unwrap_or_else(|| crate::engine::stable_hash(&input));
+        match self.engine.settle_step(&self.run_id, &name, &hash).await.map_err(trap)? {
+            Some(StepAction::Return { step }) => {
+                self.say(format!("step {name}: replayed from checkpoint"));
+                Ok(Ok(StepStart::Replay(step.output.unwrap_or(Value::Null).to_string())))
+            }
+            Some(StepAction::InputMismatch { expected, actual, .. }) => Ok(Err(guest_error(
+                "InputMismatch",
+                format!("step {name}: input changed since its checkpoint (expected hash {expected}, got {actual})"),
+            ))),
+            Some(StepAction::Cancelled) => Err(Interrupt::Cancelled.trap()),
+            _ => {
+                self.say(format!("step {name}: executing"));
+                let id = crate::ids::new_id("attempt");
+                let req = StepBegin { name, input_hash: hash, input, options: opts, lease_owner: None };
+                self.attempts.insert(id.clone(), req);
+                Ok(Ok(StepStart::Execute(id)))
+            }
+        }
+    }
+
+    async fn step_complete(&mut self, step_id: String, output: String) -> Wt<Result<(), GuestError>> {
+        self.check_size("step output", &output)?;
+        let Some(req) = self.attempts.remove(&step_id) else {
+            return Ok(Err(guest_error("UnknownStep", format!("no step attempt {step_id} is in progress"))));
+        };
+        let output = match parse("step output", &output) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        let name = req.name.clone();
+        let r = self.engine.checkpoint_step(&self.run_id, &self.owner, req, StepOutcome::Completed(output)).await;
+        let done = answer(r.map(|_| ()))?;
+        self.say(format!("step {name}: checkpointed"));
+        Ok(done)
+    }
+
+    async fn step_fail(&mut self, step_id: String, err: GuestError, retryable: bool) -> Wt<Result<(), GuestError>> {
+        let Some(req) = self.attempts.remove(&step_id) else {
+            return Ok(Err(guest_error("UnknownStep", format!("no step attempt {step_id} is in progress"))));
+        };
+        let name = req.name.clone();
+        let error = json!({"name": err.name, "message": err.message});
+        let outcome = StepOutcome::Failed { error, retryable };
+        let r = self.engine.checkpoint_step(&self.run_id, &self.owner, req, outcome).await;
+        let retry = if retryable { " (will retry)" } else { "" };
+        self.say(format!("step {name}: failed: {}{retry}", err.message));
+        answer(r.map(|_| ()))
+    }
+
+    async fn gate(&mut self, request: GateRequest) -> Wt<Result<GateOutcome, GuestError>> {
+        self.live()?;
+        let data = match request.data.as_deref().map(|d| parse("gate data", d)).transpose() {
+            Ok(d) => d.unwrap_or(Value::Null),
+            Err(e) => return Ok(Err(e)),
+        };
+        let capability = match request.capability.as_deref().map(|c| parse("gate capability", c)).transpose() {
+            Ok(c) => c.unwrap_or(Value::Null),
+            Err(e) => return Ok(Err(e)),
+        };
+        let req = GateBegin {
+            name: request.name.clone(),
+            prompt: request.prompt,
+            data,
+            channels: json!([]),
+            capability,
+            timeout_ms: request.timeout_ms.map(|t| t as i64),
+        };
+        let gate = self.engine.begin_gate(&self.run_id, req).await.map_err(trap)?;
+        if gate.is_pending() {
+            let deadline = gate.timeout_ms.map(|t| gate.created_at + t * 1000);
+            if deadline.is_some_and(|d| self.engine.now() >= d) {
+                return Ok(Err(guest_error("TimeoutError", format!("gate {} timed out", gate.name))));
+            }
+            self.say(format!(
+                "gate {}: waiting for a decision (resolve token {}, gate id {})",
+                gate.name, gate.resolve_token, gate.id
+            ));
+            let reason = format!("gate {}", gate.name);
+            return Err(Interrupt::Suspend { until: deadline.unwrap_or(Micros::MAX), reason }.trap());
+        }
+        let decision = match gate.status.as_str() {
+            "approved" => Decision::Approved,
+            "rejected" => Decision::Rejected,
+            _ => Decision::Canceled,
+        };
+        self.say(format!("gate {}: {}", gate.name, gate.status));
+        Ok(Ok(GateOutcome {
+            gate_id: gate.id,
+            decision,
+            actor: gate.actor,
+            payload: gate.decision_payload.unwrap_or_else(|| json!({})).to_string(),
+        }))
+    }
+
+    async fn state_get(&mut self) -> Wt<Option<String>> {
+        self.live()?;
+        let state = self.engine.live_state(&self.run_id).await.map_err(trap)?;
+        Ok(state.map(|s| s.value.to_string()))
+    }
+
+    async fn state_set(&mut self, value: String, options: StateOptions) -> Wt<Result<u32, GuestError>> {
+        self.write_state(WriteMode::Replace, value, options).await
+    }
+
+    async fn state_patch(&mut self, value: String, options: StateOptions) -> Wt<Result<u32, GuestError>> {
+        self.write_state(WriteMode::Merge, value, options).await
+    }
+
+    async fn state_save(&mut self, label: String, options: StateOptions) -> Wt<Result<u32, GuestError>> {
+        self.live()?;
+        let meta = match state_write(options) {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e)),
+        };
+        let r = self.engine.save_state(&self.run_id, label, meta).await;
+        Ok(answer(r)?.map(|v| v.version as u32))
+    }
+
+    async fn usage_record(&mut self, usage: String) -> Wt<Result<(), GuestError>> {
+        self.live()?;
+        let v = match parse("usage", &usage) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(String::from);
+        let i = |k: &str| v.get(k).and_then(Value::as_i64);
+        let f = |k: &str| v.get(k).and_then(Value::as_f64);
+        let req = NewUsage {
+            step_id: s("stepId"),
+            kind: s("kind"),
+            provider: s("provider"),
+            model: s("model"),
+            label: s("label"),
+            quantity: f("quantity"),
+            unit: s("unit"),
+            input_tokens: i("inputTokens"),
+            output_tokens: i("outputTokens"),
+            total_tokens: i("totalTokens"),
+            cost_usd: f("costUsd"),
+            metadata: v.get("metadata").cloned(),
+        };
+        let r = self.engine.record_usage(&self.run_id, req).await;
+        Ok(answer(r)?.map(|_| ()))
+    }
+
+    async fn child(&mut self, edge: String, workflow: String, input: String) -> Wt<Result<String, GuestError>> {
+        self.live()?;
+        let input = match parse("child input", &input) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        let req = NewChild {
+            edge_name: edge.clone(),
+            run: NewRun::named(workflow, input),
+            edge_type: "child".into(),
+            edge_metadata: json!({}),
+        };
+        let (child, _, created) = self.engine.create_child(&self.run_id, req).await.map_err(trap)?;
+        match child.status {
+            RunStatus::Completed => {
+                self.say(format!("child {edge}: completed ({})", child.id));
+                Ok(Ok(child.result.unwrap_or(Value::Null).to_string()))
+            }
+            RunStatus::Failed => Ok(Err(guest_error(
+                "ChildFailed",
+                format!("child run {} failed: {}", child.id, child.error.unwrap_or(Value::Null)),
+            ))),
+            RunStatus::Cancelled => {
+                Ok(Err(guest_error("ChildCancelled", format!("child run {} was cancelled", child.id))))
+            }
+            _ => {
+                if created {
+                    self.say(format!("child {edge}: started {} ({})", child.workflow_name, child.id));
+                }
+                let reason = format!("child {edge}");
+                Err(Interrupt::Suspend { until: Micros::MAX, reason }.trap())
+            }
+        }
+    }
+
+    async fn sleep(&mut self, duration_ms: u64) -> Wt<()> {
+        self.live()?;
+        let key = self.next_call("sleep");
+        let now = self.engine.now();
+        let wake_at = now.saturating_add((duration_ms as i64).saturating_mul(1000));
+        let recorded = self.recorded(key.clone(), || json!({"wakeAt": wake_at})).await?;
+        let due = recorded["wakeAt"].as_i64().unwrap_or(now);
+        if self.engine.now() >= due {
+            return Ok(());
+        }
+        self.say(format!("{key}: sleeping until {}", crate::clock::iso(due)));
+        Err(Interrupt::Suspend { until: due, reason: key }.trap())
+    }
+
+    async fn log(&mut self, level: LogLevel, message: String) -> Wt<()> {
+        let level = match level {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        };
+        self.say(format!("log {level}: {message}"));
+        self.engine.log(&self.run_id, level, &message).await.map_err(trap)
+    }
+
+    async fn now(&mut self) -> Wt<u64> {
+        self.live()?;
+        let key = self.next_call("now");
+        let fresh = (self.engine.now() / 1000).max(0);
+        let v = self.recorded(key, || json!(fresh)).await?;
+        Ok(v.as_u64().unwrap_or(0))
+    }
+
+    async fn random(&mut self) -> Wt<u64> {
+        self.live()?;
+        let key = self.next_call("random");
+        let fresh: u64 = rand::random();
+        // Recorded as a string: JSON numbers above 2^53 lose precision.
+        let v = self.recorded(key, || json!(fresh.to_string())).await?;
+        Ok(v.as_str().and_then(|s| s.parse().ok()).unwrap_or(0))
+    }
+}
+
+impl RunCtx {
+    async fn write_state(&mut self, mode: WriteMode, value: String, options: StateOptions) -> Wt<Result<u32, GuestError>> {
+        self.live()?;
+        self.check_size("state value", &value)?;
+        let (value, meta) = match (parse("state value", &value), state_write(options)) {
+            (Ok(v), Ok(m)) => (v, m),
+            (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+        };
+        let r = self.engine.write_state(&self.run_id, mode, Some(value), meta).await;
+        Ok(answer(r)?.map(|s| s.version as u32))
+    }
+}
+
+impl WasiView for RunCtx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

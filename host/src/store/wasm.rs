@@ -1,0 +1,124 @@
+//! Rows behind deployed components and the wasm worker loop.
+
+use super::Result;
+use super::rows::{self, R};
+use super::sql::{SqlTx, q};
+use crate::clock::Micros;
+use crate::model::{Deployment, Run};
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+#[async_trait]
+pub trait WasmTx {
+    /// Store component bytes under their digest (a no-op if already stored).
+    async fn put_component(&mut self, digest: &str, bytes: &[u8], now: Micros) -> Result<()>;
+    async fn component(&mut self, digest: &str) -> Result<Option<Vec<u8>>>;
+    async fn insert_deployment(&mut self, d: &Deployment) -> Result<()>;
+    /// Deployments newest first; one workflow's, or all.
+    async fn deployments(&mut self, workflow: Option<&str>) -> Result<Vec<Deployment>>;
+    /// The deployment a run pinned to `digest` executes under.
+    async fn deployment_for(&mut self, workflow: &str, digest: &str) -> Result<Option<Deployment>>;
+    /// Wasm runs that may be picked up now: pending, or running with no live
+    /// lease and not parked into the future. Locked (and skipped by other
+    /// claimers) on Postgres.
+    async fn ready_wasm_runs(&mut self, now: Micros, limit: i64) -> Result<Vec<Run>>;
+    /// Pull a parked run's wake-up time forward to `now`.
+    async fn wake(&mut self, run_id: &str, now: Micros) -> Result<()>;
+    /// Earliest future wake-up among parked wasm runs, to size the idle wait.
+    async fn next_wake(&mut self, now: Micros) -> Result<Option<Micros>>;
+}
+
+const DEPLOY_COLS: &str =
+    "id, workflow_name, version, digest, memory_limit_bytes, cpu_limit_ms, created_at";
+
+fn deployment(row: &AnyRow) -> R<Deployment> {
+    Ok(Deployment {
+        id: row.try_get("id")?,
+        workflow_name: row.try_get("workflow_name")?,
+        version: row.try_get("version")?,
+        digest: row.try_get("digest")?,
+        memory_limit_bytes: row.try_get("memory_limit_bytes")?,
+        cpu_limit_ms: row.try_get("cpu_limit_ms")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+#[async_trait]
+impl WasmTx for SqlTx {
+    async fn put_component(&mut self, digest: &str, bytes: &[u8], now: Micros) -> Result<()> {
+        let sql = "INSERT INTO components (digest, bytes, size, created_at) VALUES ($1, $2, $3, $4) \
+            ON CONFLICT (digest) DO NOTHING";
+        let query = q(sql)
+            .bind(digest.to_string())
+            .bind(bytes.to_vec())
+            .bind(bytes.len() as i64)
+            .bind(now);
+        self.exec(query).await?;
+        Ok(())
+    }
+
+    async fn component(&mut self, digest: &str) -> Result<Option<Vec<u8>>> {
+        let row = q("SELECT bytes FROM components WHERE digest = $1")
+            .bind(digest.to_string())
+            .fetch_optional(self.c())
+            .await?;
+        Ok(row.map(|r| r.try_get::<Vec<u8>, _>(0)).transpose()?)
+    }
+
+    async fn insert_deployment(&mut self, d: &Deployment) -> Result<()> {
+        let sql = format!("INSERT INTO deployments ({DEPLOY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
+        let query = q(&sql)
+            .bind(d.id.clone())
+            .bind(d.workflow_name.clone())
+            .bind(d.version)
+            .bind(d.digest.clone())
+            .bind(d.memory_limit_bytes)
+            .bind(d.cpu_limit_ms)
+            .bind(d.created_at);
+        self.exec(query).await?;
+        Ok(())
+    }
+
+    async fn deployments(&mut self, workflow: Option<&str>) -> Result<Vec<Deployment>> {
+        let sql = format!(
+            "SELECT {DEPLOY_COLS} FROM deployments WHERE ($1 IS NULL OR workflow_name = $1) \
+             ORDER BY workflow_name, version DESC"
+        );
+        self.all(q(&sql).bind(workflow.map(String::from)), deployment).await
+    }
+
+    async fn deployment_for(&mut self, workflow: &str, digest: &str) -> Result<Option<Deployment>> {
+        let sql = format!(
+            "SELECT {DEPLOY_COLS} FROM deployments WHERE workflow_name = $1 AND digest = $2 \
+             ORDER BY version DESC LIMIT 1"
+        );
+        self.one(q(&sql).bind(workflow.to_string()).bind(digest.to_string()), deployment).await
+    }
+
+    async fn ready_wasm_runs(&mut self, now: Micros, limit: i64) -> Result<Vec<Run>> {
+        let skip = if self.backend == super::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let sql = format!(
+            "SELECT {} FROM runs WHERE component_digest IS NOT NULL AND \
+             (status = 'pending' OR (status = 'running' AND \
+               (lease_expires_at IS NULL OR lease_expires_at <= $1) AND \
+               (parked_until IS NULL OR parked_until <= $1))) \
+             ORDER BY created_at LIMIT $2{skip}",
+            rows::RUN_COLS
+        );
+        self.all(q(&sql).bind(now).bind(limit), rows::run).await
+    }
+
+    async fn wake(&mut self, run_id: &str, now: Micros) -> Result<()> {
+        let sql = "UPDATE runs SET parked_until = $2 WHERE id = $1 AND parked_until > $2";
+        self.exec(q(sql).bind(run_id.to_string()).bind(now)).await?;
+        Ok(())
+    }
+
+    async fn next_wake(&mut self, now: Micros) -> Result<Option<Micros>> {
+        let sql = "SELECT MIN(parked_until) FROM runs WHERE component_digest IS NOT NULL \
+            AND status = 'running' AND parked_until > $1";
+        let row = q(sql).bind(now).fetch_one(self.c()).await?;
+        Ok(row.try_get::<Option<i64>, _>(0)?)
+    }
+}
