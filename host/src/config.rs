@@ -10,6 +10,8 @@ pub struct Settings {
     pub public_url: String,
     /// HMAC key for recovery and invoke webhooks (`TIDEBASE_WEBHOOK_SECRET`).
     pub webhook_secret: Option<String>,
+    /// Timeout of every outbound webhook call (`TIDEBASE_WEBHOOK_TIMEOUT_MS`).
+    pub webhook_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -19,6 +21,7 @@ impl Default for Settings {
             api_key: None,
             public_url: "http://localhost:7373".into(),
             webhook_secret: None,
+            webhook_timeout_ms: 10_000,
         }
     }
 }

@@ -14,3 +14,4 @@ pub mod ids;
 pub mod model;
 pub mod runtime;
 pub mod store;
+pub mod worker;

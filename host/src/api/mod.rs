@@ -4,20 +4,25 @@ mod body;
 mod error;
 mod gates;
 mod guard;
+mod queues;
 mod runs;
 mod sse;
 mod state;
 mod steps;
+mod workflows;
 
 pub use body::MAX_BODY_BYTES;
 
 use crate::engine::Engine;
-use axum::Router;
+use crate::runtime::Runtime;
+use axum::{Extension, Router};
+use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-pub fn router(engine: Engine) -> Router {
-    let api = Router::new()
+/// The API; with a runtime, also the wasm deploy endpoints.
+pub fn router(engine: Engine, runtime: Option<Arc<Runtime>>) -> Router {
+    let mut api = Router::new()
         .route("/health", get(runs::health))
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::detail).post(runs::create))
@@ -25,6 +30,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/runs/{id}/complete", post(runs::complete))
         .route("/runs/{id}/fail", post(runs::fail))
         .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/runs/{id}/recover", post(queues::recover))
         .route("/runs/{id}/children", post(runs::child))
         .route("/runs/{id}/steps/begin", post(steps::begin))
         .route("/runs/{id}/steps/{step}/complete", post(steps::complete))
@@ -37,7 +43,22 @@ pub fn router(engine: Engine) -> Router {
         .route("/runs/{id}/state/versions", get(state::versions))
         .route("/runs/{id}/snapshots", post(state::snapshot).get(state::snapshots))
         .route("/runs/{id}/usage", post(state::usage))
-        .route("/runs/{id}/events", get(sse::events));
+        .route("/runs/{id}/events", get(sse::events))
+        .route("/queues", get(queues::list))
+        .route("/queues/claim", post(queues::claim))
+        .route("/queues/{queue}/enqueue", post(queues::enqueue))
+        .route("/queues/{queue}/config", axum::routing::put(queues::configure))
+        .route("/schedules", get(queues::list_schedules))
+        .route(
+            "/schedules/{name}",
+            axum::routing::put(queues::put_schedule).get(queues::get_schedule).delete(queues::delete_schedule),
+        );
+    if let Some(runtime) = runtime {
+        let deploy = post(workflows::deploy)
+            .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(workflows::MAX_COMPONENT_BYTES))
+            .layer::<_, std::convert::Infallible>(Extension(runtime));
+        api = api.route("/workflows", get(workflows::list)).route("/workflows/{name}", deploy);
+    }
     api.fallback(guard::not_found)
         .method_not_allowed_fallback(guard::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

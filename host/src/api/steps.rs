@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 pub async fn begin(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
     let mut f = body.fields()?;
     let req = StepBegin {
+        id: None,
         name: f.name("name"),
         input_hash: f.name("inputHash"),
         input: f.any("input").unwrap_or(Value::Null),

@@ -1,5 +1,9 @@
 //! The `tidebase-host` command line.
 
+mod admin;
+mod deploy;
+mod host;
+mod run;
 mod serve;
 
 use crate::store::ConnectOptions;
@@ -20,6 +24,16 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate(DbArgs),
+    /// Deploy a workflow component and execute a run of it in this process.
+    Run(run::RunArgs),
+    /// Deploy a workflow component for `serve` to execute.
+    Deploy(deploy::DeployArgs),
+    /// Approve or reject a pending gate.
+    #[command(subcommand)]
+    Gates(admin::GatesCmd),
+    /// List, inspect and cancel runs.
+    #[command(subcommand)]
+    Runs(admin::RunsCmd),
 }
 
 /// Where the data lives.
@@ -64,6 +78,10 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Migrate(db) => migrate(db).await,
+            Command::Run(args) => run::run(args).await,
+            Command::Deploy(args) => deploy::run(args).await,
+            Command::Gates(cmd) => admin::gates(cmd).await,
+            Command::Runs(cmd) => admin::runs(cmd).await,
         }
     });
     match outcome {

@@ -28,6 +28,18 @@ pub struct ServeArgs {
     /// Public base URL used in gate resolve links.
     #[arg(long, env = "TIDEBASE_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Timeout of each outbound webhook call (recovery, invoke, channels), in milliseconds.
+    #[arg(long, env = "TIDEBASE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    webhook_timeout_ms: u64,
+    /// Reconciler tick interval in milliseconds.
+    #[arg(long, env = "TIDEBASE_RECONCILE_MS", default_value_t = 5_000)]
+    reconcile_ms: u64,
+    /// `0` disables the reconciler loop.
+    #[arg(long, env = "TIDEBASE_RECONCILER", default_value = "1")]
+    reconciler: String,
+    /// Concurrent wasm activations of the built-in worker (0 disables it).
+    #[arg(long, env = "TIDEBASE_WASM_WORKERS", default_value_t = 32)]
+    wasm_workers: usize,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -43,15 +55,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .trim_end_matches('/')
             .to_string(),
         webhook_secret: args.webhook_secret.filter(|k| !k.is_empty()),
+        webhook_timeout_ms: args.webhook_timeout_ms,
     };
     let engine = Engine::new(store, crate::clock::system(), settings);
+    let runtime = super::host::runtime(&args.db, args.wasm_workers.max(1) as u32)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = (args.wasm_workers > 0).then(|| {
+        let w = crate::worker::Worker::new(engine.clone(), runtime.clone(), args.wasm_workers);
+        tokio::spawn(w.run(stop_rx))
+    });
     let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port)).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = ?backend, "tidebase-host listening");
     eprintln!("tidebase-host: serving on http://{addr} (store: {backend:?})");
-    axum::serve(listener, crate::api::router(engine))
+    let reconciler = (args.reconciler != "0")
+        .then(|| engine.spawn_reconciler(std::time::Duration::from_millis(args.reconcile_ms.max(1))));
+    axum::serve(listener, crate::api::router(engine, Some(runtime)))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    if let Some(reconciler) = reconciler {
+        reconciler.abort();
+    }
+    let _ = stop_tx.send(true);
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     tracing::info!("shut down cleanly");
     Ok(ExitCode::SUCCESS)
 }

@@ -95,3 +95,16 @@ impl Engine {
         Ok(gate)
     }
 }
+
+impl Engine {
+    /// A gate by its name within a run (the CLI resolves gates by name).
+    pub async fn gate_named(&self, run_id: &str, name: &str) -> Result<Gate> {
+        self.read().await?.gate_by_name(run_id, name).await?.ok_or(EngineError::NotFound("gate not found"))
+    }
+
+    /// Pending gates of a run.
+    pub async fn pending_gates(&self, run_id: &str) -> Result<Vec<Gate>> {
+        let gates = self.read().await?.gates(run_id).await?;
+        Ok(gates.into_iter().filter(Gate::is_pending).collect())
+    }
+}

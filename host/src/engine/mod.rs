@@ -3,27 +3,37 @@
 //! API and the wasm host imports both call into it; neither has rules of its own.
 
 mod children;
+mod cron;
 mod error;
 mod events;
 mod gates;
 mod hash;
+mod queues;
+mod reconciler;
 mod runs;
+mod schedules;
 mod state;
 mod steps;
 mod usage;
 mod wasm;
+mod webhooks;
 mod write;
 
 pub use children::NewChild;
+pub use cron::{Cron, next_fire};
 pub use error::EngineError;
 pub use events::EventFeed;
 pub use gates::{GateBegin, GateResolve};
 pub use hash::stable_hash;
+pub use queues::{Enqueue, Patch, QueueConfigPatch};
+pub use reconciler::TickReport;
 pub use runs::{NewChannel, NewRun};
+pub use schedules::ScheduleSpec;
 pub use state::{StateWrite, WriteMode};
-pub use steps::{StepAction, StepBegin, StepFail, StepOutcome};
+pub use steps::{Settled, StepAction, StepBegin, StepFail, StepOutcome};
 pub use usage::NewUsage;
 pub use wasm::{DeployLimits, digest_of};
+pub use webhooks::sign as sign_webhook;
 
 use crate::clock::{Clock, Micros};
 use crate::config::Settings;
@@ -38,11 +48,13 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     feed: EventFeed,
+    outbound: Arc<webhooks::Outbound>,
 }
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Engine {
-        Engine { store, clock, settings: Arc::new(settings), feed: EventFeed::new() }
+        let outbound = Arc::new(webhooks::Outbound::new(settings.webhook_timeout_ms));
+        Engine { store, clock, settings: Arc::new(settings), feed: EventFeed::new(), outbound }
     }
 
     pub fn now(&self) -> Micros {

@@ -58,17 +58,7 @@ impl Engine {
         run.recovery_webhook = new.recovery_webhook;
         self.pin_component(w, &mut run).await?;
         w.tx.insert_run(&run).await?;
-        for c in &new.channels {
-            let channel = Channel {
-                id: ids::new_id("chan"),
-                run_id: Some(run.id.clone()),
-                kind: "webhook".into(),
-                config: json!({"url": c.url, "secret": c.secret}),
-                events: json!(c.events),
-                created_at: now,
-            };
-            w.tx.insert_channel(&channel).await?;
-        }
+        self.insert_channels(w, &run.id, &new.channels, now).await?;
         let mut payload = json!({
             "workflowName": run.workflow_name,
             "input": run.input,
@@ -79,6 +69,28 @@ impl Engine {
         }
         w.event(&run.id, "run.created", payload, now).await?;
         Ok(run)
+    }
+
+    /// Store a run's channel subscriptions.
+    pub(crate) async fn insert_channels(
+        &self,
+        w: &mut Write,
+        run_id: &str,
+        channels: &[NewChannel],
+        now: Micros,
+    ) -> Result<()> {
+        for c in channels {
+            let channel = Channel {
+                id: ids::new_id("chan"),
+                run_id: Some(run_id.to_string()),
+                kind: "webhook".into(),
+                config: json!({"url": c.url, "secret": c.secret}),
+                events: json!(c.events),
+                created_at: now,
+            };
+            w.tx.insert_channel(&channel).await?;
+        }
+        Ok(())
     }
 
     pub async fn create_run(&self, new: NewRun) -> Result<Run> {
@@ -158,10 +170,16 @@ impl Engine {
     pub async fn complete_run(&self, id: &str, result: Value) -> Result<Run> {
         let now = self.now();
         let mut w = self.write().await?;
-        let mut run = w.tx.run(id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        let run = w.tx.run(id, true).await?.ok_or_else(EngineError::run_not_found)?;
         if run.status.is_final() {
             return Ok(run);
         }
+        let run = self.apply_complete(&mut w, run, result, now).await?;
+        self.commit(w).await?;
+        Ok(run)
+    }
+
+    async fn apply_complete(&self, w: &mut Write, mut run: Run, result: Value, now: Micros) -> Result<Run> {
         run.status = RunStatus::Completed;
         run.result = Some(result.clone());
         run.error = None;
@@ -169,9 +187,8 @@ impl Engine {
         run.completed_at = Some(now);
         run.updated_at = now;
         w.tx.update_run(&run).await?;
-        w.event(id, "run.completed", json!({"result": result}), now).await?;
-        self.wake_parent(&mut w, &run, now).await?;
-        self.commit(w).await?;
+        w.event(&run.id, "run.completed", json!({"result": result}), now).await?;
+        self.wake_parent(w, &run, now).await?;
         Ok(run)
     }
 
@@ -185,7 +202,7 @@ impl Engine {
     ) -> Result<(Run, bool)> {
         let now = self.now();
         let mut w = self.write().await?;
-        let mut run = w.tx.run(id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        let run = w.tx.run(id, true).await?.ok_or_else(EngineError::run_not_found)?;
         match run.status {
             RunStatus::Cancelled => return Ok((run, false)),
             RunStatus::Completed => {
@@ -195,6 +212,23 @@ impl Engine {
             }
             _ => {}
         }
+        let outcome = self.apply_fail(&mut w, run, error, failure_class, now).await?;
+        self.commit(w).await?;
+        if !outcome.1 {
+            self.after_run_failed(&outcome.0);
+        }
+        Ok(outcome)
+    }
+
+    async fn apply_fail(
+        &self,
+        w: &mut Write,
+        mut run: Run,
+        error: Value,
+        failure_class: Option<String>,
+        now: Micros,
+    ) -> Result<(Run, bool)> {
+        let id = run.id.clone();
         run.error = Some(error.clone());
         run.clear_lease();
         run.updated_at = now;
@@ -210,7 +244,7 @@ impl Engine {
                 "maxAttempts": run.max_attempts,
                 "nextRunAt": crate::clock::iso(next),
             });
-            w.event(id, "run.requeued", payload, now).await?;
+            w.event(&id, "run.requeued", payload, now).await?;
         } else {
             run.status = RunStatus::Failed;
             run.failure_class = if run.queue.is_some() && run.max_attempts > 1 {
@@ -220,11 +254,29 @@ impl Engine {
             };
             w.tx.update_run(&run).await?;
             let payload = json!({"error": error, "failureClass": run.failure_class});
-            w.event(id, "run.failed", payload, now).await?;
-            self.wake_parent(&mut w, &run, now).await?;
+            w.event(&id, "run.failed", payload, now).await?;
+            self.wake_parent(w, &run, now).await?;
         }
-        self.commit(w).await?;
         Ok((run, requeued))
+    }
+
+    /// End a wasm run's activation with its result, fenced by the run lease
+    /// so a zombie instance cannot finish a run another worker owns.
+    pub async fn finish_wasm_run(
+        &self,
+        id: &str,
+        owner: &str,
+        result: std::result::Result<Value, (Value, String)>,
+    ) -> Result<(Run, bool)> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        let run = self.fence_run(&mut w, id, owner).await?;
+        let outcome = match result {
+            Ok(value) => (self.apply_complete(&mut w, run, value, now).await?, false),
+            Err((error, class)) => self.apply_fail(&mut w, run, error, Some(class), now).await?,
+        };
+        self.commit(w).await?;
+        Ok(outcome)
     }
 
     /// Cancel a run: one-way and idempotent; completed runs refuse.

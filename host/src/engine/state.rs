@@ -63,6 +63,8 @@ impl Engine {
         default_importance: &str,
         now: Micros,
     ) -> Result<StateVersion> {
+        // The row lock below cannot cover a stream that does not exist yet.
+        w.tx.lock_key(&format!("{run_id}:stream:{stream_name}")).await?;
         let existing = w.tx.stream(run_id, stream_name, true).await?;
         let insert = existing.is_none();
         let mut stream = existing.unwrap_or_else(|| StateStream {
@@ -114,6 +116,9 @@ impl Engine {
         let now = self.now();
         let mut w = self.write().await?;
         w.tx.run(run_id, false).await?.ok_or_else(EngineError::run_not_found)?;
+        // Serialise writers of this run's live state, including the first
+        // ones (before the row exists, `FOR UPDATE` locks nothing).
+        w.tx.lock_key(&format!("{run_id}:state")).await?;
         let given = value.clone().filter(|v| !v.is_null()).unwrap_or_else(|| json!({}));
         let current = w.tx.live_state(run_id, true).await?;
         let version = current.as_ref().map_or(1, |s| s.version + 1);

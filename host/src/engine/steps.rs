@@ -6,7 +6,7 @@
 //! attempt in one commit when it ends ([`Engine::checkpoint_step`]).
 
 use super::write::Write;
-use super::{Engine, EngineError, Result};
+use super::{Engine, EngineError, NewUsage, Result};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::{ResumeContract, RunStatus, Step, classify_failure};
@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 
 #[derive(Clone, Debug)]
 pub struct StepBegin {
+    /// Id for the step row if this begin creates it (the wasm door names
+    /// attempts before they are recorded); `None` generates one.
+    pub id: Option<String>,
     pub name: String,
     pub input_hash: String,
     pub input: Value,
@@ -65,6 +68,13 @@ pub enum StepOutcome {
     Failed { error: Value, retryable: bool },
 }
 
+/// Whether a step begin is answered without a new attempt.
+#[derive(Clone, Debug)]
+pub enum Settled {
+    Done(StepAction),
+    Open(Option<Step>),
+}
+
 /// Checks that settle a begin without taking a lease: drift and replay.
 fn settled(existing: Option<&Step>, input_hash: &str) -> Option<StepAction> {
     let step = existing?;
@@ -80,15 +90,19 @@ fn settled(existing: Option<&Step>, input_hash: &str) -> Option<StepAction> {
 
 impl Engine {
     /// Cancellation, drift and replay of a completed checkpoint, answered
-    /// from plain reads: replaying writes nothing.
-    pub async fn settle_step(&self, run_id: &str, name: &str, input_hash: &str) -> Result<Option<StepAction>> {
+    /// from plain reads: replaying writes nothing. `Open` carries the step
+    /// row, if any, that a new attempt would continue.
+    pub async fn settle_step(&self, run_id: &str, name: &str, input_hash: &str) -> Result<Settled> {
         let mut r = self.read().await?;
         let run = r.run(run_id, false).await?.ok_or_else(EngineError::run_not_found)?;
         if run.status == RunStatus::Cancelled {
-            return Ok(Some(StepAction::Cancelled));
+            return Ok(Settled::Done(StepAction::Cancelled));
         }
         let existing = r.step_by_name(run_id, name, false).await?;
-        Ok(settled(existing.as_ref(), input_hash))
+        Ok(match settled(existing.as_ref(), input_hash) {
+            Some(action) => Settled::Done(action),
+            None => Settled::Open(existing),
+        })
     }
 
     /// A new execution attempt of a step: a fresh row or the next attempt of
@@ -121,7 +135,7 @@ impl Engine {
             }
             None => (
                 Step {
-                    id: ids::new_id("step"),
+                    id: req.id.unwrap_or_else(|| ids::new_id("step")),
                     run_id: run_id.to_string(),
                     name: req.name,
                     input_hash: req.input_hash,
@@ -205,7 +219,7 @@ impl Engine {
     }
 
     pub async fn begin_step(&self, run_id: &str, req: StepBegin) -> Result<StepAction> {
-        if let Some(action) = self.settle_step(run_id, &req.name, &req.input_hash).await? {
+        if let Settled::Done(action) = self.settle_step(run_id, &req.name, &req.input_hash).await? {
             return Ok(action);
         }
         let now = self.now();
@@ -268,6 +282,7 @@ impl Engine {
         owner: &str,
         req: StepBegin,
         outcome: StepOutcome,
+        usage: Vec<NewUsage>,
     ) -> Result<Step> {
         let now = self.now();
         let mut w = self.write().await?;
@@ -291,6 +306,11 @@ impl Engine {
             }
         }
         self.save_step(&mut w, &step, fresh).await?;
+        // Usage the attempt recorded against itself lands with its checkpoint.
+        for mut u in usage {
+            u.step_id = Some(step.id.clone());
+            self.insert_usage(&mut w, run_id, u, now).await?;
+        }
         self.commit(w).await?;
         Ok(step)
     }

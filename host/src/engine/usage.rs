@@ -1,6 +1,8 @@
 //! The token/cost usage ledger.
 
+use super::write::Write;
 use super::{Engine, EngineError, Result};
+use crate::clock::Micros;
 use crate::ids;
 use crate::model::UsageRecord;
 use serde_json::{Value, json};
@@ -31,6 +33,12 @@ impl Engine {
         {
             return Err(EngineError::NotFound("step not found"));
         }
+        let usage = self.insert_usage(&mut w, run_id, req, now).await?;
+        self.commit(w).await?;
+        Ok(usage)
+    }
+
+    pub(crate) async fn insert_usage(&self, w: &mut Write, run_id: &str, req: NewUsage, now: Micros) -> Result<UsageRecord> {
         // Absent total: the sum of the given sides, or null if neither is given.
         let total_tokens = req.total_tokens.or_else(|| {
             (req.input_tokens.is_some() || req.output_tokens.is_some())
@@ -55,7 +63,6 @@ impl Engine {
         };
         w.tx.insert_usage(&usage).await?;
         w.event(run_id, "usage.recorded", json!({"usage": usage}), now).await?;
-        self.commit(w).await?;
         Ok(usage)
     }
 }

@@ -34,6 +34,14 @@ impl Engine {
         w.tx.lock_key(&format!("deploy:{workflow}")).await?;
         w.tx.put_component(&digest, bytes, now).await?;
         let latest = w.tx.deployments(Some(workflow)).await?.into_iter().next();
+        // Redeploying the same bytes and limits is a no-op, not a new version.
+        if let Some(same) = latest.as_ref().filter(|d| {
+            d.digest == digest
+                && d.memory_limit_bytes == limits.memory_limit_bytes
+                && d.cpu_limit_ms == limits.cpu_limit_ms
+        }) {
+            return Ok(same.clone());
+        }
         let deployment = Deployment {
             id: ids::new_id("dep"),
             workflow_name: workflow.to_string(),
@@ -73,11 +81,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Take the run lease on up to `limit` runnable wasm runs.
-    pub async fn claim_wasm_runs(&self, owner: &str, limit: i64) -> Result<Vec<Run>> {
+    /// Take the run lease on up to `limit` runnable wasm runs (all, or only
+    /// `root` and its descendants).
+    pub async fn claim_wasm_runs(&self, owner: &str, limit: i64, root: Option<&str>) -> Result<Vec<Run>> {
         let now = self.now();
         let mut w = self.write().await?;
-        let mut claimed = w.tx.ready_wasm_runs(now, limit).await?;
+        let mut claimed = w.tx.ready_wasm_runs(now, limit, root).await?;
         for run in &mut claimed {
             run.status = RunStatus::Running;
             run.lease_owner = Some(owner.to_string());
@@ -114,6 +123,19 @@ impl Engine {
         self.commit(w).await
     }
 
+    /// Drop whatever lease a run holds, fencing its holder out (an explicit
+    /// operator takeover of a run whose worker died).
+    pub async fn release_lease(&self, run_id: &str) -> Result<()> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        let mut run = w.tx.run(run_id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        run.clear_lease();
+        run.parked_until = None;
+        run.updated_at = now;
+        w.tx.update_run(&run).await?;
+        self.commit(w).await
+    }
+
     /// Suspend a run: release its lease so it holds no worker, and make it
     /// claimable again at `until` (or earlier, when woken).
     pub async fn park(&self, run_id: &str, owner: &str, until: Micros) -> Result<()> {
@@ -121,7 +143,9 @@ impl Engine {
         let mut w = self.write().await?;
         let mut run = self.fence_run(&mut w, run_id, owner).await?;
         run.clear_lease();
-        run.parked_until = Some(until.max(now));
+        // A wake that arrived while the activation ran (claiming cleared the
+        // mark) means the wait may already be over: retry right away.
+        run.parked_until = Some(if run.parked_until.is_some() { now } else { until.max(now) });
         run.updated_at = now;
         w.tx.update_run(&run).await?;
         self.commit(w).await

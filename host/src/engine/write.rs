@@ -9,11 +9,16 @@ use serde_json::Value;
 pub(crate) struct Write {
     pub tx: Box<dyn Tx>,
     touched: Vec<String>,
+    /// Channel deliveries recorded here, `(run id, delivery id)`: sent after commit.
+    deliveries: Vec<(String, String)>,
+    /// Events written through this transaction reach no channel (the
+    /// reconciler's lease-expiry failures and deadline cancellations).
+    pub quiet: bool,
 }
 
 impl Engine {
     pub(crate) async fn write(&self) -> Result<Write> {
-        Ok(Write { tx: self.store.write().await?, touched: Vec::new() })
+        Ok(Write { tx: self.store.write().await?, touched: Vec::new(), deliveries: Vec::new(), quiet: false })
     }
 
     pub(crate) async fn read(&self) -> Result<Box<dyn Tx>> {
@@ -25,6 +30,7 @@ impl Engine {
         for run_id in w.touched {
             self.feed.notify(&run_id);
         }
+        self.send_deliveries(w.deliveries);
         Ok(())
     }
 }
@@ -32,6 +38,11 @@ impl Engine {
 impl Write {
     pub async fn event(&mut self, run_id: &str, kind: &str, payload: Value, now: i64) -> Result<Event> {
         let event = self.tx.append_event(run_id, kind, &payload, now).await?;
+        if !self.quiet {
+            for id in super::webhooks::record_deliveries(&mut *self.tx, &event).await? {
+                self.deliveries.push((run_id.to_string(), id));
+            }
+        }
         self.touch(run_id);
         Ok(event)
     }

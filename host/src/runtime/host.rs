@@ -10,8 +10,8 @@ use super::bindings::{
 use super::interrupt::Interrupt;
 use crate::clock::Micros;
 use crate::engine::{
-    Engine, EngineError, GateBegin, NewChild, NewRun, NewUsage, StateWrite, StepAction, StepBegin,
-    StepOutcome, WriteMode,
+    Engine, EngineError, GateBegin, NewChild, NewRun, NewUsage, Settled, StateWrite, StepAction,
+    StepBegin, StepOutcome, WriteMode,
 };
 use crate::model::RunStatus;
 use serde_json::{Value, json};
@@ -37,8 +37,10 @@ pub struct RunCtx {
     /// Calls to `now`/`random`/`sleep` are numbered in call order, which a
     /// deterministic workflow repeats on replay.
     calls: HashMap<&'static str, u32>,
-    /// Step attempts begun by the guest and not yet completed or failed.
-    attempts: HashMap<String, StepBegin>,
+    /// Step attempts begun by the guest and not yet completed or failed,
+    /// with the usage they recorded against themselves (written with the
+    /// attempt's checkpoint, when the step row exists).
+    attempts: HashMap<String, (StepBegin, Vec<NewUsage>)>,
     pub(super) cancelled: Arc<AtomicBool>,
     progress: Option<Progress>,
     max_output: usize,
@@ -107,7 +109,7 @@ impl RunCtx {
     /// A value recorded once as a hidden step and replayed afterwards.
     async fn recorded(&mut self, key: String, fresh: impl FnOnce() -> Value) -> Wt<Value> {
         let hash = crate::engine::stable_hash(&Value::Null);
-        if let Some(action) = self.engine.settle_step(&self.run_id, &key, &hash).await.map_err(trap)? {
+        if let Settled::Done(action) = self.engine.settle_step(&self.run_id, &key, &hash).await.map_err(trap)? {
             return match action {
                 StepAction::Return { step } => Ok(step.output.unwrap_or(Value::Null)),
                 StepAction::Cancelled => Err(Interrupt::Cancelled.trap()),
@@ -116,9 +118,10 @@ impl RunCtx {
         }
         let value = fresh();
         let req = hidden_step(&key, &hash);
+        let outcome = StepOutcome::Completed(value);
         let step = self
             .engine
-            .checkpoint_step(&self.run_id, &self.owner, req, StepOutcome::Completed(value))
+            .checkpoint_step(&self.run_id, &self.owner, req, outcome, Vec::new())
             .await
             .map_err(trap)?;
         Ok(step.output.unwrap_or(Value::Null))
@@ -127,6 +130,7 @@ impl RunCtx {
 
 fn hidden_step(key: &str, hash: &str) -> StepBegin {
     StepBegin {
+        id: None,
         name: key.to_string(),
         input_hash: hash.to_string(),
         input: Value::Null,
@@ -235,20 +239,22 @@ impl host::Host for RunCtx {
         let input = opts.get("input").cloned().unwrap_or(Value::Null);
         let hash = options.input_hash.clone().unwrap_or_else(|| crate::engine::stable_hash(&input));
         match self.engine.settle_step(&self.run_id, &name, &hash).await.map_err(trap)? {
-            Some(StepAction::Return { step }) => {
+            Settled::Done(StepAction::Return { step }) => {
                 self.say(format!("step {name}: replayed from checkpoint"));
                 Ok(Ok(StepStart::Replay(step.output.unwrap_or(Value::Null).to_string())))
             }
-            Some(StepAction::InputMismatch { expected, actual, .. }) => Ok(Err(guest_error(
+            Settled::Done(StepAction::InputMismatch { expected, actual, .. }) => Ok(Err(guest_error(
                 "InputMismatch",
                 format!("step {name}: input changed since its checkpoint (expected hash {expected}, got {actual})"),
             ))),
-            Some(StepAction::Cancelled) => Err(Interrupt::Cancelled.trap()),
-            _ => {
+            Settled::Done(StepAction::Cancelled) => Err(Interrupt::Cancelled.trap()),
+            Settled::Done(_) => Err(wasmtime::Error::msg(format!("step {name}: unexpected begin outcome"))),
+            Settled::Open(existing) => {
                 self.say(format!("step {name}: executing"));
-                let id = crate::ids::new_id("attempt");
-                let req = StepBegin { name, input_hash: hash, input, options: opts, lease_owner: None };
-                self.attempts.insert(id.clone(), req);
+                // The attempt's id is the step row's id (existing or to be inserted).
+                let id = existing.map_or_else(|| crate::ids::new_id("step"), |s| s.id);
+                let req = StepBegin { id: Some(id.clone()), name, input_hash: hash, input, options: opts, lease_owner: None };
+                self.attempts.insert(id.clone(), (req, Vec::new()));
                 Ok(Ok(StepStart::Execute(id)))
             }
         }
@@ -256,7 +262,7 @@ impl host::Host for RunCtx {
 
     async fn step_complete(&mut self, step_id: String, output: String) -> Wt<Result<(), GuestError>> {
         self.check_size("step output", &output)?;
-        let Some(req) = self.attempts.remove(&step_id) else {
+        let Some((req, usage)) = self.attempts.remove(&step_id) else {
             return Ok(Err(guest_error("UnknownStep", format!("no step attempt {step_id} is in progress"))));
         };
         let output = match parse("step output", &output) {
@@ -264,20 +270,21 @@ impl host::Host for RunCtx {
             Err(e) => return Ok(Err(e)),
         };
         let name = req.name.clone();
-        let r = self.engine.checkpoint_step(&self.run_id, &self.owner, req, StepOutcome::Completed(output)).await;
+        let outcome = StepOutcome::Completed(output);
+        let r = self.engine.checkpoint_step(&self.run_id, &self.owner, req, outcome, usage).await;
         let done = answer(r.map(|_| ()))?;
         self.say(format!("step {name}: checkpointed"));
         Ok(done)
     }
 
     async fn step_fail(&mut self, step_id: String, err: GuestError, retryable: bool) -> Wt<Result<(), GuestError>> {
-        let Some(req) = self.attempts.remove(&step_id) else {
+        let Some((req, usage)) = self.attempts.remove(&step_id) else {
             return Ok(Err(guest_error("UnknownStep", format!("no step attempt {step_id} is in progress"))));
         };
         let name = req.name.clone();
         let error = json!({"name": err.name, "message": err.message});
         let outcome = StepOutcome::Failed { error, retryable };
-        let r = self.engine.checkpoint_step(&self.run_id, &self.owner, req, outcome).await;
+        let r = self.engine.checkpoint_step(&self.run_id, &self.owner, req, outcome, usage).await;
         let retry = if retryable { " (will retry)" } else { "" };
         self.say(format!("step {name}: failed: {}{retry}", err.message));
         answer(r.map(|_| ()))
@@ -375,6 +382,10 @@ impl host::Host for RunCtx {
             cost_usd: f("costUsd"),
             metadata: v.get("metadata").cloned(),
         };
+        if let Some((_, pending)) = req.step_id.as_ref().and_then(|id| self.attempts.get_mut(id)) {
+            pending.push(req);
+            return Ok(Ok(()));
+        }
         let r = self.engine.record_usage(&self.run_id, req).await;
         Ok(answer(r)?.map(|_| ()))
     }

@@ -55,8 +55,10 @@ pub trait QueueTx {
     async fn claimed_since(&mut self, queue: &str, since: Micros) -> Result<i64>;
     /// Per-status counts of every queue that has runs, sorted by name.
     async fn queue_counts(&mut self) -> Result<Vec<QueueCounts>>;
-    /// `running` runs (not wasm) whose lease expired before `now`, oldest first.
-    async fn expired_leases(&mut self, now: Micros, limit: i64) -> Result<Vec<Run>>;
+    /// `running` runs (not wasm) whose lease expired before `now`, oldest
+    /// first: queue runs, and runs with a recovery webhook whose last
+    /// recovery attempt is not after `nudged_since` (the others need nothing).
+    async fn expired_leases(&mut self, now: Micros, nudged_since: Micros, limit: i64) -> Result<Vec<Run>>;
     /// `pending`/`queued`/`running` runs whose deadline passed before `now`.
     async fn overdue_runs(&mut self, now: Micros, limit: i64) -> Result<Vec<Run>>;
     /// Move a queued run's `run_at` from `expected` to `to` (nothing else);
@@ -258,13 +260,15 @@ impl QueueTx for SqlTx {
         Ok(out)
     }
 
-    async fn expired_leases(&mut self, now: Micros, limit: i64) -> Result<Vec<Run>> {
+    async fn expired_leases(&mut self, now: Micros, nudged_since: Micros, limit: i64) -> Result<Vec<Run>> {
         let sql = format!(
             "SELECT {} FROM runs WHERE status = 'running' AND lease_expires_at < $1 \
-             AND component_digest IS NULL ORDER BY lease_expires_at LIMIT $2",
+             AND component_digest IS NULL AND (queue_name IS NOT NULL OR (recovery_webhook IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM recovery_attempts a WHERE a.run_id = runs.id AND a.created_at > $2))) \
+             ORDER BY lease_expires_at LIMIT $3",
             rows::RUN_COLS
         );
-        self.all(q(&sql).bind(now).bind(limit), rows::run).await
+        self.all(q(&sql).bind(now).bind(nudged_since).bind(limit), rows::run).await
     }
 
     async fn overdue_runs(&mut self, now: Micros, limit: i64) -> Result<Vec<Run>> {

@@ -22,7 +22,7 @@ pub trait WasmTx {
     /// Wasm runs that may be picked up now: pending, or running with no live
     /// lease and not parked into the future. Locked (and skipped by other
     /// claimers) on Postgres.
-    async fn ready_wasm_runs(&mut self, now: Micros, limit: i64) -> Result<Vec<Run>>;
+    async fn ready_wasm_runs(&mut self, now: Micros, limit: i64, root: Option<&str>) -> Result<Vec<Run>>;
     /// Pull a parked run's wake-up time forward to `now`.
     async fn wake(&mut self, run_id: &str, now: Micros) -> Result<()>;
     /// Earliest future wake-up among parked wasm runs, to size the idle wait.
@@ -96,21 +96,29 @@ impl WasmTx for SqlTx {
         self.one(q(&sql).bind(workflow.to_string()).bind(digest.to_string()), deployment).await
     }
 
-    async fn ready_wasm_runs(&mut self, now: Micros, limit: i64) -> Result<Vec<Run>> {
+    async fn ready_wasm_runs(&mut self, now: Micros, limit: i64, root: Option<&str>) -> Result<Vec<Run>> {
         let skip = if self.backend == super::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
-            "SELECT {} FROM runs WHERE component_digest IS NOT NULL AND \
+            "WITH RECURSIVE tree(id) AS (\
+               SELECT CAST($3 AS TEXT) \
+               UNION SELECT e.child_run_id FROM run_edges e JOIN tree t ON e.parent_run_id = t.id) \
+             SELECT {} FROM runs WHERE component_digest IS NOT NULL AND \
              (status = 'pending' OR (status = 'running' AND \
                (lease_expires_at IS NULL OR lease_expires_at <= $1) AND \
                (parked_until IS NULL OR parked_until <= $1))) \
+             AND ($3 IS NULL OR id IN (SELECT id FROM tree)) \
              ORDER BY created_at LIMIT $2{skip}",
             rows::RUN_COLS
         );
-        self.all(q(&sql).bind(now).bind(limit), rows::run).await
+        let query = q(&sql).bind(now).bind(limit).bind(root.map(String::from));
+        self.all(query, rows::run).await
     }
 
     async fn wake(&mut self, run_id: &str, now: Micros) -> Result<()> {
-        let sql = "UPDATE runs SET parked_until = $2 WHERE id = $1 AND parked_until > $2";
+        // Also marks a run that is executing right now, so a wake that races
+        // with its suspension is not lost (see `Engine::park`).
+        let sql = "UPDATE runs SET parked_until = $2 WHERE id = $1 \
+            AND component_digest IS NOT NULL AND (parked_until IS NULL OR parked_until > $2)";
         self.exec(q(sql).bind(run_id.to_string()).bind(now)).await?;
         Ok(())
     }

@@ -1,0 +1,51 @@
+//! Deploying wasm workflows over HTTP (our addition to the v0.5 API).
+
+use super::error::{ApiError, ApiResult};
+use crate::engine::{DeployLimits, Engine};
+use crate::runtime::Runtime;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Largest component accepted by the deploy endpoint.
+pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+
+fn limit(q: &HashMap<String, String>, key: &str, scale: i64) -> Result<Option<i64>, ApiError> {
+    q.get(key)
+        .map(|v| match v.parse::<i64>() {
+            Ok(n) if n > 0 => Ok(n * scale),
+            _ => Err(ApiError::bad_request(format!("{key} must be a positive integer, got {v:?}"))),
+        })
+        .transpose()
+}
+
+/// `POST /workflows/:name` with the component bytes as the body;
+/// `?memoryMb=&cpuMs=` set sandbox limits.
+pub async fn deploy(
+    State(engine): State<Engine>,
+    Extension(runtime): Extension<Arc<Runtime>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult {
+    let limits = DeployLimits {
+        memory_limit_bytes: limit(&q, "memoryMb", 1 << 20)?,
+        cpu_limit_ms: limit(&q, "cpuMs", 1)?,
+    };
+    if let Err(e) = runtime.validate(body.to_vec()).await {
+        return Err(ApiError::Json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"error": format!("not a runnable tidebase:workflow component: {e:#}")}),
+        ));
+    }
+    Ok(Json(json!({"deployment": engine.deploy(&name, &body, limits).await?})))
+}
+
+/// `GET /workflows`: every deployment, newest version first per workflow.
+pub async fn list(State(engine): State<Engine>) -> ApiResult {
+    Ok(Json(json!({"deployments": engine.deployments(None).await?})))
+}

@@ -1,0 +1,68 @@
+//! `tidebase-host deploy FILE.wasm`.
+
+use super::DbArgs;
+use crate::engine::{DeployLimits, Engine};
+use crate::model::Deployment;
+use crate::runtime::Runtime;
+use anyhow::Context;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// The workflow component (`wasm32-wasip2`).
+    file: PathBuf,
+    /// Workflow name runs are created under (default: the file name without extension).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+/// Sandbox limits of a deployment.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LimitArgs {
+    /// Linear-memory cap for this workflow, in MiB (default 64).
+    #[arg(long)]
+    memory_mb: Option<i64>,
+    /// Guest CPU budget per activation, in milliseconds (default 60000).
+    #[arg(long)]
+    cpu_ms: Option<i64>,
+}
+
+/// The workflow name a file deploys under.
+pub fn workflow_name(file: &Path, name: Option<&str>) -> String {
+    name.map(String::from).unwrap_or_else(|| {
+        file.file_stem().map(|s| s.to_string_lossy().replace('_', "-")).unwrap_or_default()
+    })
+}
+
+/// Validate a component file and deploy it.
+pub async fn deploy_file(
+    engine: &Engine,
+    runtime: &Runtime,
+    file: &Path,
+    name: &str,
+    limits: &LimitArgs,
+) -> anyhow::Result<Deployment> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    runtime.validate(bytes.clone()).await.with_context(|| format!("{} is not a runnable workflow", file.display()))?;
+    let limits = DeployLimits {
+        memory_limit_bytes: limits.memory_mb.map(|m| m << 20),
+        cpu_limit_ms: limits.cpu_ms,
+    };
+    Ok(engine.deploy(name, &bytes, limits).await?)
+}
+
+pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
+    let engine = super::host::engine(&args.db, super::host::env_settings()).await?;
+    let runtime = super::host::runtime(&args.db, 1)?;
+    let name = workflow_name(&args.file, args.name.as_deref());
+    let d = deploy_file(&engine, &runtime, &args.file, &name, &args.limits).await?;
+    eprintln!("deployed {} version {} ({})", d.workflow_name, d.version, d.digest);
+    println!("{}", serde_json::to_string_pretty(&d)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,35 @@
+//! Opening the engine and wasm runtime the way every verb does.
+
+use super::DbArgs;
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::runtime::{Runtime, RuntimeConfig};
+use std::sync::Arc;
+
+pub async fn engine(db: &DbArgs, settings: Settings) -> anyhow::Result<Engine> {
+    let opts = db.connect_options(super::auto_migrate());
+    let store = crate::store::connect(&opts).await?;
+    Ok(Engine::new(store, crate::clock::system(), settings))
+}
+
+/// The wasm runtime, caching compiled components under the data directory.
+pub fn runtime(db: &DbArgs, instances: u32) -> anyhow::Result<Arc<Runtime>> {
+    let config = RuntimeConfig {
+        cache_dir: Some(db.data_dir.join("cache")),
+        instances,
+        ..RuntimeConfig::default()
+    };
+    Ok(Arc::new(Runtime::new(config)?))
+}
+
+/// Settings from the environment, for verbs other than `serve`.
+pub fn env_settings() -> Settings {
+    let mut s = Settings::default();
+    if let Some(ms) = std::env::var("TIDEBASE_LEASE_MS").ok().and_then(|v| v.parse().ok()) {
+        s.lease_ms = ms;
+    }
+    if let Ok(url) = std::env::var("TIDEBASE_PUBLIC_URL") {
+        s.public_url = url.trim_end_matches('/').to_string();
+    }
+    s
+}

@@ -1,0 +1,172 @@
+//! The host's own worker loop: claims runs of deployed workflows, runs one
+//! activation each in the wasm runtime, and records the outcome through the
+//! engine. A run waiting on a gate, sleep or child holds no instance and no
+//! slot: its lease is released and it is claimed again when woken.
+
+use crate::engine::{Engine, EngineError};
+use crate::model::{Run, RunStatus};
+use crate::runtime::{Outcome, Progress, Runtime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+
+/// Longest idle wait between claim attempts; commits in this process wake
+/// the loop sooner.
+const IDLE: Duration = Duration::from_millis(250);
+/// Back-off before retrying a run whose activation hit a host-side error.
+const RETRY_DELAY_MS: i64 = 1_000;
+
+#[derive(Clone)]
+pub struct Worker {
+    engine: Engine,
+    runtime: Arc<Runtime>,
+    owner: String,
+    slots: Arc<Semaphore>,
+    slot_count: usize,
+    /// Only this run and its descendants (the CLI's `run`), or every run.
+    root: Option<String>,
+    progress: Option<Progress>,
+}
+
+impl Worker {
+    pub fn new(engine: Engine, runtime: Arc<Runtime>, slots: usize) -> Worker {
+        let owner = format!("wasm-worker-{}", uuid::Uuid::new_v4());
+        let slot_count = slots.max(1);
+        let slots = Arc::new(Semaphore::new(slot_count));
+        Worker { engine, runtime, owner, slots, slot_count, root: None, progress: None }
+    }
+
+    /// Execute only `run_id` and the child runs it starts.
+    pub fn only_tree(mut self, run_id: &str) -> Worker {
+        self.root = Some(run_id.to_string());
+        self
+    }
+
+    /// Report each durable effect (for the CLI's stderr).
+    pub fn with_progress(mut self, progress: Progress) -> Worker {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Claim and execute until `stop` turns true; waits for running
+    /// activations before returning.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut wake = self.engine.subscribe();
+        while !*stop.borrow() {
+            let free = self.slots.available_permits();
+            let claimed = if free == 0 {
+                Vec::new()
+            } else {
+                match self.engine.claim_wasm_runs(&self.owner, free as i64, self.root.as_deref()).await {
+                    Ok(runs) => runs,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming wasm runs failed");
+                        Vec::new()
+                    }
+                }
+            };
+            let idle = claimed.is_empty();
+            for run in claimed {
+                let permit = self.slots.clone().acquire_owned().await.expect("semaphore open");
+                let me = self.clone();
+                tokio::spawn(async move {
+                    me.execute(run).await;
+                    drop(permit);
+                });
+            }
+            if idle {
+                tokio::select! {
+                    _ = wake.recv() => {}
+                    _ = tokio::time::sleep(IDLE) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+        // Every permit back means every in-flight activation recorded its outcome.
+        let _ = self.slots.acquire_many(self.slot_count as u32).await;
+    }
+
+    /// One activation of a claimed run, and its bookkeeping.
+    pub async fn execute(&self, run: Run) {
+        let engine = &self.engine;
+        let deployment = match engine.deployment_of(&run).await {
+            Ok(d) => d,
+            Err(e) => return self.record(&run, Outcome::Retry(e.to_string())).await,
+        };
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let watch = self.watch_cancel(&run.id, cancelled.clone());
+        let heartbeat = self.heartbeat(&run.id);
+        let outcome = self
+            .runtime
+            .activate(engine, &run, &deployment, &self.owner, cancelled, self.progress.clone())
+            .await;
+        watch.abort();
+        heartbeat.abort();
+        self.record(&run, outcome).await;
+    }
+
+    async fn record(&self, run: &Run, outcome: Outcome) {
+        let engine = &self.engine;
+        let id = run.id.as_str();
+        let result = match outcome {
+            Outcome::Completed(value) => engine.finish_wasm_run(id, &self.owner, Ok(value)).await.map(|_| ()),
+            Outcome::Failed { error, class } => {
+                tracing::info!(run_id = id, class, error = %error, "wasm run failed");
+                engine.finish_wasm_run(id, &self.owner, Err((error, class.to_string()))).await.map(|_| ())
+            }
+            Outcome::Suspended { until, reason } => {
+                tracing::debug!(run_id = id, reason, "wasm run suspended");
+                engine.park(id, &self.owner, until).await
+            }
+            Outcome::Retry(why) => {
+                tracing::warn!(run_id = id, why, "wasm activation hit a host error; will retry");
+                engine.park(id, &self.owner, engine.now() + RETRY_DELAY_MS * 1000).await
+            }
+            Outcome::Cancelled | Outcome::LeaseLost => Ok(()),
+        };
+        match result {
+            Ok(()) => {}
+            // Cancelled or taken over meanwhile: nothing of ours to record.
+            Err(e) if e.is_cancelled() => {}
+            Err(EngineError::Conflict(_)) => {}
+            Err(e) => tracing::warn!(run_id = id, error = %e, "recording wasm outcome failed"),
+        }
+    }
+
+    /// Flip `flag` when this run is cancelled (seen through the event feed),
+    /// so host calls and the epoch check stop the guest promptly.
+    fn watch_cancel(&self, run_id: &str, flag: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+        let (engine, run_id) = (self.engine.clone(), run_id.to_string());
+        let mut feed = engine.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match feed.recv().await {
+                    Ok(id) if id != run_id => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    _ => {}
+                }
+                if let Ok(run) = engine.get_run(&run_id).await
+                    && run.status == RunStatus::Cancelled
+                {
+                    flag.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        })
+    }
+
+    /// Keep the run lease alive while a long activation runs.
+    fn heartbeat(&self, run_id: &str) -> tokio::task::JoinHandle<()> {
+        let (engine, run_id, owner) = (self.engine.clone(), run_id.to_string(), self.owner.clone());
+        let every = Duration::from_millis((engine.settings.lease_ms / 3).max(50) as u64);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if engine.heartbeat(&run_id, &owner).await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit and end-to-end tests (every invariant on
+# Postgres and SQLite, real wasm components), then the real Python client
+# against `tidebase-host serve` on both backends.
+#
+# Needs: Rust with the wasm32-wasip2 target, Python 3.11 with venv, and a
+# Postgres reachable at TIDEBASE_TEST_DATABASE_URL
+# (default postgres://postgres@127.0.0.1:5432/postgres).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  rustup target add wasm32-wasip2
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
+cargo build -p tidebase-host
+
+TIDEBASE_TEST_BACKEND=postgres tests/sdk-python/run.sh
+TIDEBASE_TEST_BACKEND=sqlite tests/sdk-python/run.sh
