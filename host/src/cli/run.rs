@@ -110,7 +110,10 @@ async fn resume(engine: &Engine, id: &str, name: &str, takeover: bool) -> anyhow
         engine.release_lease(id).await?;
         eprintln!("took over the lease of run {id}");
     }
-    Ok(run)
+    if let Some(holder) = run.live_lease_owner(engine.now()).filter(|_| !takeover) {
+        eprintln!("run {id} is leased by {holder}; it resumes when that lease expires (or pass --takeover)");
+    }
+    Ok(engine.reopen_run(id).await?)
 }
 
 /// Wait for the run to finish (or to stop at a gate with `--no-wait`).

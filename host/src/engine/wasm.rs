@@ -52,6 +52,9 @@ impl Engine {
             created_at: now,
         };
         w.tx.insert_deployment(&deployment).await?;
+        // Runs created before the first deploy (e.g. children started by a
+        // parent) are executed by it rather than left waiting forever.
+        w.tx.adopt_pending(workflow, &deployment.digest).await?;
         self.commit(w).await?;
         Ok(deployment)
     }
@@ -121,6 +124,23 @@ impl Engine {
         run.lease_expires_at = Some(self.lease_expiry(now));
         w.tx.update_run(&run).await?;
         self.commit(w).await
+    }
+
+    /// Make a failed wasm run claimable again: its checkpoints replay and it
+    /// continues from the first step without one (the CLI's `--run-id`).
+    pub async fn reopen_run(&self, run_id: &str) -> Result<Run> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        let mut run = w.tx.run(run_id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        if run.status == RunStatus::Failed {
+            run.status = RunStatus::Pending;
+            run.clear_lease();
+            run.parked_until = None;
+            run.updated_at = now;
+            w.tx.update_run(&run).await?;
+        }
+        self.commit(w).await?;
+        Ok(run)
     }
 
     /// Drop whatever lease a run holds, fencing its holder out (an explicit

@@ -57,7 +57,7 @@ fn trapped(err: wasmtime::Error, stderr: &[u8]) -> Outcome {
             wasmtime::Trap::UnreachableCodeReached if tail.contains("memory allocation") => {
                 failed("MemoryLimit", format!("workflow ran out of memory: {tail}"), "memory_limit")
             }
-            other => failed("Trap", format!("wasm trap: {other}{}", suffix(&tail)), "trap"),
+            other => failed("Trap", format!("{other}{}", suffix(&tail)), "trap"),
         };
     }
     if detail.contains("memory") && (detail.contains("grow") || detail.contains("limit")) {

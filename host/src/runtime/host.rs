@@ -418,6 +418,12 @@ impl host::Host for RunCtx {
             _ => {
                 if created {
                     self.say(format!("child {edge}: started {} ({})", child.workflow_name, child.id));
+                    if child.component_digest.is_none() {
+                        self.say(format!(
+                            "child {edge}: workflow {:?} is not deployed; it waits for a deploy or an SDK worker",
+                            child.workflow_name
+                        ));
+                    }
                 }
                 let reason = format!("child {edge}");
                 Err(Interrupt::Suspend { until: Micros::MAX, reason }.trap())

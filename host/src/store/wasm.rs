@@ -23,6 +23,8 @@ pub trait WasmTx {
     /// lease and not parked into the future. Locked (and skipped by other
     /// claimers) on Postgres.
     async fn ready_wasm_runs(&mut self, now: Micros, limit: i64, root: Option<&str>) -> Result<Vec<Run>>;
+    /// Pin never-started runs of `workflow` that no component claimed yet.
+    async fn adopt_pending(&mut self, workflow: &str, digest: &str) -> Result<u64>;
     /// Pull a parked run's wake-up time forward to `now`.
     async fn wake(&mut self, run_id: &str, now: Micros) -> Result<()>;
     /// Earliest future wake-up among parked wasm runs, to size the idle wait.
@@ -112,6 +114,12 @@ impl WasmTx for SqlTx {
         );
         let query = q(&sql).bind(now).bind(limit).bind(root.map(String::from));
         self.all(query, rows::run).await
+    }
+
+    async fn adopt_pending(&mut self, workflow: &str, digest: &str) -> Result<u64> {
+        let sql = "UPDATE runs SET component_digest = $2 WHERE workflow_name = $1 \
+            AND status = 'pending' AND attempt = 0 AND component_digest IS NULL";
+        self.exec(q(sql).bind(workflow.to_string()).bind(digest.to_string())).await
     }
 
     async fn wake(&mut self, run_id: &str, now: Micros) -> Result<()> {
