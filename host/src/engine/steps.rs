@@ -94,11 +94,11 @@ impl Engine {
     /// row, if any, that a new attempt would continue.
     pub async fn settle_step(&self, run_id: &str, name: &str, input_hash: &str) -> Result<Settled> {
         let mut r = self.read().await?;
-        let run = r.run(run_id, false).await?.ok_or_else(EngineError::run_not_found)?;
-        if run.status == RunStatus::Cancelled {
+        let (status, existing) =
+            r.run_status_and_step(run_id, name).await?.ok_or_else(EngineError::run_not_found)?;
+        if status == RunStatus::Cancelled {
             return Ok(Settled::Done(StepAction::Cancelled));
         }
-        let existing = r.step_by_name(run_id, name, false).await?;
         Ok(match settled(existing.as_ref(), input_hash) {
             Some(action) => Settled::Done(action),
             None => Settled::Open(existing),

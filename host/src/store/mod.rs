@@ -17,7 +17,8 @@ pub use wasm::WasmTx;
 
 use crate::clock::Micros;
 use crate::model::{
-    Channel, Event, Gate, LiveState, Run, RunEdge, StateStream, StateVersion, Step, UsageRecord,
+    Channel, Event, Gate, LiveState, Run, RunEdge, RunStatus, StateStream, StateVersion, Step,
+    UsageRecord,
 };
 use async_trait::async_trait;
 use serde_json::Value;
@@ -50,6 +51,8 @@ pub trait Tx: QueueTx + WasmTx + Send {
     async fn list_runs(&mut self, limit: i64) -> Result<Vec<Run>>;
 
     async fn step_by_name(&mut self, run_id: &str, name: &str, lock: bool) -> Result<Option<Step>>;
+    /// A run's status and its step `name`, in one read (`None`: no such run).
+    async fn run_status_and_step(&mut self, run_id: &str, name: &str) -> Result<Option<(RunStatus, Option<Step>)>>;
     async fn step(&mut self, run_id: &str, step_id: &str, lock: bool) -> Result<Option<Step>>;
     async fn step_exists(&mut self, step_id: &str) -> Result<bool>;
     async fn insert_step(&mut self, step: &Step) -> Result<()>;

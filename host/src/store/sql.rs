@@ -4,14 +4,15 @@ use super::rows::{self, opt_text, to_text};
 use super::{Backend, Result, Store, Tx};
 use crate::clock::Micros;
 use crate::model::{
-    Channel, Event, Gate, LiveState, Run, RunEdge, StateStream, StateVersion, Step, UsageRecord,
+    Channel, Event, Gate, LiveState, Run, RunEdge, RunStatus, StateStream, StateVersion, Step,
+    UsageRecord,
 };
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::{Any, AnyPool, Row, Transaction};
 use std::sync::Arc;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -160,6 +161,22 @@ impl Tx for SqlTx {
         self.one(q(&sql).bind(run_id.to_string()).bind(name.to_string()), rows::step).await
     }
 
+    async fn run_status_and_step(&mut self, run_id: &str, name: &str) -> Result<Option<(RunStatus, Option<Step>)>> {
+        let cols = rows::STEP_COLS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT r.status AS run_status, {cols} FROM runs r \
+             LEFT JOIN steps s ON s.run_id = r.id AND s.name = $2 WHERE r.id = $1"
+        );
+        let row = q(&sql).bind(run_id.to_string()).bind(name.to_string()).fetch_optional(self.c()).await?;
+        let Some(row) = row else { return Ok(None) };
+        let status = RunStatus::parse(&row.try_get::<String, _>("run_status")?);
+        let step = match row.try_get::<Option<String>, _>("id")? {
+            Some(_) => Some(rows::step(&row)?),
+            None => None,
+        };
+        Ok(Some((status, step)))
+    }
+
     async fn step(&mut self, run_id: &str, step_id: &str, lock: bool) -> Result<Option<Step>> {
         let sql = format!(
             "SELECT {} FROM steps WHERE id = $1 AND run_id = $2{}",
@@ -203,25 +220,37 @@ impl Tx for SqlTx {
     async fn append_event(&mut self, run_id: &str, kind: &str, payload: &Value, now: Micros) -> Result<Event> {
         // Bumping the counter on the run row takes its row lock until commit,
         // so concurrent writers to one run get consecutive seqs, and a
-        // rollback leaves no gap.
-        let seq: i64 = sqlx::Row::try_get(
-            &q("UPDATE runs SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq")
-                .bind(run_id.to_string())
-                .fetch_one(self.c())
-                .await?,
-            0,
-        )?;
-        let id: i64 = sqlx::Row::try_get(
-            &q("INSERT INTO events (run_id, seq, type, payload_json, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
-                .bind(run_id.to_string())
-                .bind(seq)
-                .bind(kind.to_string())
-                .bind(to_text(payload))
-                .bind(now)
-                .fetch_one(self.c())
-                .await?,
-            0,
-        )?;
+        // rollback leaves no gap. Postgres does both in one round trip.
+        let (id, seq): (i64, i64) = match self.backend {
+            Backend::Postgres => {
+                let sql = "WITH s AS (UPDATE runs SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq) \
+                    INSERT INTO events (run_id, seq, type, payload_json, created_at) \
+                    SELECT $1, s.event_seq, $2, $3, $4 FROM s RETURNING id, seq";
+                let row = q(sql)
+                    .bind(run_id.to_string())
+                    .bind(kind.to_string())
+                    .bind(to_text(payload))
+                    .bind(now)
+                    .fetch_one(self.c())
+                    .await?;
+                (row.try_get(0)?, row.try_get(1)?)
+            }
+            Backend::Sqlite => {
+                let bump = "UPDATE runs SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq";
+                let seq: i64 = q(bump).bind(run_id.to_string()).fetch_one(self.c()).await?.try_get(0)?;
+                let insert = "INSERT INTO events (run_id, seq, type, payload_json, created_at) \
+                    VALUES ($1, $2, $3, $4, $5) RETURNING id";
+                let row = q(insert)
+                    .bind(run_id.to_string())
+                    .bind(seq)
+                    .bind(kind.to_string())
+                    .bind(to_text(payload))
+                    .bind(now)
+                    .fetch_one(self.c())
+                    .await?;
+                (row.try_get(0)?, seq)
+            }
+        };
         Ok(Event {
             id,
             run_id: run_id.to_string(),
