@@ -7,6 +7,7 @@ mod bindings;
 mod classify;
 mod host;
 mod interrupt;
+mod probe;
 
 pub use host::Progress;
 pub use interrupt::Interrupt;

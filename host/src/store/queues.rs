@@ -116,14 +116,15 @@ fn queue_config(row: &AnyRow) -> R<QueueConfig> {
 
 const SCHEDULE_COLS: &str = "name, cron, workflow_name, input_json, queue_name, max_attempts, \
     enabled, next_run_at, last_enqueued_at, created_at, updated_at";
+/// The columns as read: sqlx's `Any` driver cannot decode SQLite booleans,
+/// so `enabled` comes back as an integer on both backends.
+const SCHEDULE_SELECT: &str = "name, cron, workflow_name, input_json, queue_name, max_attempts, \
+    CAST(CASE WHEN enabled THEN 1 ELSE 0 END AS BIGINT) AS enabled, next_run_at, last_enqueued_at, \
+    created_at, updated_at";
 
 fn schedule(row: &AnyRow) -> R<Schedule> {
     let input: String = row.try_get("input_json")?;
-    // SQLite hands booleans back as integers when it cannot see the type.
-    let enabled = match row.try_get::<bool, _>("enabled") {
-        Ok(b) => b,
-        Err(_) => row.try_get::<i64, _>("enabled")? != 0,
-    };
+    let enabled = row.try_get::<i64, _>("enabled")? != 0;
     Ok(Schedule {
         name: row.try_get("name")?,
         cron: row.try_get("cron")?,
@@ -157,6 +158,12 @@ fn delivery(row: &AnyRow) -> R<Delivery> {
     })
 }
 
+/// `$1, $2, …` for every column of a column list.
+fn placeholders(cols: &str) -> String {
+    let n = cols.split(',').count();
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 fn count(row: &AnyRow) -> R<i64> {
     row.try_get(0)
 }
@@ -182,9 +189,9 @@ impl QueueTx for SqlTx {
         // index on active (queue, dedupe key) pairs on both backends, and
         // (unlike a caught violation) leaves a Postgres transaction usable.
         let sql = format!(
-            "INSERT INTO runs ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-             $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT DO NOTHING",
-            rows::RUN_COLS
+            "INSERT INTO runs ({}) VALUES ({}) ON CONFLICT DO NOTHING",
+            rows::RUN_COLS,
+            placeholders(rows::RUN_COLS)
         );
         Ok(self.exec(super::sql::bind_run(q(&sql), r)).await? == 1)
     }
@@ -314,12 +321,12 @@ impl QueueTx for SqlTx {
     }
 
     async fn schedule(&mut self, name: &str, lock: bool) -> Result<Option<Schedule>> {
-        let sql = format!("SELECT {SCHEDULE_COLS} FROM schedules WHERE name = $1{}", self.for_update(lock));
+        let sql = format!("SELECT {SCHEDULE_SELECT} FROM schedules WHERE name = $1{}", self.for_update(lock));
         self.one(q(&sql).bind(name.to_string()), schedule).await
     }
 
     async fn schedules(&mut self) -> Result<Vec<Schedule>> {
-        let sql = format!("SELECT {SCHEDULE_COLS} FROM schedules ORDER BY name");
+        let sql = format!("SELECT {SCHEDULE_SELECT} FROM schedules ORDER BY name");
         self.all(q(&sql), schedule).await
     }
 
@@ -354,7 +361,7 @@ impl QueueTx for SqlTx {
 
     async fn due_schedules(&mut self, now: Micros) -> Result<Vec<Schedule>> {
         let sql = format!(
-            "SELECT {SCHEDULE_COLS} FROM schedules WHERE enabled AND next_run_at IS NOT NULL \
+            "SELECT {SCHEDULE_SELECT} FROM schedules WHERE enabled AND next_run_at IS NOT NULL \
              AND next_run_at <= $1 ORDER BY next_run_at, name"
         );
         self.all(q(&sql).bind(now), schedule).await

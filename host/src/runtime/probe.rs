@@ -1,0 +1,63 @@
+//! Measurement hooks for benchmarks (`tidebase-bench`): the cost of one
+//! activation's sandbox, without a run, a lease or a database write.
+
+use super::Runtime;
+use super::host::{RunCtx, RunCtxParts};
+use crate::engine::Engine;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
+
+impl Runtime {
+    /// Instantiate the component `digest` from its cached template in a
+    /// fresh store (built as [`Runtime::activate`] builds it) and call
+    /// `run(input)` once. Returns the time from store creation until the
+    /// call returned; dropping the store afterwards is not included.
+    ///
+    /// The context belongs to no run, so the guest must not make durable
+    /// host calls (`hostile` with `{"mode":"ok"}` makes none). The template
+    /// is compiled on first use: warm up before measuring. A guest error or
+    /// trap is an error.
+    pub async fn time_first_call(
+        &self,
+        engine: &Engine,
+        digest: &str,
+        input: &str,
+    ) -> anyhow::Result<Duration> {
+        let pre = self.template(engine, digest).await?;
+        let start = Instant::now();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.config.memory_limit_bytes)
+            .trap_on_grow_failure(true)
+            .build();
+        let ctx = RunCtx::new(RunCtxParts {
+            engine: engine.clone(),
+            run_id: "probe".to_string(),
+            owner: "probe".to_string(),
+            limits,
+            cancelled: Arc::new(AtomicBool::new(false)),
+            progress: None,
+            max_output: self.config.max_output_bytes,
+            log_capacity: self.config.log_capacity,
+        });
+        let mut store = Store::new(&self.wasm, ctx);
+        store.limiter(|c| &mut c.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+        let instance = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| anyhow::anyhow!("instantiate: {e:#}"))?;
+        let result = instance
+            .call_run(&mut store, &input.to_string())
+            .await
+            .map_err(|e| anyhow::anyhow!("run: {e:#}"))?;
+        let elapsed = start.elapsed();
+        drop(store);
+        result.map_err(|e| {
+            anyhow::anyhow!("the guest returned an error: {}: {}", e.name, e.message)
+        })?;
+        Ok(elapsed)
+    }
+}

@@ -1,0 +1,137 @@
+//! The command line as a user drives it: `tidebase-host run` crash-resume,
+//! a process killed while waiting at a gate, `gates approve`, `--no-wait`.
+
+use crate::harness::TestServer;
+use crate::wasm::{wait_suspended_at_gate, wait_status};
+use serde_json::{Value, json};
+use std::process::{Command, Output, Stdio};
+
+fn host(srv: &TestServer, data_dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidebase-host"));
+    cmd.args(args)
+        .arg("--database-url")
+        .arg(&srv.db_url)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("DATABASE_URL");
+    cmd
+}
+
+async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("spawn tidebase-host")).await.unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The run id named in `run`'s progress output.
+fn run_id_in(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("run ").filter(|r| r.starts_with("run_") && !r.contains(' ')))
+        .unwrap_or_else(|| panic!("no run id in output:\n{stderr}"))
+        .to_string()
+}
+
+fn steps(detail: &Value) -> Vec<(String, i64)> {
+    detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap().to_string(), s["attempt"].as_i64().unwrap()))
+        .collect()
+}
+
+/// A run that fails after two checkpoints resumes with `--run-id`: the
+/// checkpointed steps are not executed again and the result is right.
+async fn crash_resume_replays_checkpoints(srv: TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = json!({"seed": 1, "failAt": "b", "crash": "trap"}).to_string();
+    let first = output(host(&srv, dir.path(), &["run", tidebase_fixtures::FLAKY, "--input", &input])).await;
+    let stderr = text(&first.stderr);
+    assert_eq!(first.status.code(), Some(1), "a trapped run exits 1:\n{stderr}");
+    let run_id = run_id_in(&stderr);
+    let resume = format!("--run-id {run_id}");
+    assert!(stderr.contains("resume with: tidebase-host run") && stderr.contains(&resume), "{stderr}");
+    let before = srv.detail(&run_id).await;
+    assert_eq!(before["run"]["failureClass"], "trap");
+    assert_eq!(steps(&before), [("a".into(), 1), ("b".into(), 2)]);
+
+    let second = output(host(&srv, dir.path(), &["run", tidebase_fixtures::FLAKY, "--run-id", &run_id])).await;
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
+    let result: Value = serde_json::from_slice(&second.stdout).expect("result JSON on stdout");
+    assert_eq!(result, json!({"a": 2, "b": 20, "c": 22, "bAttempts": 2}));
+    let after = srv.detail(&run_id).await;
+    assert_eq!(steps(&after), [("a".into(), 1), ("b".into(), 2), ("c".into(), 1)], "no checkpointed step re-ran");
+    assert!(text(&second.stderr).contains("step a: replayed from checkpoint"));
+}
+
+/// `run` killed while it waits at a gate: the gate is approved from the CLI
+/// and `--run-id` finishes the run without re-executing earlier steps.
+async fn killed_run_resumes_after_cli_approval(srv: TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = json!({"topic": "kill"}).to_string();
+    let mut cmd = host(&srv, dir.path(), &["run", tidebase_fixtures::REPORT, "--input", &input]);
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn run");
+    let run_id = loop {
+        let (_, list) = srv.get("/runs").await;
+        if let Some(r) = list["runs"].as_array().unwrap().iter().find(|r| r["workflowName"] == "report") {
+            break r["id"].as_str().unwrap().to_string();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    wait_suspended_at_gate(&srv, &run_id).await;
+    child.kill().expect("kill run process");
+    child.wait().unwrap();
+
+    let approve = output(host(&srv, dir.path(), &["gates", "approve", &run_id, "approve-report", "--actor", "ops"])).await;
+    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve.stderr));
+    let again = output(host(&srv, dir.path(), &["run", tidebase_fixtures::REPORT, "--run-id", &run_id])).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    let result: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!((result["approved"].clone(), result["approvedBy"].clone()), (json!(true), json!("ops")));
+    let d = wait_status(&srv, &run_id, "completed").await;
+    assert_eq!(steps(&d), [("plan".into(), 1), ("fetch-sources".into(), 1), ("write-report".into(), 1)]);
+}
+
+/// `--no-wait` stops at a pending gate with exit code 3 and says how to resolve it.
+async fn no_wait_exits_at_gate(srv: TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = json!({"topic": "later"}).to_string();
+    let out = output(host(&srv, dir.path(), &["run", tidebase_fixtures::REPORT, "--input", &input, "--no-wait"])).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let run_id = run_id_in(&stderr);
+    assert!(stderr.contains(&format!("tidebase-host gates approve {run_id} approve-report")), "{stderr}");
+    assert!(stderr.contains("/resolve") && stderr.contains("\"token\""), "HTTP instructions: {stderr}");
+    let d = srv.detail(&run_id).await;
+    assert_eq!(d["gates"][0]["status"], "pending");
+}
+
+/// Bad input: a missing file and malformed JSON fail with a message and a
+/// non-zero exit, creating no run.
+async fn bad_cli_input_is_refused(srv: TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = output(host(&srv, dir.path(), &["run", "/nonexistent/x.wasm"])).await;
+    assert_ne!(missing.status.code(), Some(0));
+    assert!(text(&missing.stderr).contains("cannot read"), "{}", text(&missing.stderr));
+    let bad = output(host(&srv, dir.path(), &["run", tidebase_fixtures::REPORT, "--input", "{nope"])).await;
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(text(&bad.stderr).contains("not valid JSON"), "{}", text(&bad.stderr));
+    let not_wasm = dir.path().join("x.wasm");
+    std::fs::write(&not_wasm, b"not a component").unwrap();
+    let junk = output(host(&srv, dir.path(), &["deploy", not_wasm.to_str().unwrap()])).await;
+    assert_ne!(junk.status.code(), Some(0));
+    assert!(text(&junk.stderr).contains("not a runnable workflow"), "{}", text(&junk.stderr));
+    let (_, list) = srv.get("/runs").await;
+    assert!(list["runs"].as_array().unwrap().is_empty(), "no run was created");
+}
+
+backend_tests!(
+    crash_resume_replays_checkpoints,
+    killed_run_resumes_after_cli_approval,
+    no_wait_exits_at_gate,
+    bad_cli_input_is_refused,
+);

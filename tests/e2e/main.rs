@@ -1,0 +1,29 @@
+//! End-to-end invariant tests for tidebase-host: every guarantee is asserted
+//! through HTTP against a real server, once per storage backend (each test
+//! expands to `<name>::postgres` and `<name>::sqlite`, each on its own fresh
+//! database, so they run in parallel).
+//!
+//! Run with `cargo test -p tidebase-host --test e2e` (Postgres must be up;
+//! `TIDEBASE_TEST_DATABASE_URL` overrides the admin connection URL).
+
+#[macro_use]
+mod harness;
+
+mod auth;
+mod cancel;
+mod children;
+mod cli;
+mod events;
+mod gates;
+mod input;
+mod leases;
+mod queues;
+mod reconciler;
+mod routes;
+mod runs;
+mod scale;
+mod schedules;
+mod state;
+mod steps;
+mod webhooks;
+mod wasm;
