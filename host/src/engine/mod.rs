@@ -49,12 +49,21 @@ pub struct Engine {
     pub settings: Arc<Settings>,
     feed: EventFeed,
     outbound: Arc<webhooks::Outbound>,
+    /// Signalled after a commit that made a wasm run claimable.
+    wasm_ready: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Engine {
         let outbound = Arc::new(webhooks::Outbound::new(settings.webhook_timeout_ms));
-        Engine { store, clock, settings: Arc::new(settings), feed: EventFeed::new(), outbound }
+        Engine {
+            store,
+            clock,
+            settings: Arc::new(settings),
+            feed: EventFeed::new(),
+            outbound,
+            wasm_ready: Arc::new(tokio::sync::Notify::new()),
+        }
     }
 
     pub fn now(&self) -> Micros {

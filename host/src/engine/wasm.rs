@@ -54,7 +54,7 @@ impl Engine {
         w.tx.insert_deployment(&deployment).await?;
         // Runs created before the first deploy (e.g. children started by a
         // parent) are executed by it rather than left waiting forever.
-        w.tx.adopt_pending(workflow, &deployment.digest).await?;
+        w.wasm_work |= w.tx.adopt_pending(workflow, &deployment.digest).await? > 0;
         self.commit(w).await?;
         Ok(deployment)
     }
@@ -81,6 +81,7 @@ impl Engine {
     pub(crate) async fn pin_component(&self, w: &mut Write, run: &mut Run) -> Result<()> {
         let current = w.tx.deployments(Some(&run.workflow_name)).await?.into_iter().next();
         run.component_digest = current.map(|d| d.digest);
+        w.wasm_work |= run.component_digest.is_some();
         Ok(())
     }
 
@@ -176,6 +177,7 @@ impl Engine {
     pub(crate) async fn wake(&self, w: &mut Write, run_id: &str, now: Micros) -> Result<()> {
         w.tx.wake(run_id, now).await?;
         w.touch(run_id);
+        w.wasm_work = true;
         Ok(())
     }
 
@@ -185,6 +187,11 @@ impl Engine {
             self.wake(w, parent, now).await?;
         }
         Ok(())
+    }
+
+    /// Resolves after a commit that made a wasm run claimable.
+    pub async fn wasm_work(&self) {
+        self.wasm_ready.notified().await
     }
 
     /// Earliest future wake-up of a parked wasm run.

@@ -14,11 +14,19 @@ pub(crate) struct Write {
     /// Events written through this transaction reach no channel (the
     /// reconciler's lease-expiry failures and deadline cancellations).
     pub quiet: bool,
+    /// This transaction made a wasm run claimable: wake the worker.
+    pub wasm_work: bool,
 }
 
 impl Engine {
     pub(crate) async fn write(&self) -> Result<Write> {
-        Ok(Write { tx: self.store.write().await?, touched: Vec::new(), deliveries: Vec::new(), quiet: false })
+        Ok(Write {
+            tx: self.store.write().await?,
+            touched: Vec::new(),
+            deliveries: Vec::new(),
+            quiet: false,
+            wasm_work: false,
+        })
     }
 
     pub(crate) async fn read(&self) -> Result<Box<dyn Tx>> {
@@ -29,6 +37,9 @@ impl Engine {
         w.tx.commit().await?;
         for run_id in w.touched {
             self.feed.notify(&run_id);
+        }
+        if w.wasm_work {
+            self.wasm_ready.notify_one();
         }
         self.send_deliveries(w.deliveries);
         Ok(())

@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
-/// Longest idle wait between claim attempts; commits in this process wake
-/// the loop sooner.
-const IDLE: Duration = Duration::from_millis(250);
+/// Longest idle wait between claim attempts; commits in this process that
+/// make a wasm run claimable wake the loop at once.
+const IDLE: Duration = Duration::from_millis(500);
 /// Back-off before retrying a run whose activation hit a host-side error.
 const RETRY_DELAY_MS: i64 = 1_000;
 
@@ -52,20 +52,8 @@ impl Worker {
     /// Claim and execute until `stop` turns true; waits for running
     /// activations before returning.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut wake = self.engine.subscribe();
         while !*stop.borrow() {
-            let free = self.slots.available_permits();
-            let claimed = if free == 0 {
-                Vec::new()
-            } else {
-                match self.engine.claim_wasm_runs(&self.owner, free as i64, self.root.as_deref()).await {
-                    Ok(runs) => runs,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "claiming wasm runs failed");
-                        Vec::new()
-                    }
-                }
-            };
+            let claimed = self.claim(self.slots.available_permits() as i64).await;
             let idle = claimed.is_empty();
             for run in claimed {
                 let permit = self.slots.clone().acquire_owned().await.expect("semaphore open");
@@ -77,14 +65,49 @@ impl Worker {
             }
             if idle {
                 tokio::select! {
-                    _ = wake.recv() => {}
-                    _ = tokio::time::sleep(IDLE) => {}
+                    _ = self.engine.wasm_work() => {}
+                    _ = tokio::time::sleep(self.idle_wait().await) => {}
                     _ = stop.changed() => {}
                 }
             }
         }
         // Every permit back means every in-flight activation recorded its outcome.
         let _ = self.slots.acquire_many(self.slot_count as u32).await;
+    }
+
+    /// How long to sleep when nothing is claimable: until the next parked
+    /// run is due, at most [`IDLE`] (which also covers other replicas'
+    /// commits and queued runs becoming ready).
+    async fn idle_wait(&self) -> Duration {
+        let now = self.engine.now();
+        match self.engine.next_wake().await {
+            Ok(Some(at)) => Duration::from_micros((at - now).max(1_000) as u64).min(IDLE),
+            _ => IDLE,
+        }
+    }
+
+    /// Runs to execute now: woken or new runs first, then queued runs of
+    /// deployed workflows under their queues' caps and rate limits.
+    async fn claim(&self, free: i64) -> Vec<Run> {
+        if free == 0 {
+            return Vec::new();
+        }
+        let mut runs = match self.engine.claim_wasm_runs(&self.owner, free, self.root.as_deref()).await {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming wasm runs failed");
+                return Vec::new();
+            }
+        };
+        let left = free - runs.len() as i64;
+        // Queue runs belong to the server's worker, not to a CLI `run`.
+        if left > 0 && self.root.is_none() {
+            match self.engine.claim_queued(None, &self.owner, left, true).await {
+                Ok(queued) => runs.extend(queued),
+                Err(e) => tracing::warn!(error = %e, "claiming queued wasm runs failed"),
+            }
+        }
+        runs
     }
 
     /// One activation of a claimed run, and its bookkeeping.
