@@ -19,7 +19,11 @@ fn int32(v: Option<i64>, key: &str, issues: &mut Vec<Value>) -> Option<i32> {
     match i32::try_from(v) {
         Ok(i) => Some(i),
         Err(_) => {
-            let (code, bound) = if v > 0 { ("too_big", "less than or equal to 2147483647") } else { ("too_small", "greater than or equal to -2147483648") };
+            let (code, bound) = if v > 0 {
+                ("too_big", "less than or equal to 2147483647")
+            } else {
+                ("too_small", "greater than or equal to -2147483648")
+            };
             issues.push(issue(key, code, format!("Number must be {bound}")));
             None
         }
@@ -70,7 +74,11 @@ pub fn parse_datetime(s: &str) -> Option<Micros> {
     Some(t.and_utc().timestamp_micros())
 }
 
-pub async fn enqueue(State(engine): State<Engine>, Path(queue): Path<String>, body: RawBody) -> ApiResult {
+pub async fn enqueue(
+    State(engine): State<Engine>,
+    Path(queue): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     let mut f = body.fields()?;
     let mut extra = Vec::new();
     let workflow = f.name("workflowName");
@@ -90,8 +98,16 @@ pub async fn enqueue(State(engine): State<Engine>, Path(queue): Path<String>, bo
             extra.push(json!({"code": "invalid_string", "validation": "datetime", "message": "Invalid datetime", "path": ["runAt"]}));
         }
     }
-    req.max_attempts = int32(f.opt_int("maxAttempts", 1, false), "maxAttempts", &mut extra);
-    req.priority = int32(f.opt_int("priority", i64::MIN, false), "priority", &mut extra);
+    req.max_attempts = int32(
+        f.opt_int("maxAttempts", 1, false),
+        "maxAttempts",
+        &mut extra,
+    );
+    req.priority = int32(
+        f.opt_int("priority", i64::MIN, false),
+        "priority",
+        &mut extra,
+    );
     req.deadline_ms = f.opt_int("deadlineMs", 1, false);
     finish(f, extra)?;
     let (run, deduplicated) = engine.enqueue(req).await?;
@@ -103,14 +119,27 @@ pub async fn claim(State(engine): State<Engine>, body: RawBody) -> ApiResult {
     let mut extra = Vec::new();
     let queues: Vec<String> = match f.any("queues") {
         Some(Value::Array(items)) if !items.is_empty() => {
-            let names: Vec<String> = items.iter().filter_map(|v| v.as_str()).filter(|s| !s.is_empty()).map(String::from).collect();
+            let names: Vec<String> = items
+                .iter()
+                .filter_map(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
             if names.len() != items.len() {
-                extra.push(issue("queues", "invalid_type", "Expected an array of non-empty strings"));
+                extra.push(issue(
+                    "queues",
+                    "invalid_type",
+                    "Expected an array of non-empty strings",
+                ));
             }
             names
         }
         Some(Value::Array(_)) => {
-            extra.push(issue("queues", "too_small", "Array must contain at least 1 element(s)"));
+            extra.push(issue(
+                "queues",
+                "too_small",
+                "Array must contain at least 1 element(s)",
+            ));
             vec![]
         }
         Some(_) => {
@@ -122,13 +151,21 @@ pub async fn claim(State(engine): State<Engine>, body: RawBody) -> ApiResult {
             vec![]
         }
     };
-    let owner = f.opt_str("leaseOwner").unwrap_or_else(crate::ids::lease_owner);
+    let owner = f
+        .opt_str("leaseOwner")
+        .unwrap_or_else(crate::ids::lease_owner);
     let limit = f.opt_int("limit", 1, false);
     if limit.is_some_and(|l| l > 100) {
-        extra.push(issue("limit", "too_big", "Number must be less than or equal to 100"));
+        extra.push(issue(
+            "limit",
+            "too_big",
+            "Number must be less than or equal to 100",
+        ));
     }
     finish(f, extra)?;
-    let runs = engine.claim_queued(Some(&queues), &owner, limit.unwrap_or(1), false).await?;
+    let runs = engine
+        .claim_queued(Some(&queues), &owner, limit.unwrap_or(1), false)
+        .await?;
     Ok(Json(json!({"runs": runs, "leaseOwner": owner})))
 }
 
@@ -145,11 +182,19 @@ fn patch<T>(f: &mut Fields, key: &str, read: impl FnOnce(&mut Fields) -> Option<
     }
 }
 
-pub async fn configure(State(engine): State<Engine>, Path(queue): Path<String>, body: RawBody) -> ApiResult {
+pub async fn configure(
+    State(engine): State<Engine>,
+    Path(queue): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     let mut f = body.fields()?;
     let mut extra = Vec::new();
-    let concurrency = patch(&mut f, "concurrency", |f| f.opt_int("concurrency", 1, false));
-    let rate = patch(&mut f, "ratePerMinute", |f| f.opt_int("ratePerMinute", 1, false));
+    let concurrency = patch(&mut f, "concurrency", |f| {
+        f.opt_int("concurrency", 1, false)
+    });
+    let rate = patch(&mut f, "ratePerMinute", |f| {
+        f.opt_int("ratePerMinute", 1, false)
+    });
     for (key, p) in [("concurrency", &concurrency), ("ratePerMinute", &rate)] {
         if let Patch::Set(v) = p {
             int32(Some(*v), key, &mut extra);
@@ -158,12 +203,23 @@ pub async fn configure(State(engine): State<Engine>, Path(queue): Path<String>, 
     let invoke_url = patch(&mut f, "invokeUrl", |f| f.opt_url("invokeUrl"));
     finish(f, extra)?;
     let config = engine
-        .configure_queue(&queue, QueueConfigPatch { concurrency, rate_per_minute: rate, invoke_url })
+        .configure_queue(
+            &queue,
+            QueueConfigPatch {
+                concurrency,
+                rate_per_minute: rate,
+                invoke_url,
+            },
+        )
         .await?;
     Ok(Json(json!({"config": config})))
 }
 
-pub async fn put_schedule(State(engine): State<Engine>, Path(name): Path<String>, body: RawBody) -> ApiResult {
+pub async fn put_schedule(
+    State(engine): State<Engine>,
+    Path(name): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     let mut f = body.fields()?;
     let mut extra = Vec::new();
     let spec = ScheduleSpec {
@@ -171,11 +227,17 @@ pub async fn put_schedule(State(engine): State<Engine>, Path(name): Path<String>
         workflow_name: f.name("workflowName"),
         input: f.any("input").unwrap_or(Value::Null),
         queue: f.opt_name("queue"),
-        max_attempts: int32(f.opt_int("maxAttempts", 1, false), "maxAttempts", &mut extra),
+        max_attempts: int32(
+            f.opt_int("maxAttempts", 1, false),
+            "maxAttempts",
+            &mut extra,
+        ),
         enabled: f.opt_bool("enabled"),
     };
     finish(f, extra)?;
-    Ok(Json(json!({"schedule": engine.put_schedule(&name, spec).await?})))
+    Ok(Json(
+        json!({"schedule": engine.put_schedule(&name, spec).await?}),
+    ))
 }
 
 pub async fn get_schedule(State(engine): State<Engine>, Path(name): Path<String>) -> ApiResult {
@@ -192,16 +254,24 @@ pub async fn delete_schedule(State(engine): State<Engine>, Path(name): Path<Stri
 }
 
 /// `POST /runs/:id/recover`: an absent or unparsable body is `{}`.
-pub async fn recover(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+pub async fn recover(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     let b = body.json_or_empty();
     if b.is_null() {
-        return Err(ApiError::bad_request("request body must be a JSON object, got null"));
+        return Err(ApiError::bad_request(
+            "request body must be a JSON object, got null",
+        ));
     }
     let reason = b.get("reason").filter(|v| !v.is_null()).map(|v| match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     });
-    Ok(Json(json!({"recoveryAttempt": engine.recover_run(&id, reason).await?})))
+    Ok(Json(
+        json!({"recoveryAttempt": engine.recover_run(&id, reason).await?}),
+    ))
 }
 
 #[cfg(test)]
@@ -211,10 +281,22 @@ mod tests {
     #[test]
     fn datetimes_need_utc_and_a_real_date() {
         let iso = |s: &str| parse_datetime(s).map(crate::clock::iso);
-        assert_eq!(iso("2026-06-12T10:31:00.000Z").as_deref(), Some("2026-06-12T10:31:00.000Z"));
-        assert_eq!(iso("2026-06-12T10:31Z").as_deref(), Some("2026-06-12T10:31:00.000Z"));
-        assert_eq!(iso("2026-06-12T10:31:05Z").as_deref(), Some("2026-06-12T10:31:05.000Z"));
-        assert_eq!(iso("2026-06-12T10:31:05.1234567Z").as_deref(), Some("2026-06-12T10:31:05.123Z"));
+        assert_eq!(
+            iso("2026-06-12T10:31:00.000Z").as_deref(),
+            Some("2026-06-12T10:31:00.000Z")
+        );
+        assert_eq!(
+            iso("2026-06-12T10:31Z").as_deref(),
+            Some("2026-06-12T10:31:00.000Z")
+        );
+        assert_eq!(
+            iso("2026-06-12T10:31:05Z").as_deref(),
+            Some("2026-06-12T10:31:05.000Z")
+        );
+        assert_eq!(
+            iso("2026-06-12T10:31:05.1234567Z").as_deref(),
+            Some("2026-06-12T10:31:05.123Z")
+        );
         for bad in [
             "2026-06-12T10:31:00+02:00",
             "2026-06-12T10:31:00",

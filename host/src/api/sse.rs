@@ -84,6 +84,7 @@ async fn pump(
             _ = wait_for(&mut wake, &run_id) => idle = Duration::ZERO,
             _ = tokio::time::sleep(POLL) => idle += started.elapsed(),
             _ = tx.closed() => return,
+            _ = engine.shutting_down() => return,
         }
     }
 }

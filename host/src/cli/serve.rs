@@ -68,10 +68,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = ?backend, "tidebase-host listening");
     eprintln!("tidebase-host: serving on http://{addr} (store: {backend:?})");
-    let reconciler = (args.reconciler != "0")
-        .then(|| engine.spawn_reconciler(std::time::Duration::from_millis(args.reconcile_ms.max(1))));
+    let reconciler = (args.reconciler != "0").then(|| {
+        engine.spawn_reconciler(std::time::Duration::from_millis(args.reconcile_ms.max(1)))
+    });
+    let stopping = engine.clone();
     axum::serve(listener, crate::api::router(engine, Some(runtime)))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            stopping.begin_shutdown();
+        })
         .await?;
     if let Some(reconciler) = reconciler {
         reconciler.abort();

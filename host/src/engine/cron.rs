@@ -22,11 +22,31 @@ struct Field {
 }
 
 const FIELDS: [Field; 5] = [
-    Field { name: "minute", min: 0, max: 59 },
-    Field { name: "hour", min: 0, max: 23 },
-    Field { name: "day-of-month", min: 1, max: 31 },
-    Field { name: "month", min: 1, max: 12 },
-    Field { name: "day-of-week", min: 0, max: 7 },
+    Field {
+        name: "minute",
+        min: 0,
+        max: 59,
+    },
+    Field {
+        name: "hour",
+        min: 0,
+        max: 23,
+    },
+    Field {
+        name: "day-of-month",
+        min: 1,
+        max: 31,
+    },
+    Field {
+        name: "month",
+        min: 1,
+        max: 12,
+    },
+    Field {
+        name: "day-of-week",
+        min: 0,
+        max: 7,
+    },
 ];
 
 /// A parsed expression: one bit per allowed value in each field.
@@ -43,13 +63,22 @@ pub struct Cron {
 
 fn number(text: &str, field: Field) -> Result<u32, String> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{} field: {text:?} is not a plain number", field.name));
+        return Err(format!(
+            "{} field: {text:?} is not a plain number",
+            field.name
+        ));
     }
-    let n: u32 = text
-        .parse()
-        .map_err(|_| format!("{} field: {text} is out of range {}-{}", field.name, field.min, field.max))?;
+    let n: u32 = text.parse().map_err(|_| {
+        format!(
+            "{} field: {text} is out of range {}-{}",
+            field.name, field.min, field.max
+        )
+    })?;
     if n < field.min || n > field.max {
-        return Err(format!("{} field: {n} is out of range {}-{}", field.name, field.min, field.max));
+        return Err(format!(
+            "{} field: {n} is out of range {}-{}",
+            field.name, field.min, field.max
+        ));
     }
     Ok(n)
 }
@@ -62,12 +91,18 @@ fn parse_field(text: &str, field: Field) -> Result<u64, String> {
             None => (term, 1),
             Some((range, step)) => {
                 if step.contains('/') {
-                    return Err(format!("{} field: {term:?} has more than one '/'", field.name));
+                    return Err(format!(
+                        "{} field: {term:?} has more than one '/'",
+                        field.name
+                    ));
                 }
                 let s = if !step.is_empty() && step.bytes().all(|b| b.is_ascii_digit()) {
                     step.parse::<u32>().unwrap_or(0)
                 } else {
-                    return Err(format!("{} field: step {step:?} is not a plain number", field.name));
+                    return Err(format!(
+                        "{} field: step {step:?} is not a plain number",
+                        field.name
+                    ));
                 };
                 if s < 1 {
                     return Err(format!("{} field: step must be at least 1", field.name));
@@ -80,7 +115,10 @@ fn parse_field(text: &str, field: Field) -> Result<u64, String> {
         } else if let Some((a, b)) = range.split_once('-') {
             let (a, b) = (number(a, field)?, number(b, field)?);
             if a > b {
-                return Err(format!("{} field: range {a}-{b} runs backwards", field.name));
+                return Err(format!(
+                    "{} field: range {a}-{b} runs backwards",
+                    field.name
+                ));
             }
             (a, b)
         } else {
@@ -150,10 +188,18 @@ impl Cron {
         while t <= limit {
             if self.months & (1 << t.month()) == 0 {
                 // First minute of the next month.
-                let (y, m) = if t.month() == 12 { (t.year() + 1, 1) } else { (t.year(), t.month() + 1) };
-                t = chrono::NaiveDate::from_ymd_opt(y, m, 1)?.and_hms_opt(0, 0, 0)?.and_utc();
+                let (y, m) = if t.month() == 12 {
+                    (t.year() + 1, 1)
+                } else {
+                    (t.year(), t.month() + 1)
+                };
+                t = chrono::NaiveDate::from_ymd_opt(y, m, 1)?
+                    .and_hms_opt(0, 0, 0)?
+                    .and_utc();
             } else if !self.day_matches(&t) {
-                t = (t.date_naive() + Duration::days(1)).and_hms_opt(0, 0, 0)?.and_utc();
+                t = (t.date_naive() + Duration::days(1))
+                    .and_hms_opt(0, 0, 0)?
+                    .and_utc();
             } else if self.hours & (1 << t.hour()) == 0 {
                 t = t.with_minute(0)? + Duration::hours(1);
             } else if self.minutes & (1 << t.minute()) == 0 {
@@ -169,7 +215,8 @@ impl Cron {
 /// Parse and compute the next fire time after `now` in one go.
 pub fn next_fire(expr: &str, now: Micros) -> Result<Micros, String> {
     let cron = Cron::parse(expr)?;
-    cron.next_after(now).ok_or_else(|| "expression never fires within five years".to_string())
+    cron.next_after(now)
+        .ok_or_else(|| "expression never fires within five years".to_string())
 }
 
 #[cfg(test)]
@@ -205,9 +252,18 @@ mod tests {
 
     #[test]
     fn strictly_after_the_reference_minute() {
-        assert_eq!(next("30 10 * * *", "2026-06-12T10:30:00Z"), "2026-06-13T10:30:00.000Z");
-        assert_eq!(next("31 10 * * *", "2026-06-12T10:30:59.999Z"), "2026-06-12T10:31:00.000Z");
-        assert_eq!(next("*/5 * * * *", "2026-06-12T10:35:00Z"), "2026-06-12T10:40:00.000Z");
+        assert_eq!(
+            next("30 10 * * *", "2026-06-12T10:30:00Z"),
+            "2026-06-13T10:30:00.000Z"
+        );
+        assert_eq!(
+            next("31 10 * * *", "2026-06-12T10:30:59.999Z"),
+            "2026-06-12T10:31:00.000Z"
+        );
+        assert_eq!(
+            next("*/5 * * * *", "2026-06-12T10:35:00Z"),
+            "2026-06-12T10:40:00.000Z"
+        );
     }
 
     #[test]
@@ -224,7 +280,10 @@ mod tests {
 
     #[test]
     fn empty_terms_are_the_full_range() {
-        assert_eq!(Cron::parse("/5 * * * *").unwrap(), Cron::parse("*/5 * * * *").unwrap());
+        assert_eq!(
+            Cron::parse("/5 * * * *").unwrap(),
+            Cron::parse("*/5 * * * *").unwrap()
+        );
         let every = Cron::parse("1,,3 * * * *").unwrap();
         assert_eq!(every.minutes, Cron::parse("* * * * *").unwrap().minutes);
         assert_eq!(next("1,,3 * * * *", FRIDAY), "2026-06-12T10:31:00.000Z");
@@ -291,7 +350,10 @@ mod tests {
         ];
         for (expr, want) in cases {
             let err = Cron::parse(expr).expect_err(expr);
-            assert!(err.contains(want), "{expr:?}: {err:?} should mention {want:?}");
+            assert!(
+                err.contains(want),
+                "{expr:?}: {err:?} should mention {want:?}"
+            );
         }
     }
 

@@ -51,6 +51,8 @@ pub struct Engine {
     outbound: Arc<webhooks::Outbound>,
     /// Signalled after a commit that made a wasm run claimable.
     wasm_ready: Arc<tokio::sync::Notify>,
+    /// Flipped when the process starts shutting down, to end open streams.
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Engine {
@@ -63,7 +65,19 @@ impl Engine {
             feed: EventFeed::new(),
             outbound,
             wasm_ready: Arc::new(tokio::sync::Notify::new()),
+            stopping: Arc::new(tokio::sync::watch::channel(false).0),
         }
+    }
+
+    /// Announce shutdown: long-lived streams end so the server can drain.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`Engine::begin_shutdown`] was called.
+    pub async fn shutting_down(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|stopping| *stopping).await;
     }
 
     pub fn now(&self) -> Micros {

@@ -104,8 +104,20 @@ impl Engine {
                 return Ok((existing, true));
             }
             let run_at = req.run_at.unwrap_or(now + req.delay_ms.unwrap_or(0) * 1000);
-            let mut run = self.queued_run(&mut w, req.run.workflow_name.clone(), &req.queue, run_at, now).await?;
-            run.input = if req.run.input.is_null() { json!({}) } else { req.run.input.clone() };
+            let mut run = self
+                .queued_run(
+                    &mut w,
+                    req.run.workflow_name.clone(),
+                    &req.queue,
+                    run_at,
+                    now,
+                )
+                .await?;
+            run.input = if req.run.input.is_null() {
+                json!({})
+            } else {
+                req.run.input.clone()
+            };
             run.metadata = req.run.metadata.clone();
             run.recovery_webhook = req.run.recovery_webhook.clone();
             run.dedupe_key = req.dedupe_key.clone();
@@ -115,7 +127,8 @@ impl Engine {
             if !w.tx.insert_run_unless_active(&run).await? {
                 continue;
             }
-            self.insert_channels(&mut w, &run.id, &req.run.channels, now).await?;
+            self.insert_channels(&mut w, &run.id, &req.run.channels, now)
+                .await?;
             let payload = json!({"queue": req.queue, "runAt": iso(run_at)});
             w.event(&run.id, "run.enqueued", payload, now).await?;
             self.commit(w).await?;
@@ -137,7 +150,11 @@ impl Engine {
         limit: i64,
         wasm: bool,
     ) -> Result<Vec<Run>> {
-        let who = if wasm { Claimant::Wasm } else { Claimant::External };
+        let who = if wasm {
+            Claimant::Wasm
+        } else {
+            Claimant::External
+        };
         let now = self.now();
         let mut w = self.write().await?;
         let mut names: Vec<String> = Vec::new();
@@ -164,11 +181,16 @@ impl Engine {
             if capacity <= 0 {
                 break;
             }
-            let capacity = self.queue_capacity(&mut w, name, capacity, now, true).await?;
+            let capacity = self
+                .queue_capacity(&mut w, name, capacity, now, true)
+                .await?;
             if capacity <= 0 {
                 continue;
             }
-            for mut run in w.tx.ready_queue_runs(name, now, capacity, who, true).await? {
+            for mut run in
+                w.tx.ready_queue_runs(name, now, capacity, who, true)
+                    .await?
+            {
                 run.status = RunStatus::Running;
                 run.lease_owner = Some(owner.to_string());
                 run.lease_expires_at = Some(self.lease_expiry(now));
@@ -176,7 +198,13 @@ impl Engine {
                 run.claimed_at = Some(now);
                 run.updated_at = now;
                 w.tx.update_run(&run).await?;
-                w.event(&run.id, "run.claimed", json!({"leaseOwner": owner, "queue": name}), now).await?;
+                w.event(
+                    &run.id,
+                    "run.claimed",
+                    json!({"leaseOwner": owner, "queue": name}),
+                    now,
+                )
+                .await?;
                 claimed.push(run);
             }
         }
@@ -194,7 +222,9 @@ impl Engine {
         now: Micros,
         rated: bool,
     ) -> Result<i64> {
-        let Some(config) = w.tx.queue_config(queue).await? else { return Ok(wanted) };
+        let Some(config) = w.tx.queue_config(queue).await? else {
+            return Ok(wanted);
+        };
         let mut capacity = wanted;
         if let Some(cap) = config.concurrency {
             let running = w.tx.running_in_queue(queue).await?;
@@ -223,7 +253,10 @@ impl Engine {
                 })
             })
             .collect();
-        for c in configs.iter().filter(|c| !counts.iter().any(|n| n.name == c.name)) {
+        for c in configs
+            .iter()
+            .filter(|c| !counts.iter().any(|n| n.name == c.name))
+        {
             out.push(json!({
                 "name": c.name, "queued": 0, "running": 0, "failed": 0,
                 "completed": 0, "cancelled": 0, "config": c,
@@ -234,7 +267,11 @@ impl Engine {
 
     /// Upsert a queue's configuration: omitted fields keep their value, an
     /// explicit null clears it.
-    pub async fn configure_queue(&self, name: &str, patch: QueueConfigPatch) -> Result<QueueConfig> {
+    pub async fn configure_queue(
+        &self,
+        name: &str,
+        patch: QueueConfigPatch,
+    ) -> Result<QueueConfig> {
         let now = self.now();
         let mut w = self.write().await?;
         w.tx.lock_key(&format!("queue-config:{name}")).await?;

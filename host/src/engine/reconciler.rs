@@ -52,7 +52,10 @@ impl Engine {
             Backend::Postgres => {
                 let mut conn = self.read().await?;
                 if !conn.try_session_lock(RECONCILER_LOCK_KEY).await? {
-                    return Ok(TickReport { skipped: true, ..TickReport::default() });
+                    return Ok(TickReport {
+                        skipped: true,
+                        ..TickReport::default()
+                    });
                 }
                 let report = self.reconcile_sweeps().await;
                 if let Err(e) = conn.session_unlock(RECONCILER_LOCK_KEY).await {
@@ -64,7 +67,10 @@ impl Engine {
             }
             Backend::Sqlite => {
                 let Ok(_guard) = self.outbound.tick.try_lock() else {
-                    return Ok(TickReport { skipped: true, ..TickReport::default() });
+                    return Ok(TickReport {
+                        skipped: true,
+                        ..TickReport::default()
+                    });
                 };
                 self.reconcile_sweeps().await
             }
@@ -94,7 +100,9 @@ impl Engine {
             loop {
                 interval.tick().await;
                 match engine.reconcile_once().await {
-                    Ok(r) if r != TickReport::default() && !r.skipped => tracing::info!(report = ?r, "reconciler tick"),
+                    Ok(r) if r != TickReport::default() && !r.skipped => {
+                        tracing::info!(report = ?r, "reconciler tick")
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = format!("{e:#}"), "reconciler tick failed"),
                 }
@@ -103,11 +111,18 @@ impl Engine {
     }
 
     async fn sweep_expired_leases(&self, now: Micros, report: &mut TickReport) -> Result<()> {
-        let expired = self.read().await?.expired_leases(now, now - NUDGE_THROTTLE_MICROS, SWEEP_BATCH).await?;
+        let expired = self
+            .read()
+            .await?
+            .expired_leases(now, now - NUDGE_THROTTLE_MICROS, SWEEP_BATCH)
+            .await?;
         for seen in expired {
             let mut w = self.write().await?;
-            let Some(mut run) = w.tx.run(&seen.id, true).await? else { continue };
-            let still_expired = run.status == RunStatus::Running && run.lease_expires_at.is_some_and(|t| t < now);
+            let Some(mut run) = w.tx.run(&seen.id, true).await? else {
+                continue;
+            };
+            let still_expired =
+                run.status == RunStatus::Running && run.lease_expires_at.is_some_and(|t| t < now);
             if !still_expired {
                 continue;
             }
@@ -126,7 +141,8 @@ impl Engine {
                 } else {
                     run.status = RunStatus::Failed;
                     run.failure_class = Some("max_retries".into());
-                    run.error = Some(json!({"message": "lease expired with no attempts remaining"}));
+                    run.error =
+                        Some(json!({"message": "lease expired with no attempts remaining"}));
                     w.tx.update_run(&run).await?;
                     let payload = json!({"failureClass": "max_retries", "reason": "lease_expired"});
                     w.event(&run.id, "run.failed", payload, now).await?;
@@ -141,7 +157,9 @@ impl Engine {
                 if recent.is_some_and(|t| t > now - NUDGE_THROTTLE_MICROS) {
                     continue;
                 }
-                let call = self.start_recovery(&mut w, &run, "run.resume", &url, "lease_expired", now).await?;
+                let call = self
+                    .start_recovery(&mut w, &run, "run.resume", &url, "lease_expired", now)
+                    .await?;
                 self.commit(w).await?;
                 self.spawn_recovery(call);
                 report.recovered += 1;
@@ -154,16 +172,32 @@ impl Engine {
         let overdue = self.read().await?.overdue_runs(now, SWEEP_BATCH).await?;
         for seen in overdue {
             let mut w = self.write().await?;
-            let Some(mut run) = w.tx.run(&seen.id, true).await? else { continue };
-            let live = matches!(run.status, RunStatus::Pending | RunStatus::Queued | RunStatus::Running);
-            if !live || !run.deadline_at.is_some_and(|d| d < now) {
+            let Some(mut run) = w.tx.run(&seen.id, true).await? else {
+                continue;
+            };
+            let live = matches!(
+                run.status,
+                RunStatus::Pending | RunStatus::Queued | RunStatus::Running
+            );
+            if !live || run.deadline_at.is_none_or(|d| d >= now) {
                 continue;
             }
             // Our deviation: cancelActor records "reconciler", as the event says.
-            self.mark_cancelled(&mut run, Some("deadline".into()), Some("reconciler".into()), now);
+            self.mark_cancelled(
+                &mut run,
+                Some("deadline".into()),
+                Some("reconciler".into()),
+                now,
+            );
             w.tx.update_run(&run).await?;
             w.quiet = true; // deadline cancellations reach no channel
-            w.event(&run.id, "run.cancelled", json!({"reason": "deadline", "actor": "reconciler"}), now).await?;
+            w.event(
+                &run.id,
+                "run.cancelled",
+                json!({"reason": "deadline", "actor": "reconciler"}),
+                now,
+            )
+            .await?;
             self.wake_parent(&mut w, &run, now).await?;
             self.commit(w).await?;
             report.cancelled_by_deadline += 1;
@@ -176,14 +210,19 @@ impl Engine {
     async fn sweep_push_queues(&self, now: Micros, report: &mut TickReport) -> Result<()> {
         let configs = self.read().await?.queue_configs().await?;
         for config in configs {
-            let Some(url) = config.invoke_url.clone() else { continue };
+            let Some(url) = config.invoke_url.clone() else {
+                continue;
+            };
             let ready: Vec<Run> = {
                 let mut w = self.write().await?;
-                let capacity = self.queue_capacity(&mut w, &config.name, PUSH_BATCH, now, false).await?;
+                let capacity = self
+                    .queue_capacity(&mut w, &config.name, PUSH_BATCH, now, false)
+                    .await?;
                 if capacity <= 0 {
                     continue;
                 }
-                w.tx.ready_queue_runs(&config.name, now, capacity, Claimant::External, false).await?
+                w.tx.ready_queue_runs(&config.name, now, capacity, Claimant::External, false)
+                    .await?
             };
             for mut run in ready {
                 let Some(run_at) = run.run_at else { continue };
@@ -195,7 +234,9 @@ impl Engine {
                     continue;
                 }
                 run.run_at = Some(horizon);
-                let call = self.start_recovery(&mut w, &run, "run.invoke", &url, "queue_dispatch", now).await?;
+                let call = self
+                    .start_recovery(&mut w, &run, "run.invoke", &url, "queue_dispatch", now)
+                    .await?;
                 self.commit(w).await?;
                 self.spawn_recovery(call);
                 report.invoked += 1;

@@ -23,8 +23,9 @@ impl Engine {
     /// fires within five years, is a 400 naming the problem.
     pub async fn put_schedule(&self, name: &str, spec: ScheduleSpec) -> Result<Schedule> {
         let now = self.now();
-        let next = cron::next_fire(&spec.cron, now)
-            .map_err(|e| EngineError::BadRequest(format!("invalid cron expression {:?}: {e}", spec.cron)))?;
+        let next = cron::next_fire(&spec.cron, now).map_err(|e| {
+            EngineError::BadRequest(format!("invalid cron expression {:?}: {e}", spec.cron))
+        })?;
         let mut w = self.write().await?;
         w.tx.lock_key(&format!("schedule:{name}")).await?;
         let existing = w.tx.schedule(name, true).await?;
@@ -32,7 +33,11 @@ impl Engine {
             name: name.to_string(),
             cron: spec.cron,
             workflow_name: spec.workflow_name,
-            input: if spec.input.is_null() { json!({}) } else { spec.input },
+            input: if spec.input.is_null() {
+                json!({})
+            } else {
+                spec.input
+            },
             queue: spec.queue.unwrap_or_else(|| "default".into()),
             max_attempts: spec.max_attempts.unwrap_or(1),
             enabled: spec.enabled.unwrap_or(true),
@@ -47,7 +52,11 @@ impl Engine {
     }
 
     pub async fn get_schedule(&self, name: &str) -> Result<Schedule> {
-        self.read().await?.schedule(name, false).await?.ok_or(EngineError::NotFound("schedule not found"))
+        self.read()
+            .await?
+            .schedule(name, false)
+            .await?
+            .ok_or(EngineError::NotFound("schedule not found"))
     }
 
     pub async fn list_schedules(&self) -> Result<Vec<Schedule>> {
@@ -71,13 +80,19 @@ impl Engine {
         let mut enqueued = 0;
         for seen in due {
             let mut w = self.write().await?;
-            let Some(mut s) = w.tx.schedule(&seen.name, true).await? else { continue };
-            let Some(fire_at) = s.next_run_at else { continue };
+            let Some(mut s) = w.tx.schedule(&seen.name, true).await? else {
+                continue;
+            };
+            let Some(fire_at) = s.next_run_at else {
+                continue;
+            };
             if !s.enabled || fire_at > now || s.next_run_at != seen.next_run_at {
                 continue; // changed or fired by someone else meanwhile
             }
             let fire_time = iso(fire_at);
-            let mut run = self.queued_run(&mut w, s.workflow_name.clone(), &s.queue, now, now).await?;
+            let mut run = self
+                .queued_run(&mut w, s.workflow_name.clone(), &s.queue, now, now)
+                .await?;
             run.input = s.input.clone();
             run.max_attempts = s.max_attempts;
             run.dedupe_key = Some(format!("sched:{}:{fire_time}", s.name));

@@ -155,6 +155,7 @@ impl Engine {
     pub async fn save_state(&self, run_id: &str, label: String, meta: StateWrite) -> Result<StateVersion> {
         let now = self.now();
         let mut w = self.write().await?;
+        w.tx.run(run_id, false).await?.ok_or_else(EngineError::run_not_found)?;
         let stream_name = meta.stream.clone().unwrap_or_else(|| "run".into());
         let not_found = || EngineError::NotFound("run state not found");
         let (value, kind, id) = if stream_name == "run" {

@@ -74,7 +74,13 @@ impl Outbound {
 
     /// POST `body` to `url`; any 2xx is success. Never fails: transport
     /// problems come back as [`CallOutcome::Transport`].
-    async fn post(&self, url: &str, body: Vec<u8>, user_agent: &str, secret: Option<&str>) -> CallOutcome {
+    async fn post(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        user_agent: &str,
+        secret: Option<&str>,
+    ) -> CallOutcome {
         let _permit = self.in_flight.acquire().await;
         let mut req = self
             .client
@@ -104,13 +110,19 @@ impl Outbound {
                 Err(_) => break,
             }
         }
-        let body: String = String::from_utf8_lossy(&raw).chars().take(BODY_CHARS).collect();
+        let body: String = String::from_utf8_lossy(&raw)
+            .chars()
+            .take(BODY_CHARS)
+            .collect();
         CallOutcome::Response { status, body }
     }
 
     fn describe(&self, e: &reqwest::Error) -> String {
         if e.is_timeout() {
-            return format!("fetch failed: timed out after {} ms", self.timeout.as_millis());
+            return format!(
+                "fetch failed: timed out after {} ms",
+                self.timeout.as_millis()
+            );
         }
         let mut cause: &dyn std::error::Error = e;
         while let Some(inner) = cause.source() {
@@ -134,7 +146,8 @@ impl Outbound {
 
 /// `sha256=<lowercase hex HMAC-SHA256(secret, body)>`.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -198,8 +211,17 @@ pub(crate) async fn record_deliveries(tx: &mut dyn Tx, event: &Event) -> Result<
         .into_iter()
         .filter(|c| wants(Some(&c.events), kind))
         .map(|c| {
-            let url = c.config.get("url").and_then(Value::as_str).unwrap_or_default().to_string();
-            let secret = c.config.get("secret").and_then(Value::as_str).map(String::from);
+            let url = c
+                .config
+                .get("url")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let secret = c
+                .config
+                .get("secret")
+                .and_then(Value::as_str)
+                .map(String::from);
             (Some(c.id), url, secret)
         })
         .collect();
@@ -215,7 +237,9 @@ pub(crate) async fn record_deliveries(tx: &mut dyn Tx, event: &Event) -> Result<
             if !wants(c.get("events"), kind) {
                 continue;
             }
-            let Some(url) = c.get("url").and_then(Value::as_str) else { continue };
+            let Some(url) = c.get("url").and_then(Value::as_str) else {
+                continue;
+            };
             let secret = c.get("secret").and_then(Value::as_str).map(String::from);
             recipients.push((None, url.to_string(), secret));
         }
@@ -329,7 +353,10 @@ impl Engine {
             payload: &d.payload,
         };
         let body = serde_json::to_vec(&envelope).map_err(anyhow::Error::from)?;
-        let outcome = self.outbound.post(&d.url, body, CHANNEL_USER_AGENT, d.secret.as_deref()).await;
+        let outcome = self
+            .outbound
+            .post(&d.url, body, CHANNEL_USER_AGENT, d.secret.as_deref())
+            .await;
         let mut w = self.store.write().await?;
         w.finish_delivery(&d.id, &outcome, self.now()).await?;
         w.commit().await?;
@@ -339,10 +366,17 @@ impl Engine {
     /// Send pending deliveries that no sender picked up (e.g. left by a
     /// process that stopped before sending); returns how many were started.
     pub(crate) async fn resend_stale_deliveries(&self, now: Micros) -> Result<usize> {
-        let stale = self.read().await?.stale_deliveries(now - 30_000_000, now, 100).await?;
+        let stale = self
+            .read()
+            .await?
+            .stale_deliveries(now - 30_000_000, now, 100)
+            .await?;
         let n = stale.len();
         self.send_deliveries(
-            stale.into_iter().map(|d| (d.run_id.unwrap_or_default(), d.id)).collect(),
+            stale
+                .into_iter()
+                .map(|d| (d.run_id.unwrap_or_default(), d.id))
+                .collect(),
         );
         Ok(n)
     }
@@ -388,7 +422,10 @@ impl Engine {
     pub(crate) async fn finish_recovery(&self, call: RecoveryCall) -> Result<RecoveryAttempt> {
         let RecoveryCall { mut attempt, body } = call;
         let secret = self.settings.webhook_secret.as_deref();
-        let outcome = self.outbound.post(&attempt.webhook_url, body, RECOVERY_USER_AGENT, secret).await;
+        let outcome = self
+            .outbound
+            .post(&attempt.webhook_url, body, RECOVERY_USER_AGENT, secret)
+            .await;
         let now = self.now();
         attempt.status = if outcome.ok() { "delivered" } else { "failed" }.into();
         attempt.http_status = outcome.http_status();
@@ -399,12 +436,17 @@ impl Engine {
         w.tx.finish_recovery_attempt(&attempt).await?;
         let (kind, payload) = match &outcome {
             CallOutcome::Response { status, .. } => (
-                if outcome.ok() { "recovery.delivered" } else { "recovery.failed" },
+                if outcome.ok() {
+                    "recovery.delivered"
+                } else {
+                    "recovery.failed"
+                },
                 json!({"recoveryAttemptId": attempt.id, "httpStatus": status}),
             ),
-            CallOutcome::Transport(error) => {
-                ("recovery.failed", json!({"recoveryAttemptId": attempt.id, "error": error}))
-            }
+            CallOutcome::Transport(error) => (
+                "recovery.failed",
+                json!({"recoveryAttemptId": attempt.id, "error": error}),
+            ),
         };
         w.event(&attempt.run_id, kind, payload, now).await?;
         self.commit(w).await?;
@@ -427,12 +469,19 @@ impl Engine {
     pub async fn recover_run(&self, id: &str, reason: Option<String>) -> Result<RecoveryAttempt> {
         let now = self.now();
         let mut w = self.write().await?;
-        let run = w.tx.run(id, false).await?.ok_or_else(EngineError::run_not_found)?;
+        let run =
+            w.tx.run(id, false)
+                .await?
+                .ok_or_else(EngineError::run_not_found)?;
         let Some(url) = run.recovery_webhook.clone() else {
-            return Err(EngineError::Unprocessable("run has no recoveryWebhook configured"));
+            return Err(EngineError::Unprocessable(
+                "run has no recoveryWebhook configured",
+            ));
         };
         let reason = reason.unwrap_or_else(|| "manual".into());
-        let call = self.start_recovery(&mut w, &run, "run.resume", &url, &reason, now).await?;
+        let call = self
+            .start_recovery(&mut w, &run, "run.resume", &url, &reason, now)
+            .await?;
         self.commit(w).await?;
         self.finish_recovery(call).await
     }
@@ -441,14 +490,18 @@ impl Engine {
     /// (reason `run_failed`) if it has a recovery webhook. The caller's
     /// response does not wait for it (our deviation from v0.5).
     pub(crate) fn after_run_failed(&self, run: &Run) {
-        let Some(url) = run.recovery_webhook.clone() else { return };
+        let Some(url) = run.recovery_webhook.clone() else {
+            return;
+        };
         let engine = self.clone();
         let run = run.clone();
         tokio::spawn(async move {
             let result = async {
                 let now = engine.now();
                 let mut w = engine.write().await?;
-                let call = engine.start_recovery(&mut w, &run, "run.resume", &url, "run_failed", now).await?;
+                let call = engine
+                    .start_recovery(&mut w, &run, "run.resume", &url, "run_failed", now)
+                    .await?;
                 engine.commit(w).await?;
                 engine.finish_recovery(call).await
             }
@@ -468,18 +521,33 @@ mod tests {
     fn signature_is_prefixed_lowercase_hex_hmac() {
         // RFC 4231 test case 2.
         let sig = sign("Jefe", b"what do ya want for nothing?");
-        assert_eq!(sig, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            sig,
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]
     fn bodies_keep_protocol_field_order() {
-        let body = RecoveryBody { kind: "run.resume", run_id: "run_1", workflow_name: "w", reason: "manual", attempt: 2 };
+        let body = RecoveryBody {
+            kind: "run.resume",
+            run_id: "run_1",
+            workflow_name: "w",
+            reason: "manual",
+            attempt: 2,
+        };
         assert_eq!(
             serde_json::to_string(&body).unwrap(),
             r#"{"type":"run.resume","runId":"run_1","workflowName":"w","reason":"manual","attempt":2}"#
         );
         let payload = json!({"a": 1});
-        let env = Envelope { kind: "run.completed", run_id: Some("run_1"), gate_id: None, delivery_id: "del_1", payload: &payload };
+        let env = Envelope {
+            kind: "run.completed",
+            run_id: Some("run_1"),
+            gate_id: None,
+            delivery_id: "del_1",
+            payload: &payload,
+        };
         assert_eq!(
             serde_json::to_string(&env).unwrap(),
             r#"{"type":"run.completed","runId":"run_1","gateId":null,"deliveryId":"del_1","payload":{"a":1}}"#

@@ -6,7 +6,9 @@ use super::rows::{self, R, to_text};
 use super::sql::{SqlTx, q};
 use super::{Backend, Result};
 use crate::clock::Micros;
-use crate::model::{CallOutcome, Delivery, QueueConfig, QueueCounts, RecoveryAttempt, Run, Schedule};
+use crate::model::{
+    CallOutcome, Delivery, QueueConfig, QueueCounts, RecoveryAttempt, Run, Schedule,
+};
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::Row;
@@ -58,7 +60,12 @@ pub trait QueueTx {
     /// `running` runs (not wasm) whose lease expired before `now`, oldest
     /// first: queue runs, and runs with a recovery webhook whose last
     /// recovery attempt is not after `nudged_since` (the others need nothing).
-    async fn expired_leases(&mut self, now: Micros, nudged_since: Micros, limit: i64) -> Result<Vec<Run>>;
+    async fn expired_leases(
+        &mut self,
+        now: Micros,
+        nudged_since: Micros,
+        limit: i64,
+    ) -> Result<Vec<Run>>;
     /// `pending`/`queued`/`running` runs whose deadline passed before `now`.
     async fn overdue_runs(&mut self, now: Micros, limit: i64) -> Result<Vec<Run>>;
     /// Move a queued run's `run_at` from `expected` to `to` (nothing else);
@@ -90,10 +97,21 @@ pub trait QueueTx {
     async fn insert_delivery(&mut self, delivery: &Delivery) -> Result<()>;
     /// Take a pending delivery for sending until `until`, unless another
     /// sender holds it; returns it when taken.
-    async fn claim_delivery(&mut self, id: &str, now: Micros, until: Micros) -> Result<Option<Delivery>>;
-    async fn finish_delivery(&mut self, id: &str, outcome: &CallOutcome, now: Micros) -> Result<()>;
+    async fn claim_delivery(
+        &mut self,
+        id: &str,
+        now: Micros,
+        until: Micros,
+    ) -> Result<Option<Delivery>>;
+    async fn finish_delivery(&mut self, id: &str, outcome: &CallOutcome, now: Micros)
+    -> Result<()>;
     /// Pending deliveries created before `before` that no sender holds.
-    async fn stale_deliveries(&mut self, before: Micros, now: Micros, limit: i64) -> Result<Vec<Delivery>>;
+    async fn stale_deliveries(
+        &mut self,
+        before: Micros,
+        now: Micros,
+        limit: i64,
+    ) -> Result<Vec<Delivery>>;
 
     /// Non-blocking session-level advisory lock (Postgres; always granted on
     /// SQLite, whose callers guard in-process). Use on a `read()` connection.
@@ -107,7 +125,9 @@ fn queue_config(row: &AnyRow) -> R<QueueConfig> {
     Ok(QueueConfig {
         name: row.try_get("name")?,
         concurrency: row.try_get::<Option<i32>, _>("concurrency")?.map(i64::from),
-        rate_per_minute: row.try_get::<Option<i32>, _>("rate_per_minute")?.map(i64::from),
+        rate_per_minute: row
+            .try_get::<Option<i32>, _>("rate_per_minute")?
+            .map(i64::from),
         invoke_url: row.try_get("invoke_url")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -153,7 +173,8 @@ fn delivery(row: &AnyRow) -> R<Delivery> {
         event_type: row.try_get("event_type")?,
         url: row.try_get("url")?,
         secret: row.try_get("secret")?,
-        payload: serde_json::from_str::<Value>(&payload).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        payload: serde_json::from_str::<Value>(&payload)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -161,7 +182,10 @@ fn delivery(row: &AnyRow) -> R<Delivery> {
 /// `$1, $2, …` for every column of a column list.
 fn placeholders(cols: &str) -> String {
     let n = cols.split(',').count();
-    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn count(row: &AnyRow) -> R<i64> {
@@ -174,7 +198,11 @@ fn name(row: &AnyRow) -> R<String> {
 
 impl SqlTx {
     fn skip_locked(&self, lock: bool) -> &'static str {
-        if lock && self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" }
+        if lock && self.backend == Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        }
     }
 
     async fn scalar(&mut self, query: super::sql::Query<'_>) -> Result<i64> {
@@ -202,7 +230,11 @@ impl QueueTx for SqlTx {
              AND status IN ('queued', 'running')",
             rows::RUN_COLS
         );
-        self.one(q(&sql).bind(queue.to_string()).bind(key.to_string()), rows::run).await
+        self.one(
+            q(&sql).bind(queue.to_string()).bind(key.to_string()),
+            rows::run,
+        )
+        .await
     }
 
     async fn ready_queue_runs(
@@ -220,7 +252,11 @@ impl QueueTx for SqlTx {
             who.filter(),
             self.skip_locked(lock)
         );
-        self.all(q(&sql).bind(queue.to_string()).bind(now).bind(limit), rows::run).await
+        self.all(
+            q(&sql).bind(queue.to_string()).bind(now).bind(limit),
+            rows::run,
+        )
+        .await
     }
 
     async fn queues_with_ready_runs(&mut self, now: Micros, who: Claimant) -> Result<Vec<String>> {
@@ -239,7 +275,8 @@ impl QueueTx for SqlTx {
 
     async fn claimed_since(&mut self, queue: &str, since: Micros) -> Result<i64> {
         let sql = "SELECT COUNT(*) FROM runs WHERE queue_name = $1 AND claimed_at > $2";
-        self.scalar(q(sql).bind(queue.to_string()).bind(since)).await
+        self.scalar(q(sql).bind(queue.to_string()).bind(since))
+            .await
     }
 
     async fn queue_counts(&mut self) -> Result<Vec<QueueCounts>> {
@@ -252,7 +289,10 @@ impl QueueTx for SqlTx {
             let status: String = row.try_get(1)?;
             let n: i64 = row.try_get(2)?;
             if out.last().is_none_or(|c| c.name != queue) {
-                out.push(QueueCounts { name: queue, ..QueueCounts::default() });
+                out.push(QueueCounts {
+                    name: queue,
+                    ..QueueCounts::default()
+                });
             }
             let c = out.last_mut().expect("just pushed");
             match status.as_str() {
@@ -267,7 +307,12 @@ impl QueueTx for SqlTx {
         Ok(out)
     }
 
-    async fn expired_leases(&mut self, now: Micros, nudged_since: Micros, limit: i64) -> Result<Vec<Run>> {
+    async fn expired_leases(
+        &mut self,
+        now: Micros,
+        nudged_since: Micros,
+        limit: i64,
+    ) -> Result<Vec<Run>> {
         let sql = format!(
             "SELECT {} FROM runs WHERE status = 'running' AND lease_expires_at < $1 \
              AND component_digest IS NULL AND (queue_name IS NOT NULL OR (recovery_webhook IS NOT NULL \
@@ -275,7 +320,8 @@ impl QueueTx for SqlTx {
              ORDER BY lease_expires_at LIMIT $3",
             rows::RUN_COLS
         );
-        self.all(q(&sql).bind(now).bind(nudged_since).bind(limit), rows::run).await
+        self.all(q(&sql).bind(now).bind(nudged_since).bind(limit), rows::run)
+            .await
     }
 
     async fn overdue_runs(&mut self, now: Micros, limit: i64) -> Result<Vec<Run>> {
@@ -289,7 +335,10 @@ impl QueueTx for SqlTx {
 
     async fn push_run_at(&mut self, run_id: &str, expected: Micros, to: Micros) -> Result<bool> {
         let sql = "UPDATE runs SET run_at = $3 WHERE id = $1 AND status = 'queued' AND run_at = $2";
-        Ok(self.exec(q(sql).bind(run_id.to_string()).bind(expected).bind(to)).await? == 1)
+        Ok(self
+            .exec(q(sql).bind(run_id.to_string()).bind(expected).bind(to))
+            .await?
+            == 1)
     }
 
     async fn queue_config(&mut self, name: &str) -> Result<Option<QueueConfig>> {
@@ -321,7 +370,10 @@ impl QueueTx for SqlTx {
     }
 
     async fn schedule(&mut self, name: &str, lock: bool) -> Result<Option<Schedule>> {
-        let sql = format!("SELECT {SCHEDULE_SELECT} FROM schedules WHERE name = $1{}", self.for_update(lock));
+        let sql = format!(
+            "SELECT {SCHEDULE_SELECT} FROM schedules WHERE name = $1{}",
+            self.for_update(lock)
+        );
         self.one(q(&sql).bind(name.to_string()), schedule).await
     }
 
@@ -356,7 +408,10 @@ impl QueueTx for SqlTx {
     }
 
     async fn delete_schedule(&mut self, name: &str) -> Result<bool> {
-        Ok(self.exec(q("DELETE FROM schedules WHERE name = $1").bind(name.to_string())).await? > 0)
+        Ok(self
+            .exec(q("DELETE FROM schedules WHERE name = $1").bind(name.to_string()))
+            .await?
+            > 0)
     }
 
     async fn due_schedules(&mut self, now: Micros) -> Result<Vec<Schedule>> {
@@ -425,15 +480,26 @@ impl QueueTx for SqlTx {
         Ok(())
     }
 
-    async fn claim_delivery(&mut self, id: &str, now: Micros, until: Micros) -> Result<Option<Delivery>> {
+    async fn claim_delivery(
+        &mut self,
+        id: &str,
+        now: Micros,
+        until: Micros,
+    ) -> Result<Option<Delivery>> {
         let sql = format!(
             "UPDATE channel_deliveries SET claimed_until = $3 WHERE id = $1 AND status = 'pending' \
              AND (claimed_until IS NULL OR claimed_until < $2) RETURNING {DELIVERY_COLS}"
         );
-        self.one(q(&sql).bind(id.to_string()).bind(now).bind(until), delivery).await
+        self.one(q(&sql).bind(id.to_string()).bind(now).bind(until), delivery)
+            .await
     }
 
-    async fn finish_delivery(&mut self, id: &str, outcome: &CallOutcome, now: Micros) -> Result<()> {
+    async fn finish_delivery(
+        &mut self,
+        id: &str,
+        outcome: &CallOutcome,
+        now: Micros,
+    ) -> Result<()> {
         let status = if outcome.ok() { "delivered" } else { "failed" };
         let sql = "UPDATE channel_deliveries SET status = $2, http_status = $3, response_body = $4, \
             error_text = $5, completed_at = $6 WHERE id = $1";
@@ -448,25 +514,37 @@ impl QueueTx for SqlTx {
         Ok(())
     }
 
-    async fn stale_deliveries(&mut self, before: Micros, now: Micros, limit: i64) -> Result<Vec<Delivery>> {
+    async fn stale_deliveries(
+        &mut self,
+        before: Micros,
+        now: Micros,
+        limit: i64,
+    ) -> Result<Vec<Delivery>> {
         let sql = format!(
             "SELECT {DELIVERY_COLS} FROM channel_deliveries WHERE status = 'pending' AND created_at < $1 \
              AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY created_at, id LIMIT $3"
         );
-        self.all(q(&sql).bind(before).bind(now).bind(limit), delivery).await
+        self.all(q(&sql).bind(before).bind(now).bind(limit), delivery)
+            .await
     }
 
     async fn try_session_lock(&mut self, key: i64) -> Result<bool> {
         if self.backend != Backend::Postgres {
             return Ok(true);
         }
-        let row = q("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(self.c()).await?;
+        let row = q("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(self.c())
+            .await?;
         Ok(row.try_get::<bool, _>(0)?)
     }
 
     async fn session_unlock(&mut self, key: i64) -> Result<()> {
         if self.backend == Backend::Postgres {
-            q("SELECT pg_advisory_unlock($1)").bind(key).fetch_one(self.c()).await?;
+            q("SELECT pg_advisory_unlock($1)")
+                .bind(key)
+                .fetch_one(self.c())
+                .await?;
         }
         Ok(())
     }

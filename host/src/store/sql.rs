@@ -469,7 +469,11 @@ impl Tx for SqlTx {
 
     async fn insert_usage(&mut self, u: &UsageRecord) -> Result<()> {
         let sql = format!(
-            "INSERT INTO usage_records ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            // Floats travel as text: sqlx 0.9's Any driver binds a null f64
+            // as float4, which breaks the statement its connection cached
+            // for later non-null values.
+            "INSERT INTO usage_records ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+             CAST($8 AS DOUBLE PRECISION), $9, $10, $11, $12, CAST($13 AS DOUBLE PRECISION), $14, $15)",
             rows::USAGE_COLS
         );
         let query = q(&sql)
@@ -480,12 +484,12 @@ impl Tx for SqlTx {
             .bind(u.provider.clone())
             .bind(u.model.clone())
             .bind(u.label.clone())
-            .bind(u.quantity)
+            .bind(u.quantity.map(|f| f.to_string()))
             .bind(u.unit.clone())
             .bind(u.input_tokens)
             .bind(u.output_tokens)
             .bind(u.total_tokens)
-            .bind(u.cost_usd)
+            .bind(u.cost_usd.map(|f| f.to_string()))
             .bind(to_text(&u.metadata))
             .bind(u.created_at);
         self.exec(query).await?;
