@@ -150,8 +150,10 @@ def test_push_queue_gets_signed_run_invoke(tide_fast, webhook_receiver):
     assert event_types(detail) == ["run.enqueued", "recovery.started", "recovery.delivered"]
 
     # The handler would now run it by id; begin takes it out of dispatch.
-    tide_fast.workflow(wf_name, lambda run, input: input["x"] + 1)
-    assert tide_fast.run(wf_name, tide_fast._workflows[wf_name], run_id=run_id) == 2
+    def handler(run, input):
+        return input["x"] + 1
+
+    assert tide_fast.run(wf_name, handler, run_id=run_id) == 2
     assert len(webhook_receiver.requests) == 1, "dispatched once within the redelivery horizon"
 
 
