@@ -35,22 +35,37 @@ pub struct Opts {
 
 impl Default for Opts {
     fn default() -> Self {
-        Opts { lease_ms: 60_000, api_key: None, webhook_secret: None, webhook_timeout_ms: 10_000, wasm_workers: 0 }
+        Opts {
+            lease_ms: 60_000,
+            api_key: None,
+            webhook_secret: None,
+            webhook_timeout_ms: 10_000,
+            wasm_workers: 0,
+        }
     }
 }
 
 impl Opts {
     pub fn lease_ms(ms: i64) -> Opts {
-        Opts { lease_ms: ms, ..Opts::default() }
+        Opts {
+            lease_ms: ms,
+            ..Opts::default()
+        }
     }
 
     pub fn api_key(key: &str) -> Opts {
-        Opts { api_key: Some(key.to_string()), ..Opts::default() }
+        Opts {
+            api_key: Some(key.to_string()),
+            ..Opts::default()
+        }
     }
 
     /// A server that also executes deployed wasm workflows.
     pub fn wasm() -> Opts {
-        Opts { wasm_workers: 16, ..Opts::default() }
+        Opts {
+            wasm_workers: 16,
+            ..Opts::default()
+        }
     }
 }
 
@@ -91,7 +106,10 @@ pub struct TestServer {
     pub db_url: String,
     store: Option<Arc<dyn Store>>,
     server: tokio::task::JoinHandle<()>,
-    worker: Option<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    worker: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
     db: Option<Db>,
 }
 
@@ -119,7 +137,9 @@ fn database_url(admin: &str, name: &str) -> String {
 async fn drop_pg_database(admin: &str, name: &str) -> anyhow::Result<()> {
     let mut conn = sqlx::PgConnection::connect(admin).await?;
     let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await?;
     conn.close().await?;
     Ok(())
 }
@@ -148,12 +168,21 @@ impl TestServer {
                     .await
                     .expect("create test database");
                 conn.close().await.ok();
-                (database_url(&admin, &name), Db::Postgres { admin_url: admin, name })
+                (
+                    database_url(&admin, &name),
+                    Db::Postgres {
+                        admin_url: admin,
+                        name,
+                    },
+                )
             }
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(format!("tb_e2e_{tag}"));
                 std::fs::create_dir_all(&dir).expect("create sqlite temp dir");
-                (format!("sqlite://{}/t.db", dir.display()), Db::Sqlite { dir })
+                (
+                    format!("sqlite://{}/t.db", dir.display()),
+                    Db::Sqlite { dir },
+                )
             }
         };
         let connect = ConnectOptions {
@@ -162,7 +191,9 @@ impl TestServer {
             auto_migrate: true,
             max_connections: 20,
         };
-        let store = tidebase_host::store::connect(&connect).await.expect("connect store");
+        let store = tidebase_host::store::connect(&connect)
+            .await
+            .expect("connect store");
         let settings = Settings {
             lease_ms: opts.lease_ms,
             api_key: opts.api_key.clone(),
@@ -171,7 +202,9 @@ impl TestServer {
             ..Settings::default()
         };
         let engine = Engine::new(store.clone(), tidebase_host::clock::system(), settings);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         // Only wasm tests get a runtime: the pooling allocator reserves a lot
         // of address space per instance slot.
@@ -191,7 +224,10 @@ impl TestServer {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
-        let client = reqwest::Client::builder().no_proxy().build().expect("http client");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("http client");
         TestServer {
             backend,
             base: format!("http://{addr}"),
@@ -229,7 +265,11 @@ impl TestServer {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let text = res.text().await.expect("read body");
-        Resp { status, headers, text }
+        Resp {
+            status,
+            headers,
+            text,
+        }
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -238,13 +278,20 @@ impl TestServer {
             rb = rb.json(&b);
         }
         let r = TestServer::send(rb).await;
-        let v = if r.text.is_empty() { Value::Null } else { r.json() };
+        let v = if r.text.is_empty() {
+            Value::Null
+        } else {
+            r.json()
+        };
         (r.status, v)
     }
 
     /// A request with a raw body (not necessarily JSON).
     pub async fn raw(&self, method: Method, path: &str, body: impl Into<reqwest::Body>) -> Resp {
-        let rb = self.request(method, path).header("content-type", "application/json").body(body);
+        let rb = self
+            .request(method, path)
+            .header("content-type", "application/json")
+            .body(body);
         TestServer::send(rb).await
     }
 
@@ -273,14 +320,19 @@ impl TestServer {
 
     /// `POST /runs/:id/begin` as `owner`; returns (status, body).
     pub async fn begin_run(&self, run_id: &str, owner: &str) -> (u16, Value) {
-        let rb = self.request(Method::POST, &format!("/runs/{run_id}/begin")).header("x-tidebase-worker", owner);
+        let rb = self
+            .request(Method::POST, &format!("/runs/{run_id}/begin"))
+            .header("x-tidebase-worker", owner);
         let r = TestServer::send(rb).await;
         (r.status, r.json())
     }
 
     /// A created and begun run (owner `owner`); returns its id.
     pub async fn running_run(&self, workflow: &str, owner: &str) -> String {
-        let id = self.create_run(workflow).await["id"].as_str().unwrap().to_string();
+        let id = self.create_run(workflow).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let (status, body) = self.begin_run(&id, owner).await;
         assert_eq!(status, 200, "begin run: {body}");
         id
@@ -293,11 +345,16 @@ impl TestServer {
     }
 
     pub async fn events(&self, run_id: &str) -> Vec<Value> {
-        self.detail(run_id).await["events"].as_array().unwrap().clone()
+        self.detail(run_id).await["events"]
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     pub async fn step_begin(&self, run_id: &str, body: Value) -> Value {
-        let (status, res) = self.post(&format!("/runs/{run_id}/steps/begin"), body).await;
+        let (status, res) = self
+            .post(&format!("/runs/{run_id}/steps/begin"), body)
+            .await;
         assert_eq!(status, 200, "step begin: {res}");
         res
     }
@@ -321,7 +378,9 @@ impl Drop for TestServer {
                 // Drop runs inside a tokio runtime; do the async cleanup on a
                 // plain thread with its own runtime. Best effort.
                 let cleanup = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
                     if let Ok(rt) = rt
                         && let Err(e) = rt.block_on(drop_pg_database(&admin_url, &name))
                     {
@@ -412,8 +471,13 @@ pub fn is_timestamp(v: &Value) -> bool {
         return false;
     }
     let pattern = b"dddd-dd-ddTdd:dd:dd.dddZ";
-    b.iter().zip(pattern).all(|(c, p)| if *p == b'd' { c.is_ascii_digit() } else { c == p })
-        && chrono::DateTime::parse_from_rfc3339(s).is_ok()
+    b.iter().zip(pattern).all(|(c, p)| {
+        if *p == b'd' {
+            c.is_ascii_digit()
+        } else {
+            c == p
+        }
+    }) && chrono::DateTime::parse_from_rfc3339(s).is_ok()
 }
 
 /// `true` for `<prefix>_` + 32 lowercase hex.
@@ -421,7 +485,9 @@ pub fn is_id(v: &Value, prefix: &str) -> bool {
     let Some(s) = v.as_str() else { return false };
     s.strip_prefix(prefix)
         .and_then(|r| r.strip_prefix('_'))
-        .is_some_and(|hex| hex.len() == 32 && hex.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')))
+        .is_some_and(|hex| {
+            hex.len() == 32 && hex.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'))
+        })
 }
 
 /// Events of `kind` in an event list.
@@ -431,7 +497,10 @@ pub fn count_events(events: &[Value], kind: &str) -> usize {
 
 /// Asserts an event list's seqs are exactly 1..=n in order.
 pub fn assert_gap_free(events: &[Value]) {
-    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().expect("seq")).collect();
+    let seqs: Vec<i64> = events
+        .iter()
+        .map(|e| e["seq"].as_i64().expect("seq"))
+        .collect();
     let expected: Vec<i64> = (1..=events.len() as i64).collect();
     assert_eq!(seqs, expected, "event seqs are not exactly 1..=n");
 }
@@ -481,7 +550,11 @@ impl Handle {
             rb = rb.json(&b);
         }
         let r = TestServer::send(rb).await;
-        let v = if r.text.is_empty() { Value::Null } else { r.json() };
+        let v = if r.text.is_empty() {
+            Value::Null
+        } else {
+            r.json()
+        };
         (r.status, v)
     }
 
@@ -492,13 +565,26 @@ impl Handle {
 
 impl TestServer {
     pub fn handle(&self) -> Handle {
-        Handle { base: self.base.clone(), client: self.client.clone(), api_key: self.opts.api_key.clone() }
+        Handle {
+            base: self.base.clone(),
+            client: self.client.clone(),
+            api_key: self.opts.api_key.clone(),
+        }
     }
 }
 
 #[test]
 fn database_url_replaces_the_database_name() {
-    assert_eq!(database_url("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
-    assert_eq!(database_url("postgres://u@h/postgres?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
-    assert_eq!(database_url("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+    assert_eq!(
+        database_url("postgres://u@h:5432/postgres", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(
+        database_url("postgres://u@h/postgres?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
+    assert_eq!(
+        database_url("postgres://u@h:5432", "x"),
+        "postgres://u@h:5432/x"
+    );
 }

@@ -13,6 +13,24 @@ fn issue(path: &str, code: &str, message: impl Into<String>) -> Value {
     json!({"code": code, "message": message.into(), "path": [path]})
 }
 
+/// Longest accepted `delayMs` / `deadlineMs`: 100 years.
+const MAX_DELAY_MS: i64 = 100 * 366 * 24 * 3600 * 1000;
+
+/// A duration in milliseconds no longer than [`MAX_DELAY_MS`].
+fn duration_ms(v: Option<i64>, key: &str, issues: &mut Vec<Value>) -> Option<i64> {
+    match v {
+        Some(ms) if ms > MAX_DELAY_MS => {
+            issues.push(issue(
+                key,
+                "too_big",
+                format!("Number must be less than or equal to {MAX_DELAY_MS}"),
+            ));
+            None
+        }
+        other => other,
+    }
+}
+
 /// An integer that must fit the 32-bit column it is stored in.
 fn int32(v: Option<i64>, key: &str, issues: &mut Vec<Value>) -> Option<i32> {
     let v = v?;
@@ -91,7 +109,7 @@ pub async fn enqueue(
     };
     let mut req = Enqueue::new(queue, run);
     req.dedupe_key = f.opt_name("dedupeKey");
-    req.delay_ms = f.opt_int("delayMs", 0, false);
+    req.delay_ms = duration_ms(f.opt_int("delayMs", 0, false), "delayMs", &mut extra);
     if let Some(text) = f.opt_str("runAt") {
         req.run_at = parse_datetime(&text);
         if req.run_at.is_none() {
@@ -108,7 +126,7 @@ pub async fn enqueue(
         "priority",
         &mut extra,
     );
-    req.deadline_ms = f.opt_int("deadlineMs", 1, false);
+    req.deadline_ms = duration_ms(f.opt_int("deadlineMs", 1, false), "deadlineMs", &mut extra);
     finish(f, extra)?;
     let (run, deduplicated) = engine.enqueue(req).await?;
     Ok(Json(json!({"run": run, "deduplicated": deduplicated})))

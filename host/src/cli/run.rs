@@ -70,7 +70,7 @@ impl RunArgs {
         }
         if let Some(url) = &self.db.database_url {
             cmd += &format!(" --database-url '{url}'");
-        } else if self.db.data_dir != PathBuf::from(".tidebase") {
+        } else if self.db.data_dir != std::path::Path::new(".tidebase") {
             cmd += &format!(" --data-dir {}", self.db.data_dir.display());
         }
         cmd

@@ -103,7 +103,9 @@ impl Engine {
             {
                 return Ok((existing, true));
             }
-            let run_at = req.run_at.unwrap_or(now + req.delay_ms.unwrap_or(0) * 1000);
+            let run_at = req
+                .run_at
+                .unwrap_or(now.saturating_add(req.delay_ms.unwrap_or(0).saturating_mul(1000)));
             let mut run = self
                 .queued_run(
                     &mut w,
@@ -123,7 +125,9 @@ impl Engine {
             run.dedupe_key = req.dedupe_key.clone();
             run.priority = req.priority.unwrap_or(0);
             run.max_attempts = req.max_attempts.unwrap_or(1);
-            run.deadline_at = req.deadline_ms.map(|ms| now + ms * 1000);
+            run.deadline_at = req
+                .deadline_ms
+                .map(|ms| now.saturating_add(ms.saturating_mul(1000)));
             if !w.tx.insert_run_unless_active(&run).await? {
                 continue;
             }

@@ -48,21 +48,21 @@ struct Target<'a> {
     id: Option<&'a str>,
 }
 
+/// One version to append: where, what, and its metadata.
+struct NewVersion<'a> {
+    stream: &'a str,
+    target: Target<'a>,
+    value: Value,
+    patch: Option<Value>,
+    meta: StateWrite,
+    default_importance: &'a str,
+}
+
 impl Engine {
     /// Append the next version to a stream (creating it), moving its current
     /// value. Versions are gap-free per stream: the stream row is locked.
-    async fn record_version(
-        &self,
-        w: &mut Write,
-        run_id: &str,
-        stream_name: &str,
-        target: Target<'_>,
-        value: Value,
-        patch: Option<Value>,
-        meta: StateWrite,
-        default_importance: &str,
-        now: Micros,
-    ) -> Result<StateVersion> {
+    async fn record_version(&self, w: &mut Write, run_id: &str, new: NewVersion<'_>, now: Micros) -> Result<StateVersion> {
+        let NewVersion { stream: stream_name, target, value, patch, meta, default_importance } = new;
         // The row lock below cannot cover a stream that does not exist yet.
         w.tx.lock_key(&format!("{run_id}:stream:{stream_name}")).await?;
         let existing = w.tx.stream(run_id, stream_name, true).await?;
@@ -131,9 +131,15 @@ impl Engine {
         let stream = meta.stream.clone().unwrap_or_else(|| "run".into());
         let patch = (mode == WriteMode::Merge).then(|| given.clone());
         let target = Target { kind: "run", id: Some(run_id) };
-        let ver = self
-            .record_version(&mut w, run_id, &stream, target, new_value.clone(), patch, meta, "normal", now)
-            .await?;
+        let new = NewVersion {
+            stream: &stream,
+            target,
+            value: new_value.clone(),
+            patch,
+            meta,
+            default_importance: "normal",
+        };
+        let ver = self.record_version(&mut w, run_id, new, now).await?;
         let mut payload = json!({"stateVersion": ver.public()});
         match mode {
             WriteMode::Replace => {
@@ -167,9 +173,8 @@ impl Engine {
         };
         let meta = StateWrite { label: Some(label), ..meta };
         let target = Target { kind: &kind, id: id.as_deref() };
-        let ver = self
-            .record_version(&mut w, run_id, &stream_name, target, value, None, meta, "milestone", now)
-            .await?;
+        let new = NewVersion { stream: &stream_name, target, value, patch: None, meta, default_importance: "milestone" };
+        let ver = self.record_version(&mut w, run_id, new, now).await?;
         w.event(run_id, "state.saved", json!({"stateVersion": ver.public()}), now).await?;
         self.commit(w).await?;
         Ok(ver)
@@ -201,9 +206,8 @@ impl Engine {
         let meta = StateWrite { label: Some(label), importance: Some("milestone".into()), ..meta };
         let value = if state.is_null() { json!({}) } else { state };
         let target = Target { kind: &kind, id: Some(&id) };
-        let ver = self
-            .record_version(&mut w, run_id, &stream, target, value, None, meta, "milestone", now)
-            .await?;
+        let new = NewVersion { stream: &stream, target, value, patch: None, meta, default_importance: "milestone" };
+        let ver = self.record_version(&mut w, run_id, new, now).await?;
         w.event(run_id, "snapshot.created", json!({"stateVersion": ver.public()}), now).await?;
         self.commit(w).await?;
         Ok(ver)

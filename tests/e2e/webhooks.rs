@@ -1,0 +1,433 @@
+//! Outbound webhooks: manual recovery (`POST /runs/:id/recover`), the
+//! `run_failed` recovery webhook, and channel deliveries — signed, recorded,
+//! and never holding up the API (a hung receiver is tested explicitly).
+
+use crate::harness::*;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One request a [`Receiver`] got.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Hit {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("webhook body is JSON")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Clone)]
+struct ReceiverState {
+    hits: Arc<Mutex<Vec<Hit>>>,
+    status: u16,
+    reply: &'static str,
+    hang: bool,
+}
+
+/// A local HTTP endpoint recording every request; it answers with a fixed
+/// status and body, or (`hanging`) accepts and never answers.
+pub struct Receiver {
+    pub url: String,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn receive(
+    State(s): State<ReceiverState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    s.hits.lock().unwrap().push(Hit {
+        path: uri.path().to_string(),
+        headers,
+        body: body.to_vec(),
+    });
+    if s.hang {
+        std::future::pending::<()>().await;
+    }
+    (StatusCode::from_u16(s.status).unwrap(), s.reply)
+}
+
+impl Receiver {
+    pub async fn start(status: u16, reply: &'static str) -> Receiver {
+        Receiver::spawn(status, reply, false).await
+    }
+
+    pub async fn ok() -> Receiver {
+        Receiver::start(200, r#"{"accepted":true}"#).await
+    }
+
+    pub async fn hanging() -> Receiver {
+        Receiver::spawn(200, "", true).await
+    }
+
+    async fn spawn(status: u16, reply: &'static str, hang: bool) -> Receiver {
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let state = ReceiverState {
+            hits: hits.clone(),
+            status,
+            reply,
+            hang,
+        };
+        let app = axum::Router::new().fallback(receive).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.ok();
+        });
+        Receiver { url, hits, task }
+    }
+
+    pub fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    /// Wait (bounded) until at least `n` requests arrived.
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Hit> {
+        let deadline = Instant::now() + within;
+        loop {
+            let hits = self.hits();
+            if hits.len() >= n {
+                return hits;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} webhook request(s) within {within:?}, got {}",
+                hits.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The signature header value a receiver should expect.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Poll run detail until `check` holds (bounded); returns that detail.
+pub async fn wait_detail(
+    srv: &TestServer,
+    run_id: &str,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let detail = srv.detail(run_id).await;
+        if check(&detail) {
+            return detail;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {detail:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn deliveries(detail: &Value) -> Vec<Value> {
+    detail["channelDeliveries"].as_array().unwrap().clone()
+}
+
+fn all_final(detail: &Value) -> bool {
+    deliveries(detail).iter().all(|d| d["status"] != "pending")
+}
+
+const SECRET: &str = "whsec-test";
+
+fn with_secret() -> Opts {
+    Opts {
+        webhook_secret: Some(SECRET.into()),
+        ..Opts::default()
+    }
+}
+
+backend_tests! {
+    async fn recover_needs_a_webhook(srv: TestServer) {
+        let run = srv.create_run("no-hook").await;
+        let id = run["id"].as_str().unwrap();
+        let (s, b) = srv.post(&format!("/runs/{id}/recover"), json!({})).await;
+        assert_eq!((s, b), (422, json!({"error": "run has no recoveryWebhook configured"})));
+        let (s, b) = srv.post("/runs/run_00000000000000000000000000000000/recover", json!({})).await;
+        assert_eq!((s, b), (404, json!({"error": "run not found"})));
+        assert_eq!(srv.detail(id).await["recoveryAttempts"], json!([]));
+        assert_eq!(count_events(&srv.events(id).await, "recovery.started"), 0);
+    }
+
+    async fn recover_delivers_signed_run_resume_and_records_it(srv: TestServer = with_secret()) {
+        let hook = Receiver::ok().await;
+        let (s, b) = srv.post("/runs/rec-wf", json!({"recoveryWebhook": hook.url})).await;
+        assert_eq!(s, 200, "{b}");
+        let id = b["run"]["id"].as_str().unwrap().to_string();
+
+        let (s, b) = srv.post(&format!("/runs/{id}/recover"), json!({"reason": "operator"})).await;
+        assert_eq!(s, 200, "{b}");
+        let a = &b["recoveryAttempt"];
+        assert!(is_id(&a["id"], "rec"), "{a}");
+        assert_eq!(a["runId"], id.as_str());
+        assert_eq!(a["reason"], "operator");
+        assert_eq!(a["webhookUrl"], hook.url.as_str());
+        assert_eq!(a["status"], "delivered");
+        assert_eq!(a["httpStatus"], 200);
+        assert_eq!(a["responseBody"], r#"{"accepted":true}"#);
+        assert_eq!(a["errorText"], Value::Null);
+        assert!(is_timestamp(&a["createdAt"]) && is_timestamp(&a["completedAt"]), "{a}");
+
+        let hits = hook.hits();
+        assert_eq!(hits.len(), 1);
+        let hit = &hits[0];
+        assert_eq!(hit.path, "/hook");
+        assert_eq!(hit.header("user-agent"), Some("tidebase-recovery/0.5.0"));
+        assert!(hit.header("content-type").unwrap().starts_with("application/json"));
+        assert_eq!(hit.header("x-tidebase-signature"), Some(signature(SECRET, &hit.body).as_str()));
+        let expected = format!(r#"{{"type":"run.resume","runId":"{id}","workflowName":"rec-wf","reason":"operator","attempt":0}}"#);
+        assert_eq!(String::from_utf8_lossy(&hit.body), expected, "compact JSON in protocol field order");
+
+        // Reason defaults to "manual"; a non-string reason is stored as text.
+        let (_, b) = srv.post(&format!("/runs/{id}/recover"), json!({})).await;
+        assert_eq!(b["recoveryAttempt"]["reason"], "manual");
+        let r = srv.raw(reqwest::Method::POST, &format!("/runs/{id}/recover"), "not json").await;
+        assert_eq!(r.json()["recoveryAttempt"]["reason"], "manual", "unparsable body is {{}}");
+        let (_, b) = srv.post(&format!("/runs/{id}/recover"), json!({"reason": 42})).await;
+        assert_eq!(b["recoveryAttempt"]["reason"], "42");
+
+        let detail = srv.detail(&id).await;
+        assert_eq!(detail["recoveryAttempts"].as_array().unwrap().len(), 4);
+        let events = detail["events"].as_array().unwrap().clone();
+        assert_gap_free(&events);
+        let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds[..3], ["run.created", "recovery.started", "recovery.delivered"]);
+        assert_eq!(events[1]["payload"], json!({"recoveryAttemptId": a["id"], "reason": "operator"}));
+        assert_eq!(events[2]["payload"], json!({"recoveryAttemptId": a["id"], "httpStatus": 200}));
+    }
+
+    async fn recover_records_failures(srv: TestServer) {
+        let busy = Receiver::start(503, "busy").await;
+        let (_, b) = srv.post("/runs/rec-503", json!({"recoveryWebhook": busy.url})).await;
+        let id = b["run"]["id"].as_str().unwrap().to_string();
+        let (s, b) = srv.post(&format!("/runs/{id}/recover"), json!({})).await;
+        assert_eq!(s, 200, "a failed call is still a 200");
+        let a = &b["recoveryAttempt"];
+        assert_eq!((a["status"].as_str(), a["httpStatus"].as_i64(), a["responseBody"].as_str()), (Some("failed"), Some(503), Some("busy")));
+        assert!(busy.hits()[0].headers.get("x-tidebase-signature").is_none(), "unsigned without a secret");
+        let events = srv.events(&id).await;
+        assert_eq!(events.last().unwrap()["type"], "recovery.failed");
+        assert_eq!(events.last().unwrap()["payload"]["httpStatus"], 503);
+
+        // Nobody listening: a transport error.
+        let (_, b) = srv.post("/runs/rec-dead", json!({"recoveryWebhook": "http://127.0.0.1:1/dead"})).await;
+        let id = b["run"]["id"].as_str().unwrap().to_string();
+        let (s, b) = srv.post(&format!("/runs/{id}/recover"), json!({})).await;
+        assert_eq!(s, 200);
+        let a = &b["recoveryAttempt"];
+        assert_eq!(a["status"], "failed");
+        assert_eq!(a["httpStatus"], Value::Null);
+        assert!(a["errorText"].as_str().unwrap().starts_with("fetch failed"), "{a}");
+        let last = srv.events(&id).await.last().unwrap().clone();
+        assert_eq!(last["type"], "recovery.failed");
+        assert_eq!(last["payload"]["error"], a["errorText"]);
+    }
+
+    async fn failing_a_run_fires_run_failed_without_waiting(srv: TestServer = Opts { webhook_timeout_ms: 1_000, ..Opts::default() }) {
+        let hung = Receiver::hanging().await;
+        let (_, b) = srv.post("/runs/fail-hook", json!({"recoveryWebhook": hung.url})).await;
+        let id = b["run"]["id"].as_str().unwrap().to_string();
+        srv.begin_run(&id, "w").await;
+
+        let started = Instant::now();
+        let (s, b) = srv.post(&format!("/runs/{id}/fail"), json!({"error": {"message": "boom"}})).await;
+        assert_eq!(s, 200, "{b}");
+        assert!(started.elapsed() < Duration::from_millis(800), "fail waited for the webhook: {:?}", started.elapsed());
+        assert_eq!(b["run"]["status"], "failed");
+        assert_eq!(b["requeued"], false);
+
+        let hit = &hung.wait_for(1, Duration::from_secs(5)).await[0];
+        assert_eq!(hit.json(), json!({"type": "run.resume", "runId": id, "workflowName": "fail-hook", "reason": "run_failed", "attempt": 1}));
+        // The hung call times out and is recorded as a transport failure.
+        let detail = wait_detail(&srv, &id, Duration::from_secs(10), "the timed-out attempt", |d| {
+            d["recoveryAttempts"][0]["status"] == "failed"
+        })
+        .await;
+        let a = &detail["recoveryAttempts"][0];
+        assert_eq!(a["reason"], "run_failed");
+        assert!(a["errorText"].as_str().unwrap().contains("timed out"), "{a}");
+        let kinds: Vec<String> = detail["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
+        assert_eq!(kinds[kinds.len() - 3..], ["run.failed", "recovery.started", "recovery.failed"]);
+
+        // Requeues and cancellations never fire it.
+        let (_, b) = srv.post("/queues/q/enqueue", json!({"workflowName": "requeue-hook", "recoveryWebhook": hung.url, "maxAttempts": 3})).await;
+        let qid = b["run"]["id"].as_str().unwrap().to_string();
+        let (_, b) = srv.post(&format!("/runs/{qid}/fail"), json!({})).await;
+        assert_eq!(b["requeued"], true);
+        srv.post(&format!("/runs/{qid}/cancel"), json!({})).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(srv.detail(&qid).await["recoveryAttempts"], json!([]));
+    }
+
+    async fn channel_deliveries_are_recorded_signed_and_sent(srv: TestServer) {
+        let all = Receiver::ok().await;
+        let only_completed = Receiver::ok().await;
+        let inline = Receiver::ok().await;
+        let body = json!({"channels": [
+            {"type": "webhook", "url": all.url, "secret": "chan-secret", "events": []},
+            {"type": "webhook", "url": only_completed.url, "events": ["run.completed"]},
+        ]});
+        let (s, b) = srv.post("/runs/chan-wf", body).await;
+        assert_eq!(s, 200, "{b}");
+        let id = b["run"]["id"].as_str().unwrap().to_string();
+        srv.begin_run(&id, "w").await;
+        srv.put(&format!("/runs/{id}/state"), json!({"value": {"n": 1}})).await;
+        srv.post(&format!("/runs/{id}/usage"), json!({"kind": "llm", "inputTokens": 3})).await;
+        let step = srv.step_begin(&id, json!({"name": "s", "inputHash": "h", "leaseOwner": "w"})).await;
+        let step_id = step["step"]["id"].as_str().unwrap().to_string();
+        srv.post(&format!("/runs/{id}/steps/{step_id}/fail"), json!({"leaseOwner": "w", "error": {"m": 1}, "retryable": true})).await;
+        let (_, g) = srv.post(&format!("/runs/{id}/gates/begin"), json!({"name": "ok", "prompt": "ok?", "channels": [{"type": "webhook", "url": inline.url}]})).await;
+        let gate = g["gate"].clone();
+        let gate_id = gate["id"].as_str().unwrap().to_string();
+        let (s, _) = srv.post(&format!("/runs/{id}/gates/{gate_id}/resolve"), json!({"token": gate["resolveToken"], "decision": "approved"})).await;
+        assert_eq!(s, 200);
+        let (_, done) = srv.post(&format!("/runs/{id}/complete"), json!({"result": {"ok": true}})).await;
+
+        let expected = ["state.updated", "usage.recorded", "step.failed", "gate.created", "gate.resolved", "run.completed"];
+        let hits = all.wait_for(expected.len(), Duration::from_secs(10)).await;
+        let kinds: Vec<String> = hits.iter().map(|h| h.json()["type"].as_str().unwrap().to_string()).collect();
+        assert_eq!(kinds, expected, "one run's deliveries arrive in event order");
+        for hit in &hits {
+            assert_eq!(hit.header("user-agent"), Some("tidebase-channel/0.3.0"));
+            assert_eq!(hit.header("x-tidebase-signature"), Some(signature("chan-secret", &hit.body).as_str()), "signed with the channel's own secret");
+            let env = hit.json();
+            assert_eq!(env["runId"], id.as_str());
+            assert!(is_id(&env["deliveryId"], "del"));
+            let keys: Vec<String> = serde_json::from_slice::<serde_json::Map<String, Value>>(&hit.body).unwrap().keys().cloned().collect();
+            assert_eq!(keys.len(), 5, "envelope fields: {keys:?}");
+        }
+        let by = |t: &str| hits.iter().map(Hit::json).find(|e| e["type"] == t).unwrap();
+        let state = by("state.updated");
+        assert_eq!(state["payload"]["state"]["value"], json!({"n": 1}));
+        assert_eq!(state["payload"]["state"]["version"], 1);
+        assert_eq!(state["payload"]["stateVersion"]["version"], 1);
+        assert_eq!(state["gateId"], Value::Null);
+        assert_eq!(by("usage.recorded")["payload"]["usage"]["inputTokens"], 3);
+        let failed = by("step.failed");
+        assert_eq!(failed["payload"]["step"]["id"], step_id.as_str());
+        assert_eq!(failed["payload"]["retryable"], true);
+        assert_eq!(failed["payload"]["error"], json!({"m": 1}));
+        assert!(failed["payload"].get("resumeDecision").is_some());
+        let created = by("gate.created");
+        assert_eq!(created["gateId"], gate_id.as_str());
+        assert_eq!(created["payload"]["gate"]["status"], "pending");
+        assert_eq!(by("gate.resolved")["payload"]["gate"]["status"], "approved");
+        assert_eq!(by("run.completed")["payload"], json!({"run": done["run"]}));
+
+        let hits = only_completed.wait_for(1, Duration::from_secs(5)).await;
+        assert_eq!(hits[0].json()["type"], "run.completed");
+        assert!(hits[0].headers.get("x-tidebase-signature").is_none(), "no secret, no signature");
+        let inline_hits = inline.wait_for(2, Duration::from_secs(5)).await;
+        let inline_kinds: Vec<Value> = inline_hits.iter().map(|h| h.json()["type"].clone()).collect();
+        assert_eq!(inline_kinds, [json!("gate.created"), json!("gate.resolved")]);
+        assert_eq!(inline_hits[0].json()["gateId"], gate_id.as_str());
+
+        let detail = wait_detail(&srv, &id, Duration::from_secs(10), "final delivery rows", all_final).await;
+        let rows = deliveries(&detail);
+        assert_eq!(rows.len(), 6 + 1 + 2, "{rows:#?}");
+        for row in &rows {
+            assert_eq!(row["status"], "delivered", "{row}");
+            assert_eq!(row["httpStatus"], 200);
+            assert_eq!(row["responseBody"], r#"{"accepted":true}"#);
+            assert!(is_timestamp(&row["completedAt"]));
+        }
+        let inline_rows: Vec<&Value> = rows.iter().filter(|r| r["channelId"].is_null()).collect();
+        assert_eq!(inline_rows.len(), 2);
+        assert!(inline_rows.iter().all(|r| r["gateId"] == gate_id.as_str()));
+        // No event for deliveries themselves.
+        assert_eq!(count_events(&detail["events"].as_array().unwrap().clone(), "run.completed"), 1);
+    }
+
+    async fn failed_and_cancelled_runs_deliver_run_payloads(srv: TestServer) {
+        let hook = Receiver::ok().await;
+        let channels = json!([{"type": "webhook", "url": hook.url}]);
+        let (_, b) = srv.post("/runs/f", json!({"channels": channels})).await;
+        let failed = b["run"]["id"].as_str().unwrap().to_string();
+        let (_, f) = srv.post(&format!("/runs/{failed}/fail"), json!({"error": {"message": "x"}})).await;
+        let (_, b) = srv.post("/queues/q/enqueue", json!({"workflowName": "c", "channels": channels, "maxAttempts": 2})).await;
+        let queued = b["run"]["id"].as_str().unwrap().to_string();
+        // A requeue delivers nothing; the cancel does.
+        let (_, r) = srv.post(&format!("/runs/{queued}/fail"), json!({})).await;
+        assert_eq!(r["requeued"], true);
+        let (_, c) = srv.post(&format!("/runs/{queued}/cancel"), json!({"reason": "stop"})).await;
+
+        let hits = hook.wait_for(2, Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(hook.hits().len(), 2, "nothing else is delivered");
+        let by_run = |rid: &str| hits.iter().map(Hit::json).find(|e| e["runId"] == rid).unwrap();
+        let f_env = by_run(&failed);
+        assert_eq!(f_env["type"], "run.failed");
+        assert_eq!(f_env["payload"], json!({"run": f["run"], "error": {"message": "x"}}));
+        let c_env = by_run(&queued);
+        assert_eq!(c_env["type"], "run.cancelled");
+        assert_eq!(c_env["payload"], json!({"run": c["run"]}));
+    }
+
+    async fn a_hung_channel_endpoint_blocks_nothing(srv: TestServer = Opts { webhook_timeout_ms: 1_500, ..Opts::default() }) {
+        let hung = Receiver::hanging().await;
+        let (_, b) = srv.post("/runs/hung", json!({"channels": [{"type": "webhook", "url": hung.url}]})).await;
+        let id = b["run"]["id"].as_str().unwrap().to_string();
+        srv.begin_run(&id, "w").await;
+        let other = srv.running_run("bystander", "w").await;
+
+        // Each write queues a delivery to the hung endpoint; every response
+        // (and every write to another run) still returns promptly.
+        for i in 0..3 {
+            let started = Instant::now();
+            let (s, _) = srv.put(&format!("/runs/{id}/state"), json!({"value": {"i": i}})).await;
+            assert_eq!(s, 200);
+            let (s, _) = srv.put(&format!("/runs/{other}/state"), json!({"value": {"i": i}})).await;
+            assert_eq!(s, 200);
+            let (s, _) = srv.get(&format!("/runs/{id}")).await;
+            assert_eq!(s, 200);
+            assert!(started.elapsed() < Duration::from_millis(1_000), "API stalled behind a hung delivery: {:?}", started.elapsed());
+        }
+        hung.wait_for(1, Duration::from_secs(5)).await;
+        let detail = srv.detail(&id).await;
+        assert!(deliveries(&detail).iter().any(|d| d["status"] == "pending"), "a delivery is in flight");
+        let (s, b) = srv.post(&format!("/runs/{id}/complete"), json!({"result": 1})).await;
+        assert_eq!(s, 200, "{b}");
+
+        // Each hung call is cut off by the timeout and recorded as failed.
+        let detail = wait_detail(&srv, &id, Duration::from_secs(20), "timed-out deliveries", all_final).await;
+        let rows = deliveries(&detail);
+        assert_eq!(rows.len(), 4);
+        for row in rows {
+            assert_eq!(row["status"], "failed", "{row}");
+            assert!(row["errorText"].as_str().unwrap().contains("timed out"), "{row}");
+            assert_eq!(row["httpStatus"], Value::Null);
+        }
+    }
+}
