@@ -135,3 +135,51 @@ backend_tests!(
     no_wait_exits_at_gate,
     bad_cli_input_is_refused,
 );
+
+/// With `TIDEBASE_AUTO_MIGRATE=0` an unmigrated database makes `serve` fail
+/// fast naming the pending migrations; `migrate` applies them, after which
+/// `serve` starts. Checked on an empty SQLite file and an empty Postgres database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_explicit_when_auto_migrate_is_off() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let admin = crate::harness::admin_url();
+    let pg_name = format!("tb_e2e_mig_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("postgres");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {pg_name}"))).execute(&mut conn).await.unwrap();
+    let urls = [
+        format!("sqlite://{}/m.db", dir.path().display()),
+        crate::harness::database_url(&admin, &pg_name),
+    ];
+    for url in &urls {
+        let bin = env!("CARGO_BIN_EXE_tidebase-host");
+        let serve = |extra: &[&str]| {
+            let mut cmd = Command::new(bin);
+            cmd.args(["serve", "--bind", "127.0.0.1", "--port", "0", "--database-url", url])
+                .args(extra)
+                .env("TIDEBASE_AUTO_MIGRATE", "0")
+                .env("TIDEBASE_RECONCILER", "0");
+            cmd
+        };
+        let refused = output(serve(&[])).await;
+        let stderr = text(&refused.stderr);
+        assert_ne!(refused.status.code(), Some(0), "{url}: serve started on an unmigrated database");
+        assert!(stderr.contains("pending migrations") && stderr.contains("core"), "{url}: {stderr}");
+        let mut migrate = Command::new(bin);
+        migrate.args(["migrate", "--database-url", url]);
+        let migrated = output(migrate).await;
+        assert_eq!(migrated.status.code(), Some(0), "{url}: {}", text(&migrated.stderr));
+        assert!(text(&migrated.stderr).contains("applied"), "{}", text(&migrated.stderr));
+        let mut again = Command::new(bin);
+        again.args(["migrate", "--database-url", url]);
+        assert!(text(&output(again).await.stderr).contains("up to date"));
+        // Migrated: serve now starts (and is stopped right away).
+        let mut child = serve(&[]).stderr(Stdio::piped()).spawn().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert!(child.try_wait().unwrap().is_none(), "{url}: serve exited after migrate");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    conn.close().await.ok();
+    crate::harness::drop_pg_database(&admin, &pg_name).await.ok();
+}

@@ -113,7 +113,7 @@ pub struct TestServer {
     db: Option<Db>,
 }
 
-fn admin_url() -> String {
+pub fn admin_url() -> String {
     std::env::var("TIDEBASE_TEST_DATABASE_URL")
         .ok()
         .filter(|u| !u.trim().is_empty())
@@ -121,7 +121,7 @@ fn admin_url() -> String {
 }
 
 /// The admin URL with its database name replaced by `name`.
-fn database_url(admin: &str, name: &str) -> String {
+pub fn database_url(admin: &str, name: &str) -> String {
     let (base, query) = match admin.split_once('?') {
         Some((b, q)) => (b, format!("?{q}")),
         None => (admin, String::new()),
@@ -134,7 +134,7 @@ fn database_url(admin: &str, name: &str) -> String {
     format!("{base}/{name}{query}")
 }
 
-async fn drop_pg_database(admin: &str, name: &str) -> anyhow::Result<()> {
+pub async fn drop_pg_database(admin: &str, name: &str) -> anyhow::Result<()> {
     let mut conn = sqlx::PgConnection::connect(admin).await?;
     let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
