@@ -2,7 +2,7 @@
 //! a process killed while waiting at a gate, `gates approve`, `--no-wait`.
 
 use crate::harness::TestServer;
-use crate::wasm::{wait_suspended_at_gate, wait_status};
+use crate::wasm::{wait_status, wait_suspended_at_gate};
 use serde_json::{Value, json};
 use std::process::{Command, Output, Stdio};
 
@@ -19,7 +19,9 @@ fn host(srv: &TestServer, data_dir: &std::path::Path, args: &[&str]) -> Command 
 }
 
 async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("spawn tidebase-host")).await.unwrap()
+    tokio::task::spawn_blocking(move || cmd.output().expect("spawn tidebase-host"))
+        .await
+        .unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -30,7 +32,10 @@ fn text(bytes: &[u8]) -> String {
 fn run_id_in(stderr: &str) -> String {
     stderr
         .lines()
-        .find_map(|l| l.strip_prefix("run ").filter(|r| r.starts_with("run_") && !r.contains(' ')))
+        .find_map(|l| {
+            l.strip_prefix("run ")
+                .filter(|r| r.starts_with("run_") && !r.contains(' '))
+        })
         .unwrap_or_else(|| panic!("no run id in output:\n{stderr}"))
         .to_string()
 }
@@ -40,7 +45,12 @@ fn steps(detail: &Value) -> Vec<(String, i64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["name"].as_str().unwrap().to_string(), s["attempt"].as_i64().unwrap()))
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["attempt"].as_i64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -49,22 +59,43 @@ fn steps(detail: &Value) -> Vec<(String, i64)> {
 async fn crash_resume_replays_checkpoints(srv: TestServer) {
     let dir = tempfile::tempdir().unwrap();
     let input = json!({"seed": 1, "failAt": "b", "crash": "trap"}).to_string();
-    let first = output(host(&srv, dir.path(), &["run", tidebase_fixtures::FLAKY, "--input", &input])).await;
+    let first = output(host(
+        &srv,
+        dir.path(),
+        &["run", tidebase_fixtures::FLAKY, "--input", &input],
+    ))
+    .await;
     let stderr = text(&first.stderr);
-    assert_eq!(first.status.code(), Some(1), "a trapped run exits 1:\n{stderr}");
+    assert_eq!(
+        first.status.code(),
+        Some(1),
+        "a trapped run exits 1:\n{stderr}"
+    );
     let run_id = run_id_in(&stderr);
     let resume = format!("--run-id {run_id}");
-    assert!(stderr.contains("resume with: tidebase-host run") && stderr.contains(&resume), "{stderr}");
+    assert!(
+        stderr.contains("resume with: tidebase-host run") && stderr.contains(&resume),
+        "{stderr}"
+    );
     let before = srv.detail(&run_id).await;
     assert_eq!(before["run"]["failureClass"], "trap");
     assert_eq!(steps(&before), [("a".into(), 1), ("b".into(), 2)]);
 
-    let second = output(host(&srv, dir.path(), &["run", tidebase_fixtures::FLAKY, "--run-id", &run_id])).await;
+    let second = output(host(
+        &srv,
+        dir.path(),
+        &["run", tidebase_fixtures::FLAKY, "--run-id", &run_id],
+    ))
+    .await;
     assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
     let result: Value = serde_json::from_slice(&second.stdout).expect("result JSON on stdout");
     assert_eq!(result, json!({"a": 2, "b": 20, "c": 22, "bAttempts": 2}));
     let after = srv.detail(&run_id).await;
-    assert_eq!(steps(&after), [("a".into(), 1), ("b".into(), 2), ("c".into(), 1)], "no checkpointed step re-ran");
+    assert_eq!(
+        steps(&after),
+        [("a".into(), 1), ("b".into(), 2), ("c".into(), 1)],
+        "no checkpointed step re-ran"
+    );
     assert!(text(&second.stderr).contains("step a: replayed from checkpoint"));
 }
 
@@ -73,11 +104,24 @@ async fn crash_resume_replays_checkpoints(srv: TestServer) {
 async fn killed_run_resumes_after_cli_approval(srv: TestServer) {
     let dir = tempfile::tempdir().unwrap();
     let input = json!({"topic": "kill"}).to_string();
-    let mut cmd = host(&srv, dir.path(), &["run", tidebase_fixtures::REPORT, "--input", &input]);
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn run");
+    let mut cmd = host(
+        &srv,
+        dir.path(),
+        &["run", tidebase_fixtures::REPORT, "--input", &input],
+    );
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn run");
     let run_id = loop {
         let (_, list) = srv.get("/runs").await;
-        if let Some(r) = list["runs"].as_array().unwrap().iter().find(|r| r["workflowName"] == "report") {
+        if let Some(r) = list["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["workflowName"] == "report")
+        {
             break r["id"].as_str().unwrap().to_string();
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -86,26 +130,72 @@ async fn killed_run_resumes_after_cli_approval(srv: TestServer) {
     child.kill().expect("kill run process");
     child.wait().unwrap();
 
-    let approve = output(host(&srv, dir.path(), &["gates", "approve", &run_id, "approve-report", "--actor", "ops"])).await;
+    let approve = output(host(
+        &srv,
+        dir.path(),
+        &[
+            "gates",
+            "approve",
+            &run_id,
+            "approve-report",
+            "--actor",
+            "ops",
+        ],
+    ))
+    .await;
     assert_eq!(approve.status.code(), Some(0), "{}", text(&approve.stderr));
-    let again = output(host(&srv, dir.path(), &["run", tidebase_fixtures::REPORT, "--run-id", &run_id])).await;
+    let again = output(host(
+        &srv,
+        dir.path(),
+        &["run", tidebase_fixtures::REPORT, "--run-id", &run_id],
+    ))
+    .await;
     assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
     let result: Value = serde_json::from_slice(&again.stdout).unwrap();
-    assert_eq!((result["approved"].clone(), result["approvedBy"].clone()), (json!(true), json!("ops")));
+    assert_eq!(
+        (result["approved"].clone(), result["approvedBy"].clone()),
+        (json!(true), json!("ops"))
+    );
     let d = wait_status(&srv, &run_id, "completed").await;
-    assert_eq!(steps(&d), [("plan".into(), 1), ("fetch-sources".into(), 1), ("write-report".into(), 1)]);
+    assert_eq!(
+        steps(&d),
+        [
+            ("plan".into(), 1),
+            ("fetch-sources".into(), 1),
+            ("write-report".into(), 1)
+        ]
+    );
 }
 
 /// `--no-wait` stops at a pending gate with exit code 3 and says how to resolve it.
 async fn no_wait_exits_at_gate(srv: TestServer) {
     let dir = tempfile::tempdir().unwrap();
     let input = json!({"topic": "later"}).to_string();
-    let out = output(host(&srv, dir.path(), &["run", tidebase_fixtures::REPORT, "--input", &input, "--no-wait"])).await;
+    let out = output(host(
+        &srv,
+        dir.path(),
+        &[
+            "run",
+            tidebase_fixtures::REPORT,
+            "--input",
+            &input,
+            "--no-wait",
+        ],
+    ))
+    .await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     let run_id = run_id_in(&stderr);
-    assert!(stderr.contains(&format!("tidebase-host gates approve {run_id} approve-report")), "{stderr}");
-    assert!(stderr.contains("/resolve") && stderr.contains("\"token\""), "HTTP instructions: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "tidebase-host gates approve {run_id} approve-report"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("/resolve") && stderr.contains("\"token\""),
+        "HTTP instructions: {stderr}"
+    );
     let d = srv.detail(&run_id).await;
     assert_eq!(d["gates"][0]["status"], "pending");
 }
@@ -116,17 +206,42 @@ async fn bad_cli_input_is_refused(srv: TestServer) {
     let dir = tempfile::tempdir().unwrap();
     let missing = output(host(&srv, dir.path(), &["run", "/nonexistent/x.wasm"])).await;
     assert_ne!(missing.status.code(), Some(0));
-    assert!(text(&missing.stderr).contains("cannot read"), "{}", text(&missing.stderr));
-    let bad = output(host(&srv, dir.path(), &["run", tidebase_fixtures::REPORT, "--input", "{nope"])).await;
+    assert!(
+        text(&missing.stderr).contains("cannot read"),
+        "{}",
+        text(&missing.stderr)
+    );
+    let bad = output(host(
+        &srv,
+        dir.path(),
+        &["run", tidebase_fixtures::REPORT, "--input", "{nope"],
+    ))
+    .await;
     assert_ne!(bad.status.code(), Some(0));
-    assert!(text(&bad.stderr).contains("not valid JSON"), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("not valid JSON"),
+        "{}",
+        text(&bad.stderr)
+    );
     let not_wasm = dir.path().join("x.wasm");
     std::fs::write(&not_wasm, b"not a component").unwrap();
-    let junk = output(host(&srv, dir.path(), &["deploy", not_wasm.to_str().unwrap()])).await;
+    let junk = output(host(
+        &srv,
+        dir.path(),
+        &["deploy", not_wasm.to_str().unwrap()],
+    ))
+    .await;
     assert_ne!(junk.status.code(), Some(0));
-    assert!(text(&junk.stderr).contains("not a runnable workflow"), "{}", text(&junk.stderr));
+    assert!(
+        text(&junk.stderr).contains("not a runnable workflow"),
+        "{}",
+        text(&junk.stderr)
+    );
     let (_, list) = srv.get("/runs").await;
-    assert!(list["runs"].as_array().unwrap().is_empty(), "no run was created");
+    assert!(
+        list["runs"].as_array().unwrap().is_empty(),
+        "no run was created"
+    );
 }
 
 backend_tests!(
@@ -146,7 +261,10 @@ async fn migrations_are_explicit_when_auto_migrate_is_off() {
     let admin = crate::harness::admin_url();
     let pg_name = format!("tb_e2e_mig_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin).await.expect("postgres");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {pg_name}"))).execute(&mut conn).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {pg_name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let urls = [
         format!("sqlite://{}/m.db", dir.path().display()),
         crate::harness::database_url(&admin, &pg_name),
@@ -155,31 +273,60 @@ async fn migrations_are_explicit_when_auto_migrate_is_off() {
         let bin = env!("CARGO_BIN_EXE_tidebase-host");
         let serve = |extra: &[&str]| {
             let mut cmd = Command::new(bin);
-            cmd.args(["serve", "--bind", "127.0.0.1", "--port", "0", "--database-url", url])
-                .args(extra)
-                .env("TIDEBASE_AUTO_MIGRATE", "0")
-                .env("TIDEBASE_RECONCILER", "0");
+            cmd.args([
+                "serve",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--database-url",
+                url,
+            ])
+            .args(extra)
+            .env("TIDEBASE_AUTO_MIGRATE", "0")
+            .env("TIDEBASE_RECONCILER", "0");
             cmd
         };
         let refused = output(serve(&[])).await;
         let stderr = text(&refused.stderr);
-        assert_ne!(refused.status.code(), Some(0), "{url}: serve started on an unmigrated database");
-        assert!(stderr.contains("pending migrations") && stderr.contains("core"), "{url}: {stderr}");
+        assert_ne!(
+            refused.status.code(),
+            Some(0),
+            "{url}: serve started on an unmigrated database"
+        );
+        assert!(
+            stderr.contains("pending migrations") && stderr.contains("core"),
+            "{url}: {stderr}"
+        );
         let mut migrate = Command::new(bin);
         migrate.args(["migrate", "--database-url", url]);
         let migrated = output(migrate).await;
-        assert_eq!(migrated.status.code(), Some(0), "{url}: {}", text(&migrated.stderr));
-        assert!(text(&migrated.stderr).contains("applied"), "{}", text(&migrated.stderr));
+        assert_eq!(
+            migrated.status.code(),
+            Some(0),
+            "{url}: {}",
+            text(&migrated.stderr)
+        );
+        assert!(
+            text(&migrated.stderr).contains("applied"),
+            "{}",
+            text(&migrated.stderr)
+        );
         let mut again = Command::new(bin);
         again.args(["migrate", "--database-url", url]);
         assert!(text(&output(again).await.stderr).contains("up to date"));
         // Migrated: serve now starts (and is stopped right away).
         let mut child = serve(&[]).stderr(Stdio::piped()).spawn().unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        assert!(child.try_wait().unwrap().is_none(), "{url}: serve exited after migrate");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{url}: serve exited after migrate"
+        );
         child.kill().unwrap();
         child.wait().unwrap();
     }
     conn.close().await.ok();
-    crate::harness::drop_pg_database(&admin, &pg_name).await.ok();
+    crate::harness::drop_pg_database(&admin, &pg_name)
+        .await
+        .ok();
 }

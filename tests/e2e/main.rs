@@ -25,5 +25,5 @@ mod scale;
 mod schedules;
 mod state;
 mod steps;
-mod webhooks;
 mod wasm;
+mod webhooks;

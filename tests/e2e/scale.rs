@@ -22,9 +22,21 @@ impl Drop for Serve {
 
 impl Serve {
     async fn start(srv: &TestServer, data_dir: &std::path::Path) -> Serve {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(env!("CARGO_BIN_EXE_tidebase-host"))
-            .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string(), "--database-url", &srv.db_url])
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--database-url",
+                &srv.db_url,
+            ])
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn")
@@ -33,9 +45,19 @@ impl Serve {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn serve");
-        let s = Serve { child, base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
+        let s = Serve {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while s.http.get(format!("{}/health", s.base)).send().await.is_err() {
+        while s
+            .http
+            .get(format!("{}/health", s.base))
+            .send()
+            .await
+            .is_err()
+        {
             assert!(Instant::now() < deadline, "serve did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -49,7 +71,13 @@ impl Serve {
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
-        let r = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "POST {path}: {}", r.status());
         r.json().await.unwrap()
     }
@@ -57,7 +85,9 @@ impl Serve {
     async fn start_runs(&self, n: usize) -> Vec<String> {
         let mut ids = Vec::with_capacity(n);
         for i in 0..n {
-            let run = self.post("/runs/report", json!({"input": {"topic": format!("t{i}")}})).await;
+            let run = self
+                .post("/runs/report", json!({"input": {"topic": format!("t{i}")}}))
+                .await;
             ids.push(run["run"]["id"].as_str().unwrap().to_string());
         }
         ids
@@ -71,12 +101,20 @@ async fn wait_all_parked(srv: &TestServer, ids: &[String]) -> Vec<Value> {
     for id in ids {
         loop {
             let d = srv.detail(id).await;
-            let gate = d["gates"].as_array().unwrap().iter().find(|g| g["status"] == "pending").cloned();
+            let gate = d["gates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|g| g["status"] == "pending")
+                .cloned();
             if let (Some(g), true) = (gate, d["run"]["leaseOwner"].is_null()) {
                 gates.push(g);
                 break;
             }
-            assert!(Instant::now() < deadline, "run {id} never parked at its gate");
+            assert!(
+                Instant::now() < deadline,
+                "run {id} never parked at its gate"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -87,7 +125,13 @@ async fn thousand_suspended_runs_stay_flat(srv: TestServer) {
     let dir = tempfile::tempdir().unwrap();
     let serve = Serve::start(&srv, dir.path()).await;
     let bytes = std::fs::read(tidebase_fixtures::REPORT).unwrap();
-    let r = serve.http.post(format!("{}/workflows/report", serve.base)).body(bytes).send().await.unwrap();
+    let r = serve
+        .http
+        .post(format!("{}/workflows/report", serve.base))
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success());
 
     let mut ids = serve.start_runs(100).await;
@@ -98,17 +142,30 @@ async fn thousand_suspended_runs_stay_flat(srv: TestServer) {
     ids.extend(more);
     let parked = serve.rss_kib();
     let per_run = (parked.saturating_sub(warm)) as f64 * 1024.0 / 900.0;
-    eprintln!("serve RSS {warm} KiB with 100 parked runs, {parked} KiB with 1000 ({per_run:.0} bytes per parked run)");
-    assert!(parked < warm + 32 * 1024, "900 more parked runs grew RSS from {warm} KiB to {parked} KiB");
+    eprintln!(
+        "serve RSS {warm} KiB with 100 parked runs, {parked} KiB with 1000 ({per_run:.0} bytes per parked run)"
+    );
+    assert!(
+        parked < warm + 32 * 1024,
+        "900 more parked runs grew RSS from {warm} KiB to {parked} KiB"
+    );
 
     for (id, gate) in ids.iter().zip(&gates) {
         let path = format!("/runs/{id}/gates/{}/resolve", gate["id"].as_str().unwrap());
-        serve.post(&path, json!({"token": gate["resolveToken"], "decision": "approved"})).await;
+        serve
+            .post(
+                &path,
+                json!({"token": gate["resolveToken"], "decision": "approved"}),
+            )
+            .await;
     }
     let deadline = Instant::now() + Duration::from_secs(240);
     for id in &ids {
         while srv.detail(id).await["run"]["status"] != "completed" {
-            assert!(Instant::now() < deadline, "run {id} did not complete after its gate was approved");
+            assert!(
+                Instant::now() < deadline,
+                "run {id} did not complete after its gate was approved"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

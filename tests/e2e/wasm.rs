@@ -10,21 +10,31 @@ use std::time::{Duration, Instant};
 /// Deploy a fixture component under `name` (`query` sets limits).
 pub async fn deploy(srv: &TestServer, name: &str, path: &str, query: &str) -> Value {
     let bytes = std::fs::read(path).expect("fixture component");
-    let rb = srv.request(Method::POST, &format!("/workflows/{name}{query}")).body(bytes);
+    let rb = srv
+        .request(Method::POST, &format!("/workflows/{name}{query}"))
+        .body(bytes);
     let r = TestServer::send(rb).await;
     assert_eq!(r.status, 200, "deploy {name}: {}", r.text);
     r.json()["deployment"].clone()
 }
 
 /// Poll run detail until `done` holds (bounded; fails with the last detail).
-pub async fn wait_for(srv: &TestServer, run_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_for(
+    srv: &TestServer,
+    run_id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let detail = srv.detail(run_id).await;
         if done(&detail) {
             return detail;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what} on {run_id}: {detail:#}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what} on {run_id}: {detail:#}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -37,25 +47,47 @@ pub async fn wait_status(srv: &TestServer, run_id: &str, status: &str) -> Value 
 pub async fn wait_suspended_at_gate(srv: &TestServer, run_id: &str) -> Value {
     let d = wait_for(srv, run_id, "a pending gate", |d| {
         d["run"]["leaseOwner"].is_null()
-            && d["gates"].as_array().is_some_and(|g| g.iter().any(|g| g["status"] == "pending"))
+            && d["gates"]
+                .as_array()
+                .is_some_and(|g| g.iter().any(|g| g["status"] == "pending"))
     })
     .await;
-    d["gates"].as_array().unwrap().iter().find(|g| g["status"] == "pending").unwrap().clone()
+    d["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["status"] == "pending")
+        .unwrap()
+        .clone()
 }
 
 async fn start(srv: &TestServer, workflow: &str, input: Value) -> String {
-    let (status, body) = srv.post(&format!("/runs/{workflow}"), json!({"input": input})).await;
+    let (status, body) = srv
+        .post(&format!("/runs/{workflow}"), json!({"input": input}))
+        .await;
     assert_eq!(status, 200, "{body}");
     body["run"]["id"].as_str().unwrap().to_string()
 }
 
 async fn resolve(srv: &TestServer, run_id: &str, gate: &Value, decision: &str) -> (u16, Value) {
     let body = json!({"token": gate["resolveToken"], "decision": decision, "actor": "tester", "payload": {"note": "ok"}});
-    srv.post(&format!("/runs/{run_id}/gates/{}/resolve", gate["id"].as_str().unwrap()), body).await
+    srv.post(
+        &format!(
+            "/runs/{run_id}/gates/{}/resolve",
+            gate["id"].as_str().unwrap()
+        ),
+        body,
+    )
+    .await
 }
 
 fn step<'a>(detail: &'a Value, name: &str) -> &'a Value {
-    detail["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no step {name}"))
+    detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name}"))
 }
 
 /// A gate suspends the run without holding a worker; resolving it over HTTP
@@ -77,8 +109,16 @@ async fn gate_suspends_and_resumes(srv: TestServer) {
     }
     let events = detail["events"].as_array().unwrap();
     assert_gap_free(events);
-    assert_eq!(count_events(events, "run.started"), 2, "one activation before the gate, one after");
-    assert_eq!(count_events(events, "step.started"), 3, "every step executed exactly once");
+    assert_eq!(
+        count_events(events, "run.started"),
+        2,
+        "one activation before the gate, one after"
+    );
+    assert_eq!(
+        count_events(events, "step.started"),
+        3,
+        "every step executed exactly once"
+    );
 }
 
 /// A run stays on the component digest it started on; new runs take the
@@ -92,16 +132,28 @@ async fn runs_are_pinned_to_their_digest(srv: TestServer) {
     assert_eq!(v2["version"], 2);
     let fresh = start(&srv, "pinned", json!({"value": 21})).await;
     let fresh_detail = wait_status(&srv, &fresh, "completed").await;
-    assert!(fresh_detail["run"]["result"].get("topic").is_none(), "new run ran the new component");
+    assert!(
+        fresh_detail["run"]["result"].get("topic").is_none(),
+        "new run ran the new component"
+    );
     resolve(&srv, &old, &gate, "approved").await;
     let old_detail = wait_status(&srv, &old, "completed").await;
-    assert_eq!(old_detail["run"]["result"]["topic"], "pins", "in-flight run resumed on its original component");
+    assert_eq!(
+        old_detail["run"]["result"]["topic"], "pins",
+        "in-flight run resumed on its original component"
+    );
 }
 
 /// Each misbehaving guest fails only its own run, with a clear class; the
 /// host keeps serving and runs other workflows afterwards.
 async fn hostile_guests_fail_cleanly(srv: TestServer) {
-    deploy(&srv, "hostile", tidebase_fixtures::HOSTILE, "?memoryMb=32&cpuMs=300").await;
+    deploy(
+        &srv,
+        "hostile",
+        tidebase_fixtures::HOSTILE,
+        "?memoryMb=32&cpuMs=300",
+    )
+    .await;
     let cases = [
         ("loop", "cpu_limit"),
         ("memory", "memory_limit"),
@@ -116,8 +168,17 @@ async fn hostile_guests_fail_cleanly(srv: TestServer) {
     }
     for ((mode, class), id) in cases.iter().zip(&ids) {
         let d = wait_status(&srv, id, "failed").await;
-        assert_eq!(d["run"]["failureClass"], *class, "mode {mode}: {}", d["run"]["error"]);
-        assert!(d["run"]["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "mode {mode} has a reason");
+        assert_eq!(
+            d["run"]["failureClass"], *class,
+            "mode {mode}: {}",
+            d["run"]["error"]
+        );
+        assert!(
+            d["run"]["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "mode {mode} has a reason"
+        );
     }
     let (status, body) = srv.get("/health").await;
     assert_eq!((status, body), (200, json!({"ok": true})));
@@ -130,7 +191,11 @@ async fn oversized_result_is_refused(srv: TestServer) {
     deploy(&srv, "hostile", tidebase_fixtures::HOSTILE, "?memoryMb=64").await;
     let id = start(&srv, "hostile", json!({"mode": "output", "bytes": 4 << 20})).await;
     let d = wait_status(&srv, &id, "failed").await;
-    assert_eq!(d["run"]["failureClass"], "output_limit", "{}", d["run"]["error"]);
+    assert_eq!(
+        d["run"]["failureClass"], "output_limit",
+        "{}",
+        d["run"]["error"]
+    );
 }
 
 /// Cancelling a computing run stops it (epoch check) and frees its slot;
@@ -138,14 +203,22 @@ async fn oversized_result_is_refused(srv: TestServer) {
 async fn cancellation_stops_wasm_runs(srv: TestServer) {
     deploy(&srv, "hostile", tidebase_fixtures::HOSTILE, "?cpuMs=600000").await;
     let busy = start(&srv, "hostile", json!({"mode": "loop"})).await;
-    wait_for(&srv, &busy, "the loop to start", |d| !d["run"]["leaseOwner"].is_null()).await;
-    let (status, _) = srv.post(&format!("/runs/{busy}/cancel"), json!({"reason": "stop"})).await;
+    wait_for(&srv, &busy, "the loop to start", |d| {
+        !d["run"]["leaseOwner"].is_null()
+    })
+    .await;
+    let (status, _) = srv
+        .post(&format!("/runs/{busy}/cancel"), json!({"reason": "stop"}))
+        .await;
     assert_eq!(status, 200);
     let ok = start(&srv, "hostile", json!({"mode": "ok"})).await;
     wait_status(&srv, &ok, "completed").await;
     let d = srv.detail(&busy).await;
     assert_eq!(d["run"]["status"], "cancelled");
-    assert_eq!(count_events(d["events"].as_array().unwrap(), "run.failed"), 0);
+    assert_eq!(
+        count_events(d["events"].as_array().unwrap(), "run.failed"),
+        0
+    );
 
     deploy(&srv, "report", tidebase_fixtures::REPORT, "").await;
     let parked = start(&srv, "report", json!({"topic": "x"})).await;
@@ -157,7 +230,14 @@ async fn cancellation_stops_wasm_runs(srv: TestServer) {
     wait_status(&srv, &probe, "completed").await;
     let d = srv.detail(&parked).await;
     assert_eq!(d["run"]["status"], "cancelled");
-    assert!(d["steps"].as_array().unwrap().iter().all(|s| s["name"] != "write-report"), "resumed after cancel");
+    assert!(
+        d["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["name"] != "write-report"),
+        "resumed after cancel"
+    );
 }
 
 /// `now` and `random` are recorded on first execution and replayed: the
@@ -171,11 +251,25 @@ async fn clock_and_randomness_replay(srv: TestServer) {
     let result = &d["run"]["result"];
     assert_eq!(result["sum"], 6);
     let started = step(&d, "__now:1");
-    assert_eq!(result["startedAt"], started["output"], "startedAt is the recorded clock value");
-    let nonce: u64 = step(&d, "__random:1")["output"].as_str().unwrap().parse().unwrap();
-    assert_eq!(result["nonce"], format!("{nonce:016x}"), "nonce is the recorded random value");
+    assert_eq!(
+        result["startedAt"], started["output"],
+        "startedAt is the recorded clock value"
+    );
+    let nonce: u64 = step(&d, "__random:1")["output"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        result["nonce"],
+        format!("{nonce:016x}"),
+        "nonce is the recorded random value"
+    );
     let activations = count_events(d["events"].as_array().unwrap(), "run.started");
-    assert!(activations >= 2, "the parent was re-instantiated ({activations} activations)");
+    assert!(
+        activations >= 2,
+        "the parent was re-instantiated ({activations} activations)"
+    );
     for hidden in ["__now:1", "__random:1"] {
         assert_eq!(step(&d, hidden)["attempt"], 1, "{hidden} recorded once");
     }
@@ -187,25 +281,54 @@ async fn wasm_and_sdk_runs_side_by_side(srv: TestServer) {
     deploy(&srv, "report", tidebase_fixtures::REPORT, "").await;
     let wasm = start(&srv, "report", json!({"topic": "mixed"})).await;
     let sdk = srv.running_run("sdk-flow", "w1").await;
-    let s = srv.step_begin(&sdk, json!({"name": "plan", "inputHash": "h", "leaseOwner": "w1"})).await;
+    let s = srv
+        .step_begin(
+            &sdk,
+            json!({"name": "plan", "inputHash": "h", "leaseOwner": "w1"}),
+        )
+        .await;
     let sid = s["step"]["id"].as_str().unwrap();
-    srv.post(&format!("/runs/{sdk}/steps/{sid}/complete"), json!({"leaseOwner": "w1", "output": 1})).await;
-    srv.put(&format!("/runs/{sdk}/state"), json!({"value": {"phase": "draft"}})).await;
+    srv.post(
+        &format!("/runs/{sdk}/steps/{sid}/complete"),
+        json!({"leaseOwner": "w1", "output": 1}),
+    )
+    .await;
+    srv.put(
+        &format!("/runs/{sdk}/state"),
+        json!({"value": {"phase": "draft"}}),
+    )
+    .await;
     let gate = wait_suspended_at_gate(&srv, &wasm).await;
     let (_, list) = srv.get("/runs").await;
-    let ids: Vec<&str> = list["runs"].as_array().unwrap().iter().filter_map(|r| r["id"].as_str()).collect();
+    let ids: Vec<&str> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
     assert!(ids.contains(&wasm.as_str()) && ids.contains(&sdk.as_str()));
     let (status, state) = srv.get(&format!("/runs/{wasm}/state/versions")).await;
     assert_eq!(status, 200);
-    assert!(!state["stateVersions"].as_array().unwrap().is_empty(), "wasm state is visible through the API");
+    assert!(
+        !state["stateVersions"].as_array().unwrap().is_empty(),
+        "wasm state is visible through the API"
+    );
     resolve(&srv, &wasm, &gate, "rejected").await;
     let d = wait_status(&srv, &wasm, "completed").await;
     assert_eq!(d["run"]["result"]["approved"], false);
-    srv.post(&format!("/runs/{sdk}/complete"), json!({"result": 1})).await;
+    srv.post(&format!("/runs/{sdk}/complete"), json!({"result": 1}))
+        .await;
     for id in [&wasm, &sdk] {
         let events = srv.events(id).await;
         assert_gap_free(&events);
-        for kind in ["run.created", "run.started", "step.started", "step.completed", "state.updated", "run.completed"] {
+        for kind in [
+            "run.created",
+            "run.started",
+            "step.started",
+            "step.completed",
+            "state.updated",
+            "run.completed",
+        ] {
             assert!(count_events(&events, kind) >= 1, "run {id} lacks {kind}");
         }
     }
@@ -220,3 +343,54 @@ backend_tests!(
     clock_and_randomness_replay = Opts::wasm(),
     wasm_and_sdk_runs_side_by_side = Opts::wasm(),
 );
+
+/// Queued runs of a deployed workflow are executed by the host's worker
+/// (never handed to external claimers), one at a time under a concurrency
+/// cap of 1.
+async fn queued_wasm_runs_run_under_queue_caps(srv: TestServer) {
+    deploy(&srv, "child-echo", tidebase_fixtures::CHILD_ECHO, "").await;
+    let (status, _) = srv
+        .put("/queues/wq/config", json!({"concurrency": 1}))
+        .await;
+    assert_eq!(status, 200);
+    let mut ids = Vec::new();
+    for value in 0..6 {
+        let body = json!({"workflowName": "child-echo", "input": {"value": value}});
+        let (status, res) = srv.post("/queues/wq/enqueue", body).await;
+        assert_eq!(status, 200, "{res}");
+        ids.push(res["run"]["id"].as_str().unwrap().to_string());
+    }
+    let (_, claimed) = srv
+        .post("/queues/claim", json!({"queues": ["wq"], "limit": 10}))
+        .await;
+    assert!(
+        claimed["runs"].as_array().unwrap().is_empty(),
+        "an SDK claimer got a wasm run: {claimed}"
+    );
+    let mut windows = Vec::new();
+    for (value, id) in ids.iter().enumerate() {
+        let d = wait_status(&srv, id, "completed").await;
+        assert_eq!(d["run"]["result"]["doubled"], json!(value * 2));
+        // Global event ids follow the order claims and completions were
+        // written in (timestamps are taken before lock waits, ids are not).
+        let at = |kind: &str| {
+            let e = d["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["type"] == kind)
+                .unwrap();
+            e["id"].as_i64().unwrap()
+        };
+        windows.push((at("run.claimed"), at("run.completed")));
+    }
+    windows.sort();
+    for pair in windows.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "two runs of a concurrency-1 queue overlapped: {pair:?}"
+        );
+    }
+}
+
+backend_tests!(queued_wasm_runs_run_under_queue_caps = Opts::wasm());

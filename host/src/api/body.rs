@@ -18,11 +18,15 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match Bytes::from_request(req, state).await {
             Ok(b) => Ok(RawBody(b)),
-            Err(rej) if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::Json(
-                rej.status(),
-                json!({"error": format!("request body exceeds {MAX_BODY_BYTES} bytes")}),
-            )),
-            Err(rej) => Err(ApiError::bad_request(format!("cannot read request body: {rej}"))),
+            Err(rej) if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::Json(
+                    rej.status(),
+                    json!({"error": format!("request body exceeds {MAX_BODY_BYTES} bytes")}),
+                ))
+            }
+            Err(rej) => Err(ApiError::bad_request(format!(
+                "cannot read request body: {rej}"
+            ))),
         }
     }
 }
@@ -32,7 +36,9 @@ impl RawBody {
     /// a 400 naming the problem (v0.5 answered 500).
     pub fn json(&self) -> Result<Value, ApiError> {
         if self.0.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request("request body is missing: expected a JSON object"));
+            return Err(ApiError::bad_request(
+                "request body is missing: expected a JSON object",
+            ));
         }
         serde_json::from_slice(&self.0)
             .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
@@ -70,7 +76,10 @@ pub struct Fields {
 impl Fields {
     pub fn new(v: Value) -> Result<Fields, ApiError> {
         match v {
-            Value::Object(map) => Ok(Fields { map, issues: vec![] }),
+            Value::Object(map) => Ok(Fields {
+                map,
+                issues: vec![],
+            }),
             other => Err(ApiError::invalid(vec![json!({
                 "code": "invalid_type", "expected": "object", "received": type_name(&other),
                 "message": format!("Expected object, received {}", type_name(&other)), "path": [],
@@ -87,7 +96,8 @@ impl Fields {
     }
 
     fn issue(&mut self, key: &str, code: &str, message: String) {
-        self.issues.push(json!({"code": code, "message": message, "path": [key]}));
+        self.issues
+            .push(json!({"code": code, "message": message, "path": [key]}));
     }
 
     /// Any JSON value; absent is `None`.
@@ -114,7 +124,11 @@ impl Fields {
     pub fn opt_name(&mut self, key: &str) -> Option<String> {
         let s = self.opt_str(key)?;
         if s.is_empty() {
-            self.issue(key, "too_small", "String must contain at least 1 character(s)".into());
+            self.issue(
+                key,
+                "too_small",
+                "String must contain at least 1 character(s)".into(),
+            );
             return None;
         }
         Some(s)
@@ -147,7 +161,9 @@ impl Fields {
             None => None,
             Some(Value::Null) if nullable => None,
             Some(Value::Number(n)) => match n.as_i64().or_else(|| {
-                n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
             }) {
                 Some(i) if i >= min => Some(i),
                 Some(_) => {
@@ -173,7 +189,11 @@ impl Fields {
             Some(Value::Number(n)) => {
                 let f = n.as_f64().unwrap_or(0.0);
                 if min.is_some_and(|m| f < m) {
-                    self.issue(key, "too_small", "Number must be greater than or equal to 0".into());
+                    self.issue(
+                        key,
+                        "too_small",
+                        "Number must be greater than or equal to 0".into(),
+                    );
                     return None;
                 }
                 Some(f)
@@ -233,12 +253,17 @@ impl Fields {
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
             let path = json!([key, i]);
-            let url = item.get("url").and_then(Value::as_str).filter(|u| is_absolute_url(u));
+            let url = item
+                .get("url")
+                .and_then(Value::as_str)
+                .filter(|u| is_absolute_url(u));
             let events = match item.get("events") {
                 None => Some(vec![]),
-                Some(Value::Array(e)) if e.iter().all(Value::is_string) => {
-                    Some(e.iter().filter_map(|s| s.as_str().map(String::from)).collect())
-                }
+                Some(Value::Array(e)) if e.iter().all(Value::is_string) => Some(
+                    e.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect(),
+                ),
                 Some(_) => None,
             };
             let secret = match item.get("secret") {
@@ -262,7 +287,11 @@ impl Fields {
 
     /// Fail with every collected issue, if any.
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.issues.is_empty() { Ok(()) } else { Err(ApiError::invalid(self.issues)) }
+        if self.issues.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(self.issues))
+        }
     }
 }
 
@@ -271,8 +300,13 @@ fn is_absolute_url(s: &str) -> bool {
     match s.split_once(':') {
         Some((scheme, rest)) => {
             !rest.is_empty()
-                && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && scheme
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
         }
         None => false,
     }

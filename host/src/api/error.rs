@@ -28,7 +28,9 @@ impl ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
         match e {
-            EngineError::NotFound(what) => ApiError::Json(StatusCode::NOT_FOUND, json!({"error": what})),
+            EngineError::NotFound(what) => {
+                ApiError::Json(StatusCode::NOT_FOUND, json!({"error": what}))
+            }
             EngineError::Conflict(body) => ApiError::Json(StatusCode::CONFLICT, body),
             EngineError::BadRequest(msg) => ApiError::bad_request(msg),
             EngineError::Unprocessable(msg) => {

@@ -7,7 +7,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
-pub async fn begin(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+pub async fn begin(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     let mut f = body.fields()?;
     let name = f.name("name");
     let prompt = f.name("prompt");
@@ -27,7 +31,10 @@ pub async fn begin(State(engine): State<Engine>, Path(id): Path<String>, body: R
     Ok(Json(json!({"action": action, "gate": gate})))
 }
 
-pub async fn get(State(engine): State<Engine>, Path((id, gate)): Path<(String, String)>) -> ApiResult {
+pub async fn get(
+    State(engine): State<Engine>,
+    Path((id, gate)): Path<(String, String)>,
+) -> ApiResult {
     let (gate, run_status) = engine.get_gate(&id, &gate).await?;
     Ok(Json(json!({"gate": gate, "runStatus": run_status})))
 }
@@ -49,8 +56,13 @@ pub async fn resolve(
         token,
         decision: decision.unwrap_or_default(),
         actor: f.opt_str("actor"),
-        payload: f.any("payload").filter(|p| !p.is_null()).unwrap_or_else(|| json!({})),
+        payload: f
+            .any("payload")
+            .filter(|p| !p.is_null())
+            .unwrap_or_else(|| json!({})),
     };
     f.finish()?;
-    Ok(Json(json!({"gate": engine.resolve_gate(&id, &gate, req).await?})))
+    Ok(Json(
+        json!({"gate": engine.resolve_gate(&id, &gate, req).await?}),
+    ))
 }

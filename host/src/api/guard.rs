@@ -21,16 +21,28 @@ pub async fn cors(req: Request, next: Next) -> Response {
     if req.method() == Method::OPTIONS {
         let mut res = StatusCode::NO_CONTENT.into_response();
         let h = res.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET,HEAD,PUT,POST,DELETE,PATCH"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET,HEAD,PUT,POST,DELETE,PATCH"),
+        );
         if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
             h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
-            h.insert(header::VARY, HeaderValue::from_static("Access-Control-Request-Headers"));
+            h.insert(
+                header::VARY,
+                HeaderValue::from_static("Access-Control-Request-Headers"),
+            );
         }
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
         return res;
     }
     let mut res = next.run(req).await;
-    res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    res.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     res
 }
 
@@ -64,7 +76,11 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b))) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).and_then(|b| hex(*b)),
+            bytes.get(i + 2).and_then(|b| hex(*b)),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -83,11 +99,16 @@ pub async fn auth(State(engine): State<Engine>, req: Request, next: Next) -> Res
     let Some(key) = engine.settings.api_key.as_deref() else {
         return next.run(req).await;
     };
-    let is_health = req.uri().path() == "/health" && matches!(*req.method(), Method::GET | Method::HEAD);
+    let is_health =
+        req.uri().path() == "/health" && matches!(*req.method(), Method::GET | Method::HEAD);
     let allowed = is_health
         || match req.headers().get(header::AUTHORIZATION) {
             // A bearer header, when present, decides on its own.
-            Some(h) => h.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).is_some_and(|t| same(t, key)),
+            Some(h) => h
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .is_some_and(|t| same(t, key)),
             None => {
                 is_event_stream(req.uri().path())
                     && query_token(req.uri().query()).is_some_and(|t| same(&t, key))
@@ -96,7 +117,11 @@ pub async fn auth(State(engine): State<Engine>, req: Request, next: Next) -> Res
     if allowed {
         next.run(req).await
     } else {
-        (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": "unauthorized"}))).into_response()
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": "unauthorized"})),
+        )
+            .into_response()
     }
 }
 

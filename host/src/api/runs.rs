@@ -31,14 +31,22 @@ fn new_run(f: &mut super::body::Fields, workflow_name: String) -> NewRun {
     }
 }
 
-pub async fn create(State(engine): State<Engine>, Path(name): Path<String>, body: RawBody) -> ApiResult {
+pub async fn create(
+    State(engine): State<Engine>,
+    Path(name): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     let mut f = body.fields()?;
     let new = new_run(&mut f, name);
     f.finish()?;
     Ok(Json(json!({"run": engine.create_run(new).await?})))
 }
 
-pub async fn begin(State(engine): State<Engine>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
+pub async fn begin(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
     let owner = headers
         .get("x-tidebase-worker")
         .and_then(|v| v.to_str().ok())
@@ -52,37 +60,62 @@ pub async fn begin(State(engine): State<Engine>, Path(id): Path<String>, headers
 /// an object without fields, but the body must be JSON.
 fn unvalidated(body: &RawBody) -> Result<Value, ApiError> {
     match body.json()? {
-        Value::Null => Err(ApiError::bad_request("request body must be a JSON object, got null")),
+        Value::Null => Err(ApiError::bad_request(
+            "request body must be a JSON object, got null",
+        )),
         v => Ok(v),
     }
 }
 
-pub async fn complete(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+pub async fn complete(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     let b = unvalidated(&body)?;
     let result = b.get("result").cloned().unwrap_or(Value::Null);
-    Ok(Json(json!({"run": engine.complete_run(&id, result).await?})))
+    Ok(Json(
+        json!({"run": engine.complete_run(&id, result).await?}),
+    ))
 }
 
-pub async fn fail(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+pub async fn fail(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     let b = unvalidated(&body)?;
     let error = b.get("error").cloned().unwrap_or_else(|| json!({}));
-    let class = b.get("failureClass").filter(|v| !v.is_null()).map(|v| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    });
+    let class = b
+        .get("failureClass")
+        .filter(|v| !v.is_null())
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
     let (run, requeued) = engine.fail_run(&id, error, class).await?;
     Ok(Json(json!({"run": run, "requeued": requeued})))
 }
 
-pub async fn cancel(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+pub async fn cancel(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     let mut f = super::body::Fields::new(body.json_or_empty())?;
     let reason = f.opt_str("reason");
     let actor = f.opt_str("actor");
     f.finish()?;
-    Ok(Json(json!({"run": engine.cancel_run(&id, reason, actor).await?})))
+    Ok(Json(
+        json!({"run": engine.cancel_run(&id, reason, actor).await?}),
+    ))
 }
 
-pub async fn child(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+pub async fn child(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     let mut f = body.fields()?;
     let edge_name = f.name("name");
     let workflow = f.name("workflowName");
@@ -90,7 +123,12 @@ pub async fn child(State(engine): State<Engine>, Path(id): Path<String>, body: R
     let edge_type = f.opt_name("edgeType").unwrap_or_else(|| "child".into());
     let edge_metadata = f.opt_record("edgeMetadata").unwrap_or_else(|| json!({}));
     f.finish()?;
-    let req = NewChild { edge_name, run, edge_type, edge_metadata };
+    let req = NewChild {
+        edge_name,
+        run,
+        edge_type,
+        edge_metadata,
+    };
     let (run, edge, created) = engine.create_child(&id, req).await?;
     Ok(Json(json!({"run": run, "edge": edge, "created": created})))
 }

@@ -64,7 +64,11 @@ async fn pump(
             }
         };
         for ev in &batch {
-            let frame = format!("data: {}\nid: {}\n\n", serde_json::to_string(ev).unwrap_or_default(), ev.seq);
+            let frame = format!(
+                "data: {}\nid: {}\n\n",
+                serde_json::to_string(ev).unwrap_or_default(),
+                ev.seq
+            );
             if tx.send(Ok(Bytes::from(frame))).await.is_err() {
                 return;
             }
@@ -75,7 +79,11 @@ async fn pump(
         }
         if idle >= KEEP_ALIVE {
             idle = Duration::ZERO;
-            if tx.send(Ok(Bytes::from_static(b": keep-alive\n\n"))).await.is_err() {
+            if tx
+                .send(Ok(Bytes::from_static(b": keep-alive\n\n")))
+                .await
+                .is_err()
+            {
                 return;
             }
         }

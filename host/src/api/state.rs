@@ -26,23 +26,35 @@ async fn write(engine: Engine, id: String, body: RawBody, mode: WriteMode) -> Ap
     let value = f.any("value");
     let meta = version_meta(&mut f);
     f.finish()?;
-    Ok(Json(json!({"state": engine.write_state(&id, mode, value, meta).await?})))
+    Ok(Json(
+        json!({"state": engine.write_state(&id, mode, value, meta).await?}),
+    ))
 }
 
 pub async fn put(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
     write(engine, id, body, WriteMode::Replace).await
 }
 
-pub async fn patch(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+pub async fn patch(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     write(engine, id, body, WriteMode::Merge).await
 }
 
-pub async fn save(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+pub async fn save(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     let mut f = body.fields()?;
     let label = f.name("label");
     let meta = version_meta(&mut f);
     f.finish()?;
-    Ok(Json(json!({"stateVersion": engine.save_state(&id, label, meta).await?})))
+    Ok(Json(
+        json!({"stateVersion": engine.save_state(&id, label, meta).await?}),
+    ))
 }
 
 pub async fn versions(
@@ -51,11 +63,17 @@ pub async fn versions(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let labeled_only = q.get("labeled").is_some_and(|v| v == "true");
-    let versions = engine.state_versions(&id, q.get("stream").map(String::as_str), labeled_only).await?;
+    let versions = engine
+        .state_versions(&id, q.get("stream").map(String::as_str), labeled_only)
+        .await?;
     Ok(Json(json!({"stateVersions": versions})))
 }
 
-pub async fn snapshot(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+pub async fn snapshot(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     let mut f = body.fields()?;
     let label = f.name("label");
     let state = f.any("state").unwrap_or(Value::Null);
@@ -75,14 +93,20 @@ pub async fn snapshot(State(engine): State<Engine>, Path(id): Path<String>, body
         ..StateWrite::default()
     };
     f.finish()?;
-    Ok(Json(json!({"snapshot": engine.create_snapshot(&id, label, state, target, meta).await?})))
+    Ok(Json(
+        json!({"snapshot": engine.create_snapshot(&id, label, state, target, meta).await?}),
+    ))
 }
 
 pub async fn snapshots(State(engine): State<Engine>, Path(id): Path<String>) -> ApiResult {
     Ok(Json(json!({"snapshots": engine.snapshots(&id).await?})))
 }
 
-pub async fn usage(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+pub async fn usage(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     let mut f = body.fields()?;
     let req = NewUsage {
         step_id: f.opt_str("stepId"),

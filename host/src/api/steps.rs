@@ -7,7 +7,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
-pub async fn begin(State(engine): State<Engine>, Path(id): Path<String>, body: RawBody) -> ApiResult {
+pub async fn begin(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> ApiResult {
     let mut f = body.fields()?;
     let req = StepBegin {
         id: None,
@@ -30,7 +34,9 @@ pub async fn complete(
     let owner = f.opt_str("leaseOwner");
     let output = f.any("output").unwrap_or(Value::Null);
     let owner = required(f, owner, "leaseOwner")?;
-    Ok(Json(json!({"step": engine.complete_step(&id, &step, &owner, output).await?})))
+    Ok(Json(
+        json!({"step": engine.complete_step(&id, &step, &owner, output).await?}),
+    ))
 }
 
 pub async fn fail(
@@ -45,8 +51,15 @@ pub async fn fail(
     let decisions = ["auto_retry", "safe_replay", "manual_review", "fail_hard"];
     let resume_decision = f.opt_enum("resumeDecision", &decisions);
     let lease_owner = required(f, owner, "leaseOwner")?;
-    let req = StepFail { lease_owner, error, retryable, resume_decision };
-    Ok(Json(json!({"step": engine.fail_step(&id, &step, req).await?})))
+    let req = StepFail {
+        lease_owner,
+        error,
+        retryable,
+        resume_decision,
+    };
+    Ok(Json(
+        json!({"step": engine.fail_step(&id, &step, req).await?}),
+    ))
 }
 
 /// A required string field that may be empty (lease owners are opaque).

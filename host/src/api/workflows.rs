@@ -18,7 +18,9 @@ fn limit(q: &HashMap<String, String>, key: &str, scale: i64) -> Result<Option<i6
     q.get(key)
         .map(|v| match v.parse::<i64>() {
             Ok(n) if n > 0 => Ok(n * scale),
-            _ => Err(ApiError::bad_request(format!("{key} must be a positive integer, got {v:?}"))),
+            _ => Err(ApiError::bad_request(format!(
+                "{key} must be a positive integer, got {v:?}"
+            ))),
         })
         .transpose()
 }
@@ -42,10 +44,14 @@ pub async fn deploy(
             json!({"error": format!("not a runnable tidebase:workflow component: {e:#}")}),
         ));
     }
-    Ok(Json(json!({"deployment": engine.deploy(&name, &body, limits).await?})))
+    Ok(Json(
+        json!({"deployment": engine.deploy(&name, &body, limits).await?}),
+    ))
 }
 
 /// `GET /workflows`: every deployment, newest version first per workflow.
 pub async fn list(State(engine): State<Engine>) -> ApiResult {
-    Ok(Json(json!({"deployments": engine.deployments(None).await?})))
+    Ok(Json(
+        json!({"deployments": engine.deployments(None).await?}),
+    ))
 }

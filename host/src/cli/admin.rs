@@ -75,7 +75,8 @@ pub async fn gates(cmd: GatesCmd) -> anyhow::Result<ExitCode> {
         GatesCmd::Reject(a) => (a, "rejected"),
     };
     let payload = match &args.payload {
-        Some(p) => serde_json::from_str(p).map_err(|e| anyhow::anyhow!("--payload is not valid JSON: {e}"))?,
+        Some(p) => serde_json::from_str(p)
+            .map_err(|e| anyhow::anyhow!("--payload is not valid JSON: {e}"))?,
         None => json!({}),
     };
     let engine = super::host::engine(&args.db, super::host::env_settings()).await?;
@@ -97,7 +98,13 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<ExitCode> {
         RunsCmd::List(a) => {
             let engine = super::host::engine(&a.db, settings).await?;
             for run in engine.list_runs().await? {
-                println!("{}  {:<10} {}  {}", run.id, run.status.as_str(), crate::clock::iso(run.created_at), run.workflow_name);
+                println!(
+                    "{}  {:<10} {}  {}",
+                    run.id,
+                    run.status.as_str(),
+                    crate::clock::iso(run.created_at),
+                    run.workflow_name
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -107,7 +114,9 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<ExitCode> {
         }
         RunsCmd::Cancel(a) => {
             let engine = super::host::engine(&a.db, settings).await?;
-            let run = engine.cancel_run(&a.run_id, a.reason.clone(), Some(a.actor.clone())).await?;
+            let run = engine
+                .cancel_run(&a.run_id, a.reason.clone(), Some(a.actor.clone()))
+                .await?;
             print(&json!({"run": run}))
         }
     }

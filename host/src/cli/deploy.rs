@@ -36,7 +36,9 @@ pub struct LimitArgs {
 /// The workflow name a file deploys under.
 pub fn workflow_name(file: &Path, name: Option<&str>) -> String {
     name.map(String::from).unwrap_or_else(|| {
-        file.file_stem().map(|s| s.to_string_lossy().replace('_', "-")).unwrap_or_default()
+        file.file_stem()
+            .map(|s| s.to_string_lossy().replace('_', "-"))
+            .unwrap_or_default()
     })
 }
 
@@ -49,7 +51,10 @@ pub async fn deploy_file(
     limits: &LimitArgs,
 ) -> anyhow::Result<Deployment> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    runtime.validate(bytes.clone()).await.with_context(|| format!("{} is not a runnable workflow", file.display()))?;
+    runtime
+        .validate(bytes.clone())
+        .await
+        .with_context(|| format!("{} is not a runnable workflow", file.display()))?;
     let limits = DeployLimits {
         memory_limit_bytes: limits.memory_mb.map(|m| m << 20),
         cpu_limit_ms: limits.cpu_ms,
@@ -62,7 +67,10 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let runtime = super::host::runtime(&args.db, 1)?;
     let name = workflow_name(&args.file, args.name.as_deref());
     let d = deploy_file(&engine, &runtime, &args.file, &name, &args.limits).await?;
-    eprintln!("deployed {} version {} ({})", d.workflow_name, d.version, d.digest);
+    eprintln!(
+        "deployed {} version {} ({})",
+        d.workflow_name, d.version, d.digest
+    );
     println!("{}", serde_json::to_string_pretty(&d)?);
     Ok(ExitCode::SUCCESS)
 }

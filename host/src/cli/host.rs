@@ -31,7 +31,10 @@ pub fn runtime(db: &DbArgs, instances: u32) -> anyhow::Result<Arc<Runtime>> {
 /// Settings from the environment, for verbs other than `serve`.
 pub fn env_settings() -> Settings {
     let mut s = Settings::default();
-    if let Some(ms) = std::env::var("TIDEBASE_LEASE_MS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(ms) = std::env::var("TIDEBASE_LEASE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         s.lease_ms = ms;
     }
     if let Ok(url) = std::env::var("TIDEBASE_PUBLIC_URL") {

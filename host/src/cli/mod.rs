@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "tidebase-host", version, about = "Durable, sandboxed agent workflows: a Tidebase v0.5 server that also runs WebAssembly workflows")]
+#[command(
+    name = "tidebase-host",
+    version,
+    about = "Durable, sandboxed agent workflows: a Tidebase v0.5 server that also runs WebAssembly workflows"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,13 +65,17 @@ impl DbArgs {
 
 /// `TIDEBASE_AUTO_MIGRATE=0` turns automatic migration off.
 pub fn auto_migrate() -> bool {
-    std::env::var("TIDEBASE_AUTO_MIGRATE").map_or(true, |v| v != "0" && !v.eq_ignore_ascii_case("false"))
+    std::env::var("TIDEBASE_AUTO_MIGRATE")
+        .map_or(true, |v| v != "0" && !v.eq_ignore_ascii_case("false"))
 }
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 pub fn main() -> ExitCode {
@@ -100,7 +108,11 @@ async fn migrate(db: DbArgs) -> anyhow::Result<ExitCode> {
     if pending.is_empty() {
         eprintln!("database is up to date");
     } else {
-        eprintln!("applied {} migration(s): {}", pending.len(), pending.join(", "));
+        eprintln!(
+            "applied {} migration(s): {}",
+            pending.len(),
+            pending.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

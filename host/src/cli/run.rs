@@ -56,7 +56,8 @@ impl RunArgs {
     fn input(&self) -> anyhow::Result<Value> {
         let text = match (&self.input, &self.input_file) {
             (Some(t), _) => t.clone(),
-            (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?,
             (None, None) => return Ok(Value::Object(Default::default())),
         };
         serde_json::from_str(&text).context("--input is not valid JSON")
@@ -64,7 +65,10 @@ impl RunArgs {
 
     /// The command that resumes `run_id`.
     fn resume_command(&self, run_id: &str) -> String {
-        let mut cmd = format!("tidebase-host run {} --run-id {run_id}", self.file.display());
+        let mut cmd = format!(
+            "tidebase-host run {} --run-id {run_id}",
+            self.file.display()
+        );
         if let Some(w) = &self.workflow {
             cmd += &format!(" --workflow {w}");
         }
@@ -83,7 +87,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let runtime = super::host::runtime(&args.db, 8)?;
     let name = workflow_name(&args.file, args.workflow.as_deref());
     let deployment = deploy_file(&engine, &runtime, &args.file, &name, &args.limits).await?;
-    eprintln!("workflow {name} v{} ({})", deployment.version, &deployment.digest[..19]);
+    eprintln!(
+        "workflow {name} v{} ({})",
+        deployment.version,
+        &deployment.digest[..19]
+    );
 
     let run = match &args.run_id {
         Some(id) => resume(&engine, id, &name, args.takeover).await?,
@@ -91,7 +99,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     eprintln!("run {}", run.id);
     let progress = Arc::new(|line: &str| eprintln!("  {line}"));
-    let worker = Worker::new(engine.clone(), runtime, 8).only_tree(&run.id).with_progress(progress);
+    let worker = Worker::new(engine.clone(), runtime, 8)
+        .only_tree(&run.id)
+        .with_progress(progress);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker_task = tokio::spawn(worker.run(stop_rx));
     let code = follow(&engine, &args, &run.id).await;
@@ -102,16 +112,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Load a run to resume, checking it belongs to this workflow.
 async fn resume(engine: &Engine, id: &str, name: &str, takeover: bool) -> anyhow::Result<Run> {
-    let run = engine.get_run(id).await.with_context(|| format!("run {id}"))?;
+    let run = engine
+        .get_run(id)
+        .await
+        .with_context(|| format!("run {id}"))?;
     if run.workflow_name != name {
-        bail!("run {id} belongs to workflow {:?}, not {name:?} (pass --workflow)", run.workflow_name);
+        bail!(
+            "run {id} belongs to workflow {:?}, not {name:?} (pass --workflow)",
+            run.workflow_name
+        );
     }
     if takeover && run.live_lease_owner(engine.now()).is_some() {
         engine.release_lease(id).await?;
         eprintln!("took over the lease of run {id}");
     }
     if let Some(holder) = run.live_lease_owner(engine.now()).filter(|_| !takeover) {
-        eprintln!("run {id} is leased by {holder}; it resumes when that lease expires (or pass --takeover)");
+        eprintln!(
+            "run {id} is leased by {holder}; it resumes when that lease expires (or pass --takeover)"
+        );
     }
     Ok(engine.reopen_run(id).await?)
 }
@@ -124,12 +142,18 @@ async fn follow(engine: &Engine, args: &RunArgs, run_id: &str) -> anyhow::Result
         let run = engine.get_run(run_id).await?;
         match run.status {
             RunStatus::Completed => {
-                println!("{}", serde_json::to_string_pretty(&run.result.unwrap_or(Value::Null))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&run.result.unwrap_or(Value::Null))?
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             RunStatus::Failed => {
                 let error = run.error.unwrap_or(Value::Null);
-                eprintln!("run {run_id} failed ({}): {error}", run.failure_class.as_deref().unwrap_or("error"));
+                eprintln!(
+                    "run {run_id} failed ({}): {error}",
+                    run.failure_class.as_deref().unwrap_or("error")
+                );
                 eprintln!("resume with: {}", args.resume_command(run_id));
                 return Ok(ExitCode::FAILURE);
             }

@@ -16,13 +16,22 @@ pub struct NewChild {
 
 impl Engine {
     /// Returns the child run, its edge, and whether this call created it.
-    pub async fn create_child(&self, parent_id: &str, req: NewChild) -> Result<(Run, RunEdge, bool)> {
+    pub async fn create_child(
+        &self,
+        parent_id: &str,
+        req: NewChild,
+    ) -> Result<(Run, RunEdge, bool)> {
         let now = self.now();
         let mut w = self.write().await?;
         // The parent row lock serialises concurrent creations of one edge.
-        w.tx.run(parent_id, true).await?.ok_or(EngineError::NotFound("parent run not found"))?;
+        w.tx.run(parent_id, true)
+            .await?
+            .ok_or(EngineError::NotFound("parent run not found"))?;
         if let Some(edge) = w.tx.edge(parent_id, &req.edge_name).await? {
-            let child = w.tx.run(&edge.child_run_id, false).await?.ok_or_else(EngineError::run_not_found)?;
+            let child =
+                w.tx.run(&edge.child_run_id, false)
+                    .await?
+                    .ok_or_else(EngineError::run_not_found)?;
             return Ok((child, edge, false));
         }
         let mut new = req.run;
@@ -45,7 +54,13 @@ impl Engine {
             created_at: now,
         };
         w.tx.insert_edge(&edge).await?;
-        w.event(parent_id, "run.child.created", json!({"childRun": child, "edge": edge}), now).await?;
+        w.event(
+            parent_id,
+            "run.child.created",
+            json!({"childRun": child, "edge": edge}),
+            now,
+        )
+        .await?;
         self.commit(w).await?;
         Ok((child, edge, true))
     }

@@ -16,7 +16,9 @@ pub struct EventFeed {
 
 impl EventFeed {
     pub fn new() -> EventFeed {
-        EventFeed { tx: broadcast::channel(4096).0 }
+        EventFeed {
+            tx: broadcast::channel(4096).0,
+        }
     }
 
     pub fn notify(&self, run_id: &str) {
@@ -38,7 +40,11 @@ impl Default for EventFeed {
 impl Engine {
     /// Committed events of a run with `seq > after`, oldest first.
     pub async fn events_after(&self, run_id: &str, after: i64, limit: i64) -> Result<Vec<Event>> {
-        Ok(self.read().await?.events_after(run_id, after, limit).await?)
+        Ok(self
+            .read()
+            .await?
+            .events_after(run_id, after, limit)
+            .await?)
     }
 
     /// A line a wasm workflow logged, kept as a `log` event of its run
@@ -52,7 +58,13 @@ impl Engine {
         let now = self.now();
         let mut w = self.write().await?;
         for (level, message) in lines {
-            w.event(run_id, "log", serde_json::json!({"level": level, "message": message}), now).await?;
+            w.event(
+                run_id,
+                "log",
+                serde_json::json!({"level": level, "message": message}),
+                now,
+            )
+            .await?;
         }
         self.commit(w).await
     }

@@ -28,11 +28,15 @@ impl Engine {
     pub async fn begin_gate(&self, run_id: &str, req: GateBegin) -> Result<Gate> {
         let now = self.now();
         let mut w = self.write().await?;
-        let run = w.tx.run(run_id, false).await?.ok_or_else(EngineError::run_not_found)?;
+        let run =
+            w.tx.run(run_id, false)
+                .await?
+                .ok_or_else(EngineError::run_not_found)?;
         if run.status == RunStatus::Cancelled {
             return Err(EngineError::run_cancelled(None));
         }
-        w.tx.lock_key(&format!("{run_id}:gate:{}", req.name)).await?;
+        w.tx.lock_key(&format!("{run_id}:gate:{}", req.name))
+            .await?;
         if let Some(existing) = w.tx.gate_by_name(run_id, &req.name).await? {
             return Ok(existing);
         }
@@ -41,7 +45,11 @@ impl Engine {
             run_id: run_id.to_string(),
             name: req.name,
             prompt: req.prompt,
-            data: if req.data.is_null() { json!({}) } else { req.data },
+            data: if req.data.is_null() {
+                json!({})
+            } else {
+                req.data
+            },
             status: "pending".into(),
             decision: None,
             actor: None,
@@ -56,7 +64,8 @@ impl Engine {
         };
         w.tx.insert_gate(&gate).await?;
         let public = gate.public(&self.settings.public_url);
-        w.event(run_id, "gate.created", json!({"gate": public}), now).await?;
+        w.event(run_id, "gate.created", json!({"gate": public}), now)
+            .await?;
         self.commit(w).await?;
         Ok(gate)
     }
@@ -64,20 +73,39 @@ impl Engine {
     /// A gate and its run's status (the poll endpoint).
     pub async fn get_gate(&self, run_id: &str, gate_id: &str) -> Result<(Gate, RunStatus)> {
         let mut r = self.read().await?;
-        let gate = r.gate(run_id, gate_id, false).await?.ok_or(EngineError::NotFound("gate not found"))?;
-        let run = r.run(run_id, false).await?.ok_or(EngineError::NotFound("gate not found"))?;
+        let gate = r
+            .gate(run_id, gate_id, false)
+            .await?
+            .ok_or(EngineError::NotFound("gate not found"))?;
+        let run = r
+            .run(run_id, false)
+            .await?
+            .ok_or(EngineError::NotFound("gate not found"))?;
         Ok((gate, run.status))
     }
 
     /// Decide a pending gate. Of concurrent resolutions exactly one wins; the
     /// row lock makes the pending check and the update one atomic step.
-    pub async fn resolve_gate(&self, run_id: &str, gate_id: &str, req: GateResolve) -> Result<Gate> {
-        let refused =
-            || EngineError::Conflict(json!({"error": "gate not found, already resolved, or invalid token"}));
+    pub async fn resolve_gate(
+        &self,
+        run_id: &str,
+        gate_id: &str,
+        req: GateResolve,
+    ) -> Result<Gate> {
+        let refused = || {
+            EngineError::Conflict(
+                json!({"error": "gate not found, already resolved, or invalid token"}),
+            )
+        };
         let now = self.now();
         let mut w = self.write().await?;
-        let mut gate = w.tx.gate(run_id, gate_id, true).await?.ok_or_else(refused)?;
-        let token_ok: bool = subtle::ConstantTimeEq::ct_eq(gate.resolve_token.as_bytes(), req.token.as_bytes()).into();
+        let mut gate =
+            w.tx.gate(run_id, gate_id, true)
+                .await?
+                .ok_or_else(refused)?;
+        let token_ok: bool =
+            subtle::ConstantTimeEq::ct_eq(gate.resolve_token.as_bytes(), req.token.as_bytes())
+                .into();
         if !gate.is_pending() || !token_ok {
             return Err(refused());
         }
@@ -89,7 +117,8 @@ impl Engine {
         gate.updated_at = now;
         w.tx.update_gate(&gate).await?;
         let public = gate.public(&self.settings.public_url);
-        w.event(run_id, "gate.resolved", json!({"gate": public}), now).await?;
+        w.event(run_id, "gate.resolved", json!({"gate": public}), now)
+            .await?;
         self.wake(&mut w, run_id, now).await?;
         self.commit(w).await?;
         Ok(gate)
@@ -99,7 +128,11 @@ impl Engine {
 impl Engine {
     /// A gate by its name within a run (the CLI resolves gates by name).
     pub async fn gate_named(&self, run_id: &str, name: &str) -> Result<Gate> {
-        self.read().await?.gate_by_name(run_id, name).await?.ok_or(EngineError::NotFound("gate not found"))
+        self.read()
+            .await?
+            .gate_by_name(run_id, name)
+            .await?
+            .ok_or(EngineError::NotFound("gate not found"))
     }
 
     /// Pending gates of a run.

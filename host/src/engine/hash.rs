@@ -20,7 +20,10 @@ mod tests {
     #[test]
     fn matches_the_python_sdk() {
         // python3 -c 'import json,hashlib;print(hashlib.sha256(json.dumps(x,sort_keys=True,separators=(",",":"),ensure_ascii=False).encode()).hexdigest())'
-        assert_eq!(stable_hash(&json!(null)), "74234e98afe7498fb5daf1f36ac2d78acc339464f950703b8c019892f982b90b");
+        assert_eq!(
+            stable_hash(&json!(null)),
+            "74234e98afe7498fb5daf1f36ac2d78acc339464f950703b8c019892f982b90b"
+        );
         assert_eq!(
             stable_hash(&json!({"b": 1, "a": [true, "é"]})),
             "83a3979059aec8e3857b1c8e232a8a54a415f02a223aeaa3ba97654ebef44020"

@@ -53,7 +53,11 @@ impl Engine {
         now: Micros,
     ) -> Result<Run> {
         let mut run = Run::new(ids::new_id("run"), new.workflow_name, now);
-        run.input = if new.input.is_null() { json!({}) } else { new.input };
+        run.input = if new.input.is_null() {
+            json!({})
+        } else {
+            new.input
+        };
         run.metadata = new.metadata;
         run.recovery_webhook = new.recovery_webhook;
         self.pin_component(w, &mut run).await?;
@@ -102,7 +106,11 @@ impl Engine {
     }
 
     pub async fn get_run(&self, id: &str) -> Result<Run> {
-        self.read().await?.run(id, false).await?.ok_or_else(EngineError::run_not_found)
+        self.read()
+            .await?
+            .run(id, false)
+            .await?
+            .ok_or_else(EngineError::run_not_found)
     }
 
     pub async fn list_runs(&self) -> Result<Vec<Run>> {
@@ -112,7 +120,10 @@ impl Engine {
     /// Everything about one run, as `GET /runs/:id` returns it.
     pub async fn run_detail(&self, id: &str) -> Result<Value> {
         let mut r = self.read().await?;
-        let run = r.run(id, false).await?.ok_or_else(EngineError::run_not_found)?;
+        let run = r
+            .run(id, false)
+            .await?
+            .ok_or_else(EngineError::run_not_found)?;
         let edges = r.edges(id).await?;
         let mut children = Vec::with_capacity(edges.len());
         for e in &edges {
@@ -143,7 +154,10 @@ impl Engine {
         let owner = owner.unwrap_or_else(ids::lease_owner);
         let now = self.now();
         let mut w = self.write().await?;
-        let mut run = w.tx.run(id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        let mut run =
+            w.tx.run(id, true)
+                .await?
+                .ok_or_else(EngineError::run_not_found)?;
         match run.status {
             RunStatus::Completed => return Ok((run, owner)),
             RunStatus::Cancelled => return Err(EngineError::run_cancelled(Some(&run))),
@@ -160,7 +174,8 @@ impl Engine {
         run.attempt += 1;
         run.updated_at = now;
         w.tx.update_run(&run).await?;
-        w.event(id, "run.started", json!({"leaseOwner": owner}), now).await?;
+        w.event(id, "run.started", json!({"leaseOwner": owner}), now)
+            .await?;
         self.commit(w).await?;
         Ok((run, owner))
     }
@@ -170,7 +185,10 @@ impl Engine {
     pub async fn complete_run(&self, id: &str, result: Value) -> Result<Run> {
         let now = self.now();
         let mut w = self.write().await?;
-        let run = w.tx.run(id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        let run =
+            w.tx.run(id, true)
+                .await?
+                .ok_or_else(EngineError::run_not_found)?;
         if run.status.is_final() {
             return Ok(run);
         }
@@ -179,7 +197,13 @@ impl Engine {
         Ok(run)
     }
 
-    async fn apply_complete(&self, w: &mut Write, mut run: Run, result: Value, now: Micros) -> Result<Run> {
+    async fn apply_complete(
+        &self,
+        w: &mut Write,
+        mut run: Run,
+        result: Value,
+        now: Micros,
+    ) -> Result<Run> {
         run.status = RunStatus::Completed;
         run.result = Some(result.clone());
         run.error = None;
@@ -187,7 +211,8 @@ impl Engine {
         run.completed_at = Some(now);
         run.updated_at = now;
         w.tx.update_run(&run).await?;
-        w.event(&run.id, "run.completed", json!({"result": result}), now).await?;
+        w.event(&run.id, "run.completed", json!({"result": result}), now)
+            .await?;
         self.wake_parent(w, &run, now).await?;
         Ok(run)
     }
@@ -202,7 +227,10 @@ impl Engine {
     ) -> Result<(Run, bool)> {
         let now = self.now();
         let mut w = self.write().await?;
-        let run = w.tx.run(id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        let run =
+            w.tx.run(id, true)
+                .await?
+                .ok_or_else(EngineError::run_not_found)?;
         match run.status {
             RunStatus::Cancelled => return Ok((run, false)),
             RunStatus::Completed => {
@@ -212,7 +240,9 @@ impl Engine {
             }
             _ => {}
         }
-        let outcome = self.apply_fail(&mut w, run, error, failure_class, now).await?;
+        let outcome = self
+            .apply_fail(&mut w, run, error, failure_class, now)
+            .await?;
         self.commit(w).await?;
         if !outcome.1 {
             self.after_run_failed(&outcome.0);
@@ -273,7 +303,10 @@ impl Engine {
         let run = self.fence_run(&mut w, id, owner).await?;
         let outcome = match result {
             Ok(value) => (self.apply_complete(&mut w, run, value, now).await?, false),
-            Err((error, class)) => self.apply_fail(&mut w, run, error, Some(class), now).await?,
+            Err((error, class)) => {
+                self.apply_fail(&mut w, run, error, Some(class), now)
+                    .await?
+            }
         };
         self.commit(w).await?;
         Ok(outcome)
@@ -288,7 +321,10 @@ impl Engine {
     ) -> Result<Run> {
         let now = self.now();
         let mut w = self.write().await?;
-        let mut run = w.tx.run(id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        let mut run =
+            w.tx.run(id, true)
+                .await?
+                .ok_or_else(EngineError::run_not_found)?;
         match run.status {
             RunStatus::Cancelled => return Ok(run),
             RunStatus::Completed => {
@@ -300,7 +336,13 @@ impl Engine {
         }
         self.mark_cancelled(&mut run, reason.clone(), actor.clone(), now);
         w.tx.update_run(&run).await?;
-        w.event(id, "run.cancelled", json!({"reason": reason, "actor": actor}), now).await?;
+        w.event(
+            id,
+            "run.cancelled",
+            json!({"reason": reason, "actor": actor}),
+            now,
+        )
+        .await?;
         self.wake_parent(&mut w, &run, now).await?;
         self.commit(w).await?;
         Ok(run)
@@ -336,7 +378,15 @@ mod tests {
 
     #[test]
     fn backoff_follows_the_protocol_table() {
-        let table = [(0, 5_000), (1, 5_000), (2, 10_000), (3, 20_000), (6, 160_000), (7, 300_000), (40, 300_000)];
+        let table = [
+            (0, 5_000),
+            (1, 5_000),
+            (2, 10_000),
+            (3, 20_000),
+            (6, 160_000),
+            (7, 300_000),
+            (40, 300_000),
+        ];
         for (attempt, ms) in table {
             assert_eq!(backoff_ms(attempt), ms, "attempt {attempt}");
         }

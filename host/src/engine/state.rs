@@ -61,10 +61,24 @@ struct NewVersion<'a> {
 impl Engine {
     /// Append the next version to a stream (creating it), moving its current
     /// value. Versions are gap-free per stream: the stream row is locked.
-    async fn record_version(&self, w: &mut Write, run_id: &str, new: NewVersion<'_>, now: Micros) -> Result<StateVersion> {
-        let NewVersion { stream: stream_name, target, value, patch, meta, default_importance } = new;
+    async fn record_version(
+        &self,
+        w: &mut Write,
+        run_id: &str,
+        new: NewVersion<'_>,
+        now: Micros,
+    ) -> Result<StateVersion> {
+        let NewVersion {
+            stream: stream_name,
+            target,
+            value,
+            patch,
+            meta,
+            default_importance,
+        } = new;
         // The row lock below cannot cover a stream that does not exist yet.
-        w.tx.lock_key(&format!("{run_id}:stream:{stream_name}")).await?;
+        w.tx.lock_key(&format!("{run_id}:stream:{stream_name}"))
+            .await?;
         let existing = w.tx.stream(run_id, stream_name, true).await?;
         let insert = existing.is_none();
         let mut stream = existing.unwrap_or_else(|| StateStream {
@@ -115,22 +129,35 @@ impl Engine {
     ) -> Result<LiveState> {
         let now = self.now();
         let mut w = self.write().await?;
-        w.tx.run(run_id, false).await?.ok_or_else(EngineError::run_not_found)?;
+        w.tx.run(run_id, false)
+            .await?
+            .ok_or_else(EngineError::run_not_found)?;
         // Serialise writers of this run's live state, including the first
         // ones (before the row exists, `FOR UPDATE` locks nothing).
         w.tx.lock_key(&format!("{run_id}:state")).await?;
-        let given = value.clone().filter(|v| !v.is_null()).unwrap_or_else(|| json!({}));
+        let given = value
+            .clone()
+            .filter(|v| !v.is_null())
+            .unwrap_or_else(|| json!({}));
         let current = w.tx.live_state(run_id, true).await?;
         let version = current.as_ref().map_or(1, |s| s.version + 1);
         let new_value = match (mode, current) {
             (WriteMode::Merge, Some(cur)) => merge(cur.value, &given),
             _ => given.clone(),
         };
-        let state = LiveState { run_id: run_id.to_string(), value: new_value.clone(), version, updated_at: now };
+        let state = LiveState {
+            run_id: run_id.to_string(),
+            value: new_value.clone(),
+            version,
+            updated_at: now,
+        };
         w.tx.put_live_state(&state).await?;
         let stream = meta.stream.clone().unwrap_or_else(|| "run".into());
         let patch = (mode == WriteMode::Merge).then(|| given.clone());
-        let target = Target { kind: "run", id: Some(run_id) };
+        let target = Target {
+            kind: "run",
+            id: Some(run_id),
+        };
         let new = NewVersion {
             stream: &stream,
             target,
@@ -158,30 +185,68 @@ impl Engine {
     }
 
     /// Label the current value of a stream as a new version.
-    pub async fn save_state(&self, run_id: &str, label: String, meta: StateWrite) -> Result<StateVersion> {
+    pub async fn save_state(
+        &self,
+        run_id: &str,
+        label: String,
+        meta: StateWrite,
+    ) -> Result<StateVersion> {
         let now = self.now();
         let mut w = self.write().await?;
-        w.tx.run(run_id, false).await?.ok_or_else(EngineError::run_not_found)?;
+        w.tx.run(run_id, false)
+            .await?
+            .ok_or_else(EngineError::run_not_found)?;
         let stream_name = meta.stream.clone().unwrap_or_else(|| "run".into());
         let not_found = || EngineError::NotFound("run state not found");
         let (value, kind, id) = if stream_name == "run" {
             let live = w.tx.live_state(run_id, true).await?.ok_or_else(not_found)?;
             (live.value, "run".to_string(), Some(run_id.to_string()))
         } else {
-            let s = w.tx.stream(run_id, &stream_name, true).await?.ok_or_else(not_found)?;
+            let s =
+                w.tx.stream(run_id, &stream_name, true)
+                    .await?
+                    .ok_or_else(not_found)?;
             (s.current_value, s.target_type, s.target_id)
         };
-        let meta = StateWrite { label: Some(label), ..meta };
-        let target = Target { kind: &kind, id: id.as_deref() };
-        let new = NewVersion { stream: &stream_name, target, value, patch: None, meta, default_importance: "milestone" };
+        let meta = StateWrite {
+            label: Some(label),
+            ..meta
+        };
+        let target = Target {
+            kind: &kind,
+            id: id.as_deref(),
+        };
+        let new = NewVersion {
+            stream: &stream_name,
+            target,
+            value,
+            patch: None,
+            meta,
+            default_importance: "milestone",
+        };
         let ver = self.record_version(&mut w, run_id, new, now).await?;
-        w.event(run_id, "state.saved", json!({"stateVersion": ver.public()}), now).await?;
+        w.event(
+            run_id,
+            "state.saved",
+            json!({"stateVersion": ver.public()}),
+            now,
+        )
+        .await?;
         self.commit(w).await?;
         Ok(ver)
     }
 
-    pub async fn state_versions(&self, run_id: &str, stream: Option<&str>, labeled_only: bool) -> Result<Vec<StateVersion>> {
-        Ok(self.read().await?.versions(run_id, stream, labeled_only).await?)
+    pub async fn state_versions(
+        &self,
+        run_id: &str,
+        stream: Option<&str>,
+        labeled_only: bool,
+    ) -> Result<Vec<StateVersion>> {
+        Ok(self
+            .read()
+            .await?
+            .versions(run_id, stream, labeled_only)
+            .await?)
     }
 
     /// The live state of a run, if it has ever been written.
@@ -200,15 +265,37 @@ impl Engine {
     ) -> Result<StateVersion> {
         let now = self.now();
         let mut w = self.write().await?;
-        w.tx.run(run_id, false).await?.ok_or_else(EngineError::run_not_found)?;
+        w.tx.run(run_id, false)
+            .await?
+            .ok_or_else(EngineError::run_not_found)?;
         let (kind, id) = target.unwrap_or_else(|| ("run".into(), run_id.to_string()));
         let stream = format!("{kind}:{id}");
-        let meta = StateWrite { label: Some(label), importance: Some("milestone".into()), ..meta };
+        let meta = StateWrite {
+            label: Some(label),
+            importance: Some("milestone".into()),
+            ..meta
+        };
         let value = if state.is_null() { json!({}) } else { state };
-        let target = Target { kind: &kind, id: Some(&id) };
-        let new = NewVersion { stream: &stream, target, value, patch: None, meta, default_importance: "milestone" };
+        let target = Target {
+            kind: &kind,
+            id: Some(&id),
+        };
+        let new = NewVersion {
+            stream: &stream,
+            target,
+            value,
+            patch: None,
+            meta,
+            default_importance: "milestone",
+        };
         let ver = self.record_version(&mut w, run_id, new, now).await?;
-        w.event(run_id, "snapshot.created", json!({"stateVersion": ver.public()}), now).await?;
+        w.event(
+            run_id,
+            "snapshot.created",
+            json!({"stateVersion": ver.public()}),
+            now,
+        )
+        .await?;
         self.commit(w).await?;
         Ok(ver)
     }
@@ -225,7 +312,10 @@ mod tests {
 
     #[test]
     fn merge_matches_jsonb_concatenation() {
-        assert_eq!(merge(json!({"a": 1, "b": 2}), &json!({"b": null, "c": 3})), json!({"a": 1, "b": null, "c": 3}));
+        assert_eq!(
+            merge(json!({"a": 1, "b": 2}), &json!({"b": null, "c": 3})),
+            json!({"a": 1, "b": null, "c": 3})
+        );
         assert_eq!(merge(json!([1]), &json!([2, 3])), json!([1, 2, 3]));
         assert_eq!(merge(json!({"a": 1}), &json!(5)), json!([{"a": 1}, 5]));
         assert_eq!(merge(json!("x"), &json!({"a": 1})), json!(["x", {"a": 1}]));

@@ -28,17 +28,32 @@ pub struct StepBegin {
 #[derive(Clone, Debug)]
 pub enum StepAction {
     Cancelled,
-    InputMismatch { step: Step, expected: String, actual: String },
-    Return { step: Step },
-    Locked { step: Step },
-    Execute { step: Step, lease_owner: String },
+    InputMismatch {
+        step: Step,
+        expected: String,
+        actual: String,
+    },
+    Return {
+        step: Step,
+    },
+    Locked {
+        step: Step,
+    },
+    Execute {
+        step: Step,
+        lease_owner: String,
+    },
 }
 
 impl StepAction {
     pub fn to_json(&self) -> Value {
         match self {
             StepAction::Cancelled => json!({"action": "cancelled"}),
-            StepAction::InputMismatch { step, expected, actual } => json!({
+            StepAction::InputMismatch {
+                step,
+                expected,
+                actual,
+            } => json!({
                 "action": "input_mismatch", "step": step,
                 "expectedInputHash": expected, "actualInputHash": actual,
             }),
@@ -94,8 +109,10 @@ impl Engine {
     /// row, if any, that a new attempt would continue.
     pub async fn settle_step(&self, run_id: &str, name: &str, input_hash: &str) -> Result<Settled> {
         let mut r = self.read().await?;
-        let (status, existing) =
-            r.run_status_and_step(run_id, name).await?.ok_or_else(EngineError::run_not_found)?;
+        let (status, existing) = r
+            .run_status_and_step(run_id, name)
+            .await?
+            .ok_or_else(EngineError::run_not_found)?;
         if status == RunStatus::Cancelled {
             return Ok(Settled::Done(StepAction::Cancelled));
         }
@@ -116,7 +133,11 @@ impl Engine {
         owner: &str,
         now: Micros,
     ) -> Result<(Step, bool)> {
-        let input = if req.input.is_null() { json!({}) } else { req.input };
+        let input = if req.input.is_null() {
+            json!({})
+        } else {
+            req.input
+        };
         let contract = ResumeContract::from_options(&req.options);
         let expiry = Some(self.lease_expiry(now));
         let (step, fresh) = match existing {
@@ -174,7 +195,13 @@ impl Engine {
     }
 
     /// Mark an attempt completed and append `step.completed`.
-    async fn finish_completed(&self, w: &mut Write, step: &mut Step, output: Value, now: Micros) -> Result<()> {
+    async fn finish_completed(
+        &self,
+        w: &mut Write,
+        step: &mut Step,
+        output: Value,
+        now: Micros,
+    ) -> Result<()> {
         step.status = "completed".into();
         step.output = Some(output);
         step.error = None;
@@ -187,7 +214,8 @@ impl Engine {
             "checkpointInvariant": step.resume_contract.checkpoint_invariant,
             "verifiedBy": step.resume_contract.verified_by,
         });
-        w.event(&step.run_id, "step.completed", payload, now).await?;
+        w.event(&step.run_id, "step.completed", payload, now)
+            .await?;
         Ok(())
     }
 
@@ -225,7 +253,8 @@ impl Engine {
         let now = self.now();
         let mut w = self.write().await?;
         // Serialise first begins of the same step before any row exists.
-        w.tx.lock_key(&format!("{run_id}:step:{}", req.name)).await?;
+        w.tx.lock_key(&format!("{run_id}:step:{}", req.name))
+            .await?;
         let existing = w.tx.step_by_name(run_id, &req.name, true).await?;
         if let Some(action) = settled(existing.as_ref(), &req.input_hash) {
             return Ok(action);
@@ -236,26 +265,46 @@ impl Engine {
         {
             return Ok(StepAction::Locked { step: step.clone() });
         }
-        let (step, fresh) = self.start_attempt(&mut w, existing, run_id, req, &owner, now).await?;
+        let (step, fresh) = self
+            .start_attempt(&mut w, existing, run_id, req, &owner, now)
+            .await?;
         self.save_step(&mut w, &step, fresh).await?;
         self.commit(w).await?;
-        Ok(StepAction::Execute { step, lease_owner: owner })
+        Ok(StepAction::Execute {
+            step,
+            lease_owner: owner,
+        })
     }
 
     /// Load a step for a fenced write: only its current lease owner may
     /// complete or fail it.
-    async fn fenced_step(&self, w: &mut Write, run_id: &str, step_id: &str, owner: &str) -> Result<Step> {
+    async fn fenced_step(
+        &self,
+        w: &mut Write,
+        run_id: &str,
+        step_id: &str,
+        owner: &str,
+    ) -> Result<Step> {
         match w.tx.step(run_id, step_id, true).await? {
             Some(step) if step.lease_owner.as_deref() == Some(owner) => Ok(step),
-            _ => Err(EngineError::Conflict(json!({"error": "step not found or lease lost"}))),
+            _ => Err(EngineError::Conflict(
+                json!({"error": "step not found or lease lost"}),
+            )),
         }
     }
 
-    pub async fn complete_step(&self, run_id: &str, step_id: &str, owner: &str, output: Value) -> Result<Step> {
+    pub async fn complete_step(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        owner: &str,
+        output: Value,
+    ) -> Result<Step> {
         let now = self.now();
         let mut w = self.write().await?;
         let mut step = self.fenced_step(&mut w, run_id, step_id, owner).await?;
-        self.finish_completed(&mut w, &mut step, output, now).await?;
+        self.finish_completed(&mut w, &mut step, output, now)
+            .await?;
         w.tx.update_step(&step).await?;
         self.commit(w).await?;
         Ok(step)
@@ -264,9 +313,12 @@ impl Engine {
     pub async fn fail_step(&self, run_id: &str, step_id: &str, req: StepFail) -> Result<Step> {
         let now = self.now();
         let mut w = self.write().await?;
-        let mut step = self.fenced_step(&mut w, run_id, step_id, &req.lease_owner).await?;
+        let mut step = self
+            .fenced_step(&mut w, run_id, step_id, &req.lease_owner)
+            .await?;
         let decision = req.resume_decision.as_deref();
-        self.finish_failed(&mut w, &mut step, req.error, req.retryable, decision, now).await?;
+        self.finish_failed(&mut w, &mut step, req.error, req.retryable, decision, now)
+            .await?;
         w.tx.update_step(&step).await?;
         self.commit(w).await?;
         Ok(step)
@@ -290,7 +342,9 @@ impl Engine {
         let existing = w.tx.step_by_name(run_id, &req.name, true).await?;
         match settled(existing.as_ref(), &req.input_hash) {
             Some(StepAction::Return { step }) => return Ok(step),
-            Some(StepAction::InputMismatch { expected, actual, .. }) => {
+            Some(StepAction::InputMismatch {
+                expected, actual, ..
+            }) => {
                 return Err(EngineError::BadRequest(format!(
                     "step {:?} input changed: recorded hash {expected}, now {actual}",
                     req.name
@@ -298,11 +352,17 @@ impl Engine {
             }
             _ => {}
         }
-        let (mut step, fresh) = self.start_attempt(&mut w, existing, run_id, req, owner, now).await?;
+        let (mut step, fresh) = self
+            .start_attempt(&mut w, existing, run_id, req, owner, now)
+            .await?;
         match outcome {
-            StepOutcome::Completed(output) => self.finish_completed(&mut w, &mut step, output, now).await?,
+            StepOutcome::Completed(output) => {
+                self.finish_completed(&mut w, &mut step, output, now)
+                    .await?
+            }
             StepOutcome::Failed { error, retryable } => {
-                self.finish_failed(&mut w, &mut step, Some(error), retryable, None, now).await?
+                self.finish_failed(&mut w, &mut step, Some(error), retryable, None, now)
+                    .await?
             }
         }
         self.save_step(&mut w, &step, fresh).await?;

@@ -27,7 +27,9 @@ impl Engine {
     pub async fn record_usage(&self, run_id: &str, req: NewUsage) -> Result<UsageRecord> {
         let now = self.now();
         let mut w = self.write().await?;
-        w.tx.run(run_id, false).await?.ok_or_else(EngineError::run_not_found)?;
+        w.tx.run(run_id, false)
+            .await?
+            .ok_or_else(EngineError::run_not_found)?;
         if let Some(step_id) = &req.step_id
             && !w.tx.step_exists(step_id).await?
         {
@@ -38,7 +40,13 @@ impl Engine {
         Ok(usage)
     }
 
-    pub(crate) async fn insert_usage(&self, w: &mut Write, run_id: &str, req: NewUsage, now: Micros) -> Result<UsageRecord> {
+    pub(crate) async fn insert_usage(
+        &self,
+        w: &mut Write,
+        run_id: &str,
+        req: NewUsage,
+        now: Micros,
+    ) -> Result<UsageRecord> {
         // Absent total: the sum of the given sides, or null if neither is given.
         let total_tokens = req.total_tokens.or_else(|| {
             (req.input_tokens.is_some() || req.output_tokens.is_some())
@@ -62,7 +70,8 @@ impl Engine {
             created_at: now,
         };
         w.tx.insert_usage(&usage).await?;
-        w.event(run_id, "usage.recorded", json!({"usage": usage}), now).await?;
+        w.event(run_id, "usage.recorded", json!({"usage": usage}), now)
+            .await?;
         Ok(usage)
     }
 }

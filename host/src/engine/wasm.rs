@@ -24,9 +24,16 @@ pub fn digest_of(bytes: &[u8]) -> String {
 impl Engine {
     /// Store a component content-addressed and make it the current version
     /// of `workflow`. Runs already started keep their own digest.
-    pub async fn deploy(&self, workflow: &str, bytes: &[u8], limits: DeployLimits) -> Result<Deployment> {
+    pub async fn deploy(
+        &self,
+        workflow: &str,
+        bytes: &[u8],
+        limits: DeployLimits,
+    ) -> Result<Deployment> {
         if workflow.is_empty() {
-            return Err(EngineError::BadRequest("workflow name must not be empty".into()));
+            return Err(EngineError::BadRequest(
+                "workflow name must not be empty".into(),
+            ));
         }
         let digest = digest_of(bytes);
         let now = self.now();
@@ -74,12 +81,20 @@ impl Engine {
     }
 
     pub async fn component_bytes(&self, digest: &str) -> Result<Vec<u8>> {
-        self.read().await?.component(digest).await?.ok_or(EngineError::NotFound("component not found"))
+        self.read()
+            .await?
+            .component(digest)
+            .await?
+            .ok_or(EngineError::NotFound("component not found"))
     }
 
     /// Pin a new run of a deployed workflow to the current digest.
     pub(crate) async fn pin_component(&self, w: &mut Write, run: &mut Run) -> Result<()> {
-        let current = w.tx.deployments(Some(&run.workflow_name)).await?.into_iter().next();
+        let current =
+            w.tx.deployments(Some(&run.workflow_name))
+                .await?
+                .into_iter()
+                .next();
         run.component_digest = current.map(|d| d.digest);
         w.wasm_work |= run.component_digest.is_some();
         Ok(())
@@ -87,7 +102,12 @@ impl Engine {
 
     /// Take the run lease on up to `limit` runnable wasm runs (all, or only
     /// `root` and its descendants).
-    pub async fn claim_wasm_runs(&self, owner: &str, limit: i64, root: Option<&str>) -> Result<Vec<Run>> {
+    pub async fn claim_wasm_runs(
+        &self,
+        owner: &str,
+        limit: i64,
+        root: Option<&str>,
+    ) -> Result<Vec<Run>> {
         let now = self.now();
         let mut w = self.write().await?;
         let mut claimed = w.tx.ready_wasm_runs(now, limit, root).await?;
@@ -99,7 +119,8 @@ impl Engine {
             run.parked_until = None;
             run.updated_at = now;
             w.tx.update_run(run).await?;
-            w.event(&run.id, "run.started", json!({"leaseOwner": owner}), now).await?;
+            w.event(&run.id, "run.started", json!({"leaseOwner": owner}), now)
+                .await?;
         }
         self.commit(w).await?;
         Ok(claimed)
@@ -107,12 +128,17 @@ impl Engine {
 
     /// Lock the run and check that `owner` still holds its lease.
     pub(crate) async fn fence_run(&self, w: &mut Write, run_id: &str, owner: &str) -> Result<Run> {
-        let run = w.tx.run(run_id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        let run =
+            w.tx.run(run_id, true)
+                .await?
+                .ok_or_else(EngineError::run_not_found)?;
         if run.status == RunStatus::Cancelled {
             return Err(EngineError::run_cancelled(None));
         }
         if run.lease_owner.as_deref() != Some(owner) {
-            return Err(EngineError::Conflict(json!({"error": "run lease lost", "leaseOwner": run.lease_owner})));
+            return Err(EngineError::Conflict(
+                json!({"error": "run lease lost", "leaseOwner": run.lease_owner}),
+            ));
         }
         Ok(run)
     }
@@ -132,7 +158,10 @@ impl Engine {
     pub async fn reopen_run(&self, run_id: &str) -> Result<Run> {
         let now = self.now();
         let mut w = self.write().await?;
-        let mut run = w.tx.run(run_id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        let mut run =
+            w.tx.run(run_id, true)
+                .await?
+                .ok_or_else(EngineError::run_not_found)?;
         if run.status == RunStatus::Failed {
             run.status = RunStatus::Pending;
             run.clear_lease();
@@ -149,7 +178,10 @@ impl Engine {
     pub async fn release_lease(&self, run_id: &str) -> Result<()> {
         let now = self.now();
         let mut w = self.write().await?;
-        let mut run = w.tx.run(run_id, true).await?.ok_or_else(EngineError::run_not_found)?;
+        let mut run =
+            w.tx.run(run_id, true)
+                .await?
+                .ok_or_else(EngineError::run_not_found)?;
         run.clear_lease();
         run.parked_until = None;
         run.updated_at = now;
@@ -166,7 +198,11 @@ impl Engine {
         run.clear_lease();
         // A wake that arrived while the activation ran (claiming cleared the
         // mark) means the wait may already be over: retry right away.
-        run.parked_until = Some(if run.parked_until.is_some() { now } else { until.max(now) });
+        run.parked_until = Some(if run.parked_until.is_some() {
+            now
+        } else {
+            until.max(now)
+        });
         run.updated_at = now;
         w.tx.update_run(&run).await?;
         self.commit(w).await

@@ -47,7 +47,13 @@ impl Engine {
 }
 
 impl Write {
-    pub async fn event(&mut self, run_id: &str, kind: &str, payload: Value, now: i64) -> Result<Event> {
+    pub async fn event(
+        &mut self,
+        run_id: &str,
+        kind: &str,
+        payload: Value,
+        now: i64,
+    ) -> Result<Event> {
         let event = self.tx.append_event(run_id, kind, &payload, now).await?;
         if !self.quiet {
             for id in super::webhooks::record_deliveries(&mut *self.tx, &event).await? {

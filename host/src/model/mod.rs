@@ -4,11 +4,11 @@
 mod contract;
 mod deployment;
 mod gate;
+mod misc;
+mod queue;
 mod run;
 mod state;
 mod step;
-mod misc;
-mod queue;
 
 pub use contract::{ResumeContract, classify_failure};
 pub use deployment::Deployment;

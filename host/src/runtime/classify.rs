@@ -6,7 +6,10 @@ use super::interrupt::Interrupt;
 use serde_json::{Value, json};
 
 fn failed(name: &str, message: String, class: &'static str) -> Outcome {
-    Outcome::Failed { error: json!({"name": name, "message": message}), class }
+    Outcome::Failed {
+        error: json!({"name": name, "message": message}),
+        class,
+    }
 }
 
 /// The last few lines the guest wrote to stderr (e.g. a panic message).
@@ -24,14 +27,24 @@ pub fn outcome(
     match result {
         Ok(Ok(text)) if text.len() > max_output => failed(
             "OutputLimit",
-            format!("workflow result of {} bytes exceeds the {max_output}-byte limit", text.len()),
+            format!(
+                "workflow result of {} bytes exceeds the {max_output}-byte limit",
+                text.len()
+            ),
             "output_limit",
         ),
         Ok(Ok(text)) => match serde_json::from_str::<Value>(&text) {
             Ok(v) => Outcome::Completed(v),
-            Err(e) => failed("InvalidJson", format!("workflow result is not valid JSON: {e}"), "workflow_error"),
+            Err(e) => failed(
+                "InvalidJson",
+                format!("workflow result is not valid JSON: {e}"),
+                "workflow_error",
+            ),
         },
-        Ok(Err(e)) => Outcome::Failed { error: json!({"name": e.name, "message": e.message}), class: "workflow_error" },
+        Ok(Err(e)) => Outcome::Failed {
+            error: json!({"name": e.name, "message": e.message}),
+            class: "workflow_error",
+        },
         Err(err) => trapped(err, stderr),
     }
 }
@@ -39,7 +52,10 @@ pub fn outcome(
 fn trapped(err: wasmtime::Error, stderr: &[u8]) -> Outcome {
     if let Some(i) = err.downcast_ref::<Interrupt>() {
         return match i {
-            Interrupt::Suspend { until, reason } => Outcome::Suspended { until: *until, reason: reason.clone() },
+            Interrupt::Suspend { until, reason } => Outcome::Suspended {
+                until: *until,
+                reason: reason.clone(),
+            },
             Interrupt::Cancelled => Outcome::Cancelled,
             Interrupt::LeaseLost => Outcome::LeaseLost,
             Interrupt::CpuLimit { .. } => failed("CpuLimit", i.to_string(), "cpu_limit"),
@@ -50,21 +66,35 @@ fn trapped(err: wasmtime::Error, stderr: &[u8]) -> Outcome {
     let tail = stderr_tail(stderr);
     if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
         return match trap {
-            wasmtime::Trap::StackOverflow => failed("StackOverflow", "guest stack overflow".into(), "stack_overflow"),
+            wasmtime::Trap::StackOverflow => failed(
+                "StackOverflow",
+                "guest stack overflow".into(),
+                "stack_overflow",
+            ),
             wasmtime::Trap::UnreachableCodeReached if tail.contains("panicked") => {
                 failed("Panic", format!("workflow panicked: {tail}"), "panic")
             }
-            wasmtime::Trap::UnreachableCodeReached if tail.contains("memory allocation") => {
-                failed("MemoryLimit", format!("workflow ran out of memory: {tail}"), "memory_limit")
-            }
+            wasmtime::Trap::UnreachableCodeReached if tail.contains("memory allocation") => failed(
+                "MemoryLimit",
+                format!("workflow ran out of memory: {tail}"),
+                "memory_limit",
+            ),
             other => failed("Trap", format!("{other}{}", suffix(&tail)), "trap"),
         };
     }
     if detail.contains("memory") && (detail.contains("grow") || detail.contains("limit")) {
-        return failed("MemoryLimit", format!("memory limit reached: {detail}"), "memory_limit");
+        return failed(
+            "MemoryLimit",
+            format!("memory limit reached: {detail}"),
+            "memory_limit",
+        );
     }
     if detail.contains("write beyond capacity") {
-        return failed("OutputLimit", "guest wrote more to stdout/stderr than allowed".into(), "output_limit");
+        return failed(
+            "OutputLimit",
+            "guest wrote more to stdout/stderr than allowed".into(),
+            "output_limit",
+        );
     }
     if err.downcast_ref::<sqlx::Error>().is_some() || detail.contains("pool timed out") {
         return Outcome::Retry(detail);
@@ -73,5 +103,9 @@ fn trapped(err: wasmtime::Error, stderr: &[u8]) -> Outcome {
 }
 
 fn suffix(tail: &str) -> String {
-    if tail.is_empty() { String::new() } else { format!("; stderr: {tail}") }
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; stderr: {tail}")
+    }
 }

@@ -65,7 +65,10 @@ impl RunCtx {
         let stderr = MemoryOutputPipe::new(p.log_capacity);
         // No preopened dirs, no env, no network: the builder grants nothing
         // beyond what is configured here.
-        let wasi = WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).build();
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
         RunCtx {
             wasi,
             table: ResourceTable::new(),
@@ -90,12 +93,21 @@ impl RunCtx {
     }
 
     fn live(&self) -> Wt<()> {
-        if self.cancelled.load(Ordering::Relaxed) { Err(Interrupt::Cancelled.trap()) } else { Ok(()) }
+        if self.cancelled.load(Ordering::Relaxed) {
+            Err(Interrupt::Cancelled.trap())
+        } else {
+            Ok(())
+        }
     }
 
     fn check_size(&self, what: &'static str, text: &str) -> Wt<()> {
         if text.len() > self.max_output {
-            return Err(Interrupt::OutputLimit { what, bytes: text.len(), limit: self.max_output }.trap());
+            return Err(Interrupt::OutputLimit {
+                what,
+                bytes: text.len(),
+                limit: self.max_output,
+            }
+            .trap());
         }
         Ok(())
     }
@@ -109,11 +121,18 @@ impl RunCtx {
     /// A value recorded once as a hidden step and replayed afterwards.
     async fn recorded(&mut self, key: String, fresh: impl FnOnce() -> Value) -> Wt<Value> {
         let hash = crate::engine::stable_hash(&Value::Null);
-        if let Settled::Done(action) = self.engine.settle_step(&self.run_id, &key, &hash).await.map_err(trap)? {
+        if let Settled::Done(action) = self
+            .engine
+            .settle_step(&self.run_id, &key, &hash)
+            .await
+            .map_err(trap)?
+        {
             return match action {
                 StepAction::Return { step } => Ok(step.output.unwrap_or(Value::Null)),
                 StepAction::Cancelled => Err(Interrupt::Cancelled.trap()),
-                _ => Err(wasmtime::Error::msg(format!("recorded value {key} has a different input"))),
+                _ => Err(wasmtime::Error::msg(format!(
+                    "recorded value {key} has a different input"
+                ))),
             };
         }
         let value = fresh();
@@ -146,18 +165,24 @@ fn trap(e: EngineError) -> wasmtime::Error {
         return Interrupt::Cancelled.trap();
     }
     match e {
-        EngineError::Conflict(body) if body["error"] == "run lease lost" => Interrupt::LeaseLost.trap(),
+        EngineError::Conflict(body) if body["error"] == "run lease lost" => {
+            Interrupt::LeaseLost.trap()
+        }
         EngineError::Store(err) => wasmtime::Error::from_anyhow(err),
         other => wasmtime::Error::msg(other.to_string()),
     }
 }
 
 fn guest_error(name: &str, message: impl Into<String>) -> GuestError {
-    GuestError { name: name.into(), message: message.into() }
+    GuestError {
+        name: name.into(),
+        message: message.into(),
+    }
 }
 
 fn parse(what: &str, text: &str) -> Result<Value, GuestError> {
-    serde_json::from_str(text).map_err(|e| guest_error("InvalidJson", format!("{what} is not valid JSON: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| guest_error("InvalidJson", format!("{what} is not valid JSON: {e}")))
 }
 
 fn options_json(o: &StepOptions) -> Result<Value, GuestError> {
@@ -211,7 +236,10 @@ fn state_write(o: StateOptions) -> Result<StateWrite, GuestError> {
             }
             .to_string()
         }),
-        metadata: o.metadata.map(|m| parse("state metadata", &m)).transpose()?,
+        metadata: o
+            .metadata
+            .map(|m| parse("state metadata", &m))
+            .transpose()?,
         created_by: o.created_by,
     })
 }
@@ -220,9 +248,11 @@ fn state_write(o: StateOptions) -> Result<StateWrite, GuestError> {
 fn answer<T>(r: Result<T, EngineError>) -> Wt<Result<T, GuestError>> {
     match r {
         Ok(v) => Ok(Ok(v)),
-        Err(e @ (EngineError::BadRequest(_) | EngineError::NotFound(_) | EngineError::Unprocessable(_))) => {
-            Ok(Err(guest_error("HostError", e.to_string())))
-        }
+        Err(
+            e @ (EngineError::BadRequest(_)
+            | EngineError::NotFound(_)
+            | EngineError::Unprocessable(_)),
+        ) => Ok(Err(guest_error("HostError", e.to_string()))),
         Err(e) => Err(trap(e)),
     }
 }
@@ -230,40 +260,74 @@ fn answer<T>(r: Result<T, EngineError>) -> Wt<Result<T, GuestError>> {
 impl types::Host for RunCtx {}
 
 impl host::Host for RunCtx {
-    async fn step_begin(&mut self, name: String, options: StepOptions) -> Wt<Result<StepStart, GuestError>> {
+    async fn step_begin(
+        &mut self,
+        name: String,
+        options: StepOptions,
+    ) -> Wt<Result<StepStart, GuestError>> {
         self.live()?;
         let opts = match options_json(&options) {
             Ok(o) => o,
             Err(e) => return Ok(Err(e)),
         };
         let input = opts.get("input").cloned().unwrap_or(Value::Null);
-        let hash = options.input_hash.clone().unwrap_or_else(|| crate::engine::stable_hash(&input));
-        match self.engine.settle_step(&self.run_id, &name, &hash).await.map_err(trap)? {
+        let hash = options
+            .input_hash
+            .clone()
+            .unwrap_or_else(|| crate::engine::stable_hash(&input));
+        match self
+            .engine
+            .settle_step(&self.run_id, &name, &hash)
+            .await
+            .map_err(trap)?
+        {
             Settled::Done(StepAction::Return { step }) => {
                 self.say(format!("step {name}: replayed from checkpoint"));
-                Ok(Ok(StepStart::Replay(step.output.unwrap_or(Value::Null).to_string())))
+                Ok(Ok(StepStart::Replay(
+                    step.output.unwrap_or(Value::Null).to_string(),
+                )))
             }
-            Settled::Done(StepAction::InputMismatch { expected, actual, .. }) => Ok(Err(guest_error(
+            Settled::Done(StepAction::InputMismatch {
+                expected, actual, ..
+            }) => Ok(Err(guest_error(
                 "InputMismatch",
-                format!("step {name}: input changed since its checkpoint (expected hash {expected}, got {actual})"),
+                format!(
+                    "step {name}: input changed since its checkpoint (expected hash {expected}, got {actual})"
+                ),
             ))),
             Settled::Done(StepAction::Cancelled) => Err(Interrupt::Cancelled.trap()),
-            Settled::Done(_) => Err(wasmtime::Error::msg(format!("step {name}: unexpected begin outcome"))),
+            Settled::Done(_) => Err(wasmtime::Error::msg(format!(
+                "step {name}: unexpected begin outcome"
+            ))),
             Settled::Open(existing) => {
                 self.say(format!("step {name}: executing"));
                 // The attempt's id is the step row's id (existing or to be inserted).
                 let id = existing.map_or_else(|| crate::ids::new_id("step"), |s| s.id);
-                let req = StepBegin { id: Some(id.clone()), name, input_hash: hash, input, options: opts, lease_owner: None };
+                let req = StepBegin {
+                    id: Some(id.clone()),
+                    name,
+                    input_hash: hash,
+                    input,
+                    options: opts,
+                    lease_owner: None,
+                };
                 self.attempts.insert(id.clone(), (req, Vec::new()));
                 Ok(Ok(StepStart::Execute(id)))
             }
         }
     }
 
-    async fn step_complete(&mut self, step_id: String, output: String) -> Wt<Result<(), GuestError>> {
+    async fn step_complete(
+        &mut self,
+        step_id: String,
+        output: String,
+    ) -> Wt<Result<(), GuestError>> {
         self.check_size("step output", &output)?;
         let Some((req, usage)) = self.attempts.remove(&step_id) else {
-            return Ok(Err(guest_error("UnknownStep", format!("no step attempt {step_id} is in progress"))));
+            return Ok(Err(guest_error(
+                "UnknownStep",
+                format!("no step attempt {step_id} is in progress"),
+            )));
         };
         let output = match parse("step output", &output) {
             Ok(v) => v,
@@ -271,20 +335,34 @@ impl host::Host for RunCtx {
         };
         let name = req.name.clone();
         let outcome = StepOutcome::Completed(output);
-        let r = self.engine.checkpoint_step(&self.run_id, &self.owner, req, outcome, usage).await;
+        let r = self
+            .engine
+            .checkpoint_step(&self.run_id, &self.owner, req, outcome, usage)
+            .await;
         let done = answer(r.map(|_| ()))?;
         self.say(format!("step {name}: checkpointed"));
         Ok(done)
     }
 
-    async fn step_fail(&mut self, step_id: String, err: GuestError, retryable: bool) -> Wt<Result<(), GuestError>> {
+    async fn step_fail(
+        &mut self,
+        step_id: String,
+        err: GuestError,
+        retryable: bool,
+    ) -> Wt<Result<(), GuestError>> {
         let Some((req, usage)) = self.attempts.remove(&step_id) else {
-            return Ok(Err(guest_error("UnknownStep", format!("no step attempt {step_id} is in progress"))));
+            return Ok(Err(guest_error(
+                "UnknownStep",
+                format!("no step attempt {step_id} is in progress"),
+            )));
         };
         let name = req.name.clone();
         let error = json!({"name": err.name, "message": err.message});
         let outcome = StepOutcome::Failed { error, retryable };
-        let r = self.engine.checkpoint_step(&self.run_id, &self.owner, req, outcome, usage).await;
+        let r = self
+            .engine
+            .checkpoint_step(&self.run_id, &self.owner, req, outcome, usage)
+            .await;
         let retry = if retryable { " (will retry)" } else { "" };
         self.say(format!("step {name}: failed: {}{retry}", err.message));
         answer(r.map(|_| ()))
@@ -292,11 +370,21 @@ impl host::Host for RunCtx {
 
     async fn gate(&mut self, request: GateRequest) -> Wt<Result<GateOutcome, GuestError>> {
         self.live()?;
-        let data = match request.data.as_deref().map(|d| parse("gate data", d)).transpose() {
+        let data = match request
+            .data
+            .as_deref()
+            .map(|d| parse("gate data", d))
+            .transpose()
+        {
             Ok(d) => d.unwrap_or(Value::Null),
             Err(e) => return Ok(Err(e)),
         };
-        let capability = match request.capability.as_deref().map(|c| parse("gate capability", c)).transpose() {
+        let capability = match request
+            .capability
+            .as_deref()
+            .map(|c| parse("gate capability", c))
+            .transpose()
+        {
             Ok(c) => c.unwrap_or(Value::Null),
             Err(e) => return Ok(Err(e)),
         };
@@ -308,18 +396,29 @@ impl host::Host for RunCtx {
             capability,
             timeout_ms: request.timeout_ms.map(|t| t as i64),
         };
-        let gate = self.engine.begin_gate(&self.run_id, req).await.map_err(trap)?;
+        let gate = self
+            .engine
+            .begin_gate(&self.run_id, req)
+            .await
+            .map_err(trap)?;
         if gate.is_pending() {
             let deadline = gate.timeout_ms.map(|t| gate.created_at + t * 1000);
             if deadline.is_some_and(|d| self.engine.now() >= d) {
-                return Ok(Err(guest_error("TimeoutError", format!("gate {} timed out", gate.name))));
+                return Ok(Err(guest_error(
+                    "TimeoutError",
+                    format!("gate {} timed out", gate.name),
+                )));
             }
             self.say(format!(
                 "gate {}: waiting for a decision (resolve token {}, gate id {})",
                 gate.name, gate.resolve_token, gate.id
             ));
             let reason = format!("gate {}", gate.name);
-            return Err(Interrupt::Suspend { until: deadline.unwrap_or(Micros::MAX), reason }.trap());
+            return Err(Interrupt::Suspend {
+                until: deadline.unwrap_or(Micros::MAX),
+                reason,
+            }
+            .trap());
         }
         let decision = match gate.status.as_str() {
             "approved" => Decision::Approved,
@@ -331,7 +430,10 @@ impl host::Host for RunCtx {
             gate_id: gate.id,
             decision,
             actor: gate.actor,
-            payload: gate.decision_payload.unwrap_or_else(|| json!({})).to_string(),
+            payload: gate
+                .decision_payload
+                .unwrap_or_else(|| json!({}))
+                .to_string(),
         }))
     }
 
@@ -341,15 +443,27 @@ impl host::Host for RunCtx {
         Ok(state.map(|s| s.value.to_string()))
     }
 
-    async fn state_set(&mut self, value: String, options: StateOptions) -> Wt<Result<u32, GuestError>> {
+    async fn state_set(
+        &mut self,
+        value: String,
+        options: StateOptions,
+    ) -> Wt<Result<u32, GuestError>> {
         self.write_state(WriteMode::Replace, value, options).await
     }
 
-    async fn state_patch(&mut self, value: String, options: StateOptions) -> Wt<Result<u32, GuestError>> {
+    async fn state_patch(
+        &mut self,
+        value: String,
+        options: StateOptions,
+    ) -> Wt<Result<u32, GuestError>> {
         self.write_state(WriteMode::Merge, value, options).await
     }
 
-    async fn state_save(&mut self, label: String, options: StateOptions) -> Wt<Result<u32, GuestError>> {
+    async fn state_save(
+        &mut self,
+        label: String,
+        options: StateOptions,
+    ) -> Wt<Result<u32, GuestError>> {
         self.live()?;
         let meta = match state_write(options) {
             Ok(m) => m,
@@ -382,7 +496,11 @@ impl host::Host for RunCtx {
             cost_usd: f("costUsd"),
             metadata: v.get("metadata").cloned(),
         };
-        if let Some((_, pending)) = req.step_id.as_ref().and_then(|id| self.attempts.get_mut(id)) {
+        if let Some((_, pending)) = req
+            .step_id
+            .as_ref()
+            .and_then(|id| self.attempts.get_mut(id))
+        {
             pending.push(req);
             return Ok(Ok(()));
         }
@@ -390,7 +508,12 @@ impl host::Host for RunCtx {
         Ok(answer(r)?.map(|_| ()))
     }
 
-    async fn child(&mut self, edge: String, workflow: String, input: String) -> Wt<Result<String, GuestError>> {
+    async fn child(
+        &mut self,
+        edge: String,
+        workflow: String,
+        input: String,
+    ) -> Wt<Result<String, GuestError>> {
         self.live()?;
         let input = match parse("child input", &input) {
             Ok(v) => v,
@@ -402,7 +525,11 @@ impl host::Host for RunCtx {
             edge_type: "child".into(),
             edge_metadata: json!({}),
         };
-        let (child, _, created) = self.engine.create_child(&self.run_id, req).await.map_err(trap)?;
+        let (child, _, created) = self
+            .engine
+            .create_child(&self.run_id, req)
+            .await
+            .map_err(trap)?;
         match child.status {
             RunStatus::Completed => {
                 self.say(format!("child {edge}: completed ({})", child.id));
@@ -410,14 +537,22 @@ impl host::Host for RunCtx {
             }
             RunStatus::Failed => Ok(Err(guest_error(
                 "ChildFailed",
-                format!("child run {} failed: {}", child.id, child.error.unwrap_or(Value::Null)),
+                format!(
+                    "child run {} failed: {}",
+                    child.id,
+                    child.error.unwrap_or(Value::Null)
+                ),
             ))),
-            RunStatus::Cancelled => {
-                Ok(Err(guest_error("ChildCancelled", format!("child run {} was cancelled", child.id))))
-            }
+            RunStatus::Cancelled => Ok(Err(guest_error(
+                "ChildCancelled",
+                format!("child run {} was cancelled", child.id),
+            ))),
             _ => {
                 if created {
-                    self.say(format!("child {edge}: started {} ({})", child.workflow_name, child.id));
+                    self.say(format!(
+                        "child {edge}: started {} ({})",
+                        child.workflow_name, child.id
+                    ));
                     if child.component_digest.is_none() {
                         self.say(format!(
                             "child {edge}: workflow {:?} is not deployed; it waits for a deploy or an SDK worker",
@@ -426,7 +561,11 @@ impl host::Host for RunCtx {
                     }
                 }
                 let reason = format!("child {edge}");
-                Err(Interrupt::Suspend { until: Micros::MAX, reason }.trap())
+                Err(Interrupt::Suspend {
+                    until: Micros::MAX,
+                    reason,
+                }
+                .trap())
             }
         }
     }
@@ -436,13 +575,19 @@ impl host::Host for RunCtx {
         let key = self.next_call("sleep");
         let now = self.engine.now();
         let wake_at = now.saturating_add((duration_ms as i64).saturating_mul(1000));
-        let recorded = self.recorded(key.clone(), || json!({"wakeAt": wake_at})).await?;
+        let recorded = self
+            .recorded(key.clone(), || json!({"wakeAt": wake_at}))
+            .await?;
         let due = recorded["wakeAt"].as_i64().unwrap_or(now);
         if self.engine.now() >= due {
             return Ok(());
         }
         self.say(format!("{key}: sleeping until {}", crate::clock::iso(due)));
-        Err(Interrupt::Suspend { until: due, reason: key }.trap())
+        Err(Interrupt::Suspend {
+            until: due,
+            reason: key,
+        }
+        .trap())
     }
 
     async fn log(&mut self, level: LogLevel, message: String) -> Wt<()> {
@@ -454,7 +599,10 @@ impl host::Host for RunCtx {
             LogLevel::Error => "error",
         };
         self.say(format!("log {level}: {message}"));
-        self.engine.log(&self.run_id, level, &message).await.map_err(trap)
+        self.engine
+            .log(&self.run_id, level, &message)
+            .await
+            .map_err(trap)
     }
 
     async fn now(&mut self) -> Wt<u64> {
@@ -476,20 +624,31 @@ impl host::Host for RunCtx {
 }
 
 impl RunCtx {
-    async fn write_state(&mut self, mode: WriteMode, value: String, options: StateOptions) -> Wt<Result<u32, GuestError>> {
+    async fn write_state(
+        &mut self,
+        mode: WriteMode,
+        value: String,
+        options: StateOptions,
+    ) -> Wt<Result<u32, GuestError>> {
         self.live()?;
         self.check_size("state value", &value)?;
         let (value, meta) = match (parse("state value", &value), state_write(options)) {
             (Ok(v), Ok(m)) => (v, m),
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
         };
-        let r = self.engine.write_state(&self.run_id, mode, Some(value), meta).await;
+        let r = self
+            .engine
+            .write_state(&self.run_id, mode, Some(value), meta)
+            .await;
         Ok(answer(r)?.map(|s| s.version as u32))
     }
 }
 
 impl WasiView for RunCtx {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }

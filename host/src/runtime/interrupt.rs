@@ -16,7 +16,11 @@ pub enum Interrupt {
     /// The guest used up its CPU budget.
     CpuLimit { limit_ms: i64 },
     /// The guest produced more output than allowed.
-    OutputLimit { what: &'static str, bytes: usize, limit: usize },
+    OutputLimit {
+        what: &'static str,
+        bytes: usize,
+        limit: usize,
+    },
 }
 
 impl fmt::Display for Interrupt {

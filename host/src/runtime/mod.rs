@@ -24,7 +24,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{
+    Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
+    UpdateDeadline,
+};
 
 /// Epoch tick: the granularity of CPU accounting and cancellation checks.
 const TICK: Duration = Duration::from_millis(10);
@@ -63,8 +66,14 @@ impl Default for RuntimeConfig {
 pub enum Outcome {
     Completed(Value),
     /// The workflow failed; `class` becomes the run's `failureClass`.
-    Failed { error: Value, class: &'static str },
-    Suspended { until: i64, reason: String },
+    Failed {
+        error: Value,
+        class: &'static str,
+    },
+    Suspended {
+        until: i64,
+        reason: String,
+    },
     Cancelled,
     LeaseLost,
     /// A host-side problem (e.g. the database was unreachable): release the
@@ -102,18 +111,27 @@ impl Runtime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let wasm = wasmtime::Engine::new(&cfg).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let mut linker = Linker::new(&wasm);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         Workflow::add_to_linker::<RunCtx, HasSelf<RunCtx>>(&mut linker, |c| c)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop) = (wasm.clone(), stop_ticker.clone());
-        std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(TICK);
-                ticker_engine.increment_epoch();
-            }
-        })?;
-        Ok(Runtime { wasm, linker, templates: Default::default(), config, stop_ticker })
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })?;
+        Ok(Runtime {
+            wasm,
+            linker,
+            templates: Default::default(),
+            config,
+            stop_ticker,
+        })
     }
 
     /// Check that `bytes` is a component this host can run (used at deploy).
@@ -124,23 +142,38 @@ impl Runtime {
     }
 
     async fn compile(&self, bytes: Vec<u8>) -> anyhow::Result<WorkflowPre<RunCtx>> {
-        let (wasm, linker, cache) = (self.wasm.clone(), self.linker.clone(), self.config.cache_dir.clone());
+        let (wasm, linker, cache) = (
+            self.wasm.clone(),
+            self.linker.clone(),
+            self.config.cache_dir.clone(),
+        );
         tokio::task::spawn_blocking(move || -> anyhow::Result<WorkflowPre<RunCtx>> {
             let component = load_component(&wasm, &bytes, cache)?;
-            let pre = linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-            WorkflowPre::new(pre).map_err(|e| anyhow::anyhow!("not a tidebase:workflow component: {e:#}"))
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            WorkflowPre::new(pre)
+                .map_err(|e| anyhow::anyhow!("not a tidebase:workflow component: {e:#}"))
         })
         .await?
     }
 
     /// The pre-instantiated template for a digest, compiled on first use.
-    async fn template(&self, engine: &Engine, digest: &str) -> anyhow::Result<Arc<WorkflowPre<RunCtx>>> {
+    async fn template(
+        &self,
+        engine: &Engine,
+        digest: &str,
+    ) -> anyhow::Result<Arc<WorkflowPre<RunCtx>>> {
         let mut templates = self.templates.lock().await;
         if let Some(t) = templates.get(digest) {
             return Ok(t.clone());
         }
         let bytes = engine.component_bytes(digest).await?;
-        let pre = Arc::new(self.compile(bytes).await.with_context(|| format!("compiling {digest}"))?);
+        let pre = Arc::new(
+            self.compile(bytes)
+                .await
+                .with_context(|| format!("compiling {digest}"))?,
+        );
         templates.insert(digest.to_string(), pre.clone());
         Ok(pre)
     }
@@ -158,13 +191,22 @@ impl Runtime {
         let pre = match self.template(engine, &deployment.digest).await {
             Ok(p) => p,
             Err(e) => {
-                let error = serde_json::json!({"name": "ComponentError", "message": format!("{e:#}")});
-                return Outcome::Failed { error, class: "component_error" };
+                let error =
+                    serde_json::json!({"name": "ComponentError", "message": format!("{e:#}")});
+                return Outcome::Failed {
+                    error,
+                    class: "component_error",
+                };
             }
         };
-        let memory = deployment.memory_limit_bytes.map_or(self.config.memory_limit_bytes, |m| m as usize);
+        let memory = deployment
+            .memory_limit_bytes
+            .map_or(self.config.memory_limit_bytes, |m| m as usize);
         let cpu_limit_ms = deployment.cpu_limit_ms.unwrap_or(self.config.cpu_limit_ms);
-        let limits = StoreLimitsBuilder::new().memory_size(memory).trap_on_grow_failure(true).build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(memory)
+            .trap_on_grow_failure(true)
+            .build();
         let ctx = RunCtx::new(RunCtxParts {
             engine: engine.clone(),
             run_id: run.id.clone(),
@@ -177,7 +219,9 @@ impl Runtime {
         });
         let mut store = Store::new(&self.wasm, ctx);
         store.limiter(|c| &mut c.limits);
-        let budget_ticks = (cpu_limit_ms as u64).div_ceil(TICK.as_millis() as u64).max(1);
+        let budget_ticks = (cpu_limit_ms as u64)
+            .div_ceil(TICK.as_millis() as u64)
+            .max(1);
         let mut used = 0u64;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |ctx| {
@@ -186,7 +230,10 @@ impl Runtime {
             }
             used += 1;
             if used > budget_ticks {
-                return Err(Interrupt::CpuLimit { limit_ms: cpu_limit_ms }.trap());
+                return Err(Interrupt::CpuLimit {
+                    limit_ms: cpu_limit_ms,
+                }
+                .trap());
             }
             Ok(UpdateDeadline::Yield(1))
         });
@@ -196,7 +243,10 @@ impl Runtime {
             instance.call_run(&mut store, &input).await
         }
         .await;
-        let (stdout, stderr) = (store.data().stdout.contents(), store.data().stderr.contents());
+        let (stdout, stderr) = (
+            store.data().stdout.contents(),
+            store.data().stderr.contents(),
+        );
         drop(store);
         self.keep_output(engine, &run.id, &stdout, &stderr).await;
         classify::outcome(result, &stderr, self.config.max_output_bytes)
@@ -206,7 +256,10 @@ impl Runtime {
     async fn keep_output(&self, engine: &Engine, run_id: &str, stdout: &[u8], stderr: &[u8]) {
         let mut lines = Vec::new();
         for (level, bytes) in [("stdout", stdout), ("stderr", stderr)] {
-            for line in String::from_utf8_lossy(bytes).lines().filter(|l| !l.is_empty()) {
+            for line in String::from_utf8_lossy(bytes)
+                .lines()
+                .filter(|l| !l.is_empty())
+            {
                 lines.push((level, line.to_string()));
             }
         }
@@ -219,10 +272,20 @@ impl Runtime {
 }
 
 /// Compile, or load a compiled artifact cached for this wasmtime build.
-fn load_component(wasm: &wasmtime::Engine, bytes: &[u8], cache: Option<PathBuf>) -> anyhow::Result<Component> {
-    let compile = || Component::from_binary(wasm, bytes).map_err(|e| anyhow::anyhow!("invalid component: {e:#}"));
+fn load_component(
+    wasm: &wasmtime::Engine,
+    bytes: &[u8],
+    cache: Option<PathBuf>,
+) -> anyhow::Result<Component> {
+    let compile = || {
+        Component::from_binary(wasm, bytes).map_err(|e| anyhow::anyhow!("invalid component: {e:#}"))
+    };
     let Some(dir) = cache else { return compile() };
-    let key = format!("{}-{}", &crate::engine::digest_of(bytes)[7..], env!("CARGO_PKG_VERSION"));
+    let key = format!(
+        "{}-{}",
+        &crate::engine::digest_of(bytes)[7..],
+        env!("CARGO_PKG_VERSION")
+    );
     let path = dir.join(format!("{key}.cwasm"));
     if path.exists() {
         // SAFETY: the file was produced by `Component::serialize` of this

@@ -70,7 +70,11 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
             .await
             .with_context(|| format!("cannot connect to {}", redact(&url)))?,
         Backend::Sqlite => {
-            let url = if url.contains('?') { url } else { format!("{url}?mode=rwc") };
+            let url = if url.contains('?') {
+                url
+            } else {
+                format!("{url}?mode=rwc")
+            };
             AnyPoolOptions::new()
                 .max_connections(opts.max_connections.min(8))
                 .after_connect(|conn, _| {
@@ -112,7 +116,10 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
 pub async fn pending_migrations(opts: &ConnectOptions) -> Result<Vec<String>> {
     sqlx::any::install_default_drivers();
     let (url, backend) = opts.resolve()?;
-    let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await?;
     pending_in(&pool, backend.migrator()).await
 }
 

@@ -52,7 +52,11 @@ pub trait Tx: QueueTx + WasmTx + Send {
 
     async fn step_by_name(&mut self, run_id: &str, name: &str, lock: bool) -> Result<Option<Step>>;
     /// A run's status and its step `name`, in one read (`None`: no such run).
-    async fn run_status_and_step(&mut self, run_id: &str, name: &str) -> Result<Option<(RunStatus, Option<Step>)>>;
+    async fn run_status_and_step(
+        &mut self,
+        run_id: &str,
+        name: &str,
+    ) -> Result<Option<(RunStatus, Option<Step>)>>;
     async fn step(&mut self, run_id: &str, step_id: &str, lock: bool) -> Result<Option<Step>>;
     async fn step_exists(&mut self, step_id: &str) -> Result<bool>;
     async fn insert_step(&mut self, step: &Step) -> Result<()>;

@@ -26,7 +26,11 @@ pub struct SqlStore {
 
 impl SqlStore {
     pub fn new(pool: AnyPool, backend: Backend) -> SqlStore {
-        SqlStore { pool, backend, writer: Arc::new(Mutex::new(())) }
+        SqlStore {
+            pool,
+            backend,
+            writer: Arc::new(Mutex::new(())),
+        }
     }
 }
 
@@ -44,12 +48,20 @@ impl Store for SqlStore {
                 (self.pool.begin_with("BEGIN IMMEDIATE").await?, Some(guard))
             }
         };
-        Ok(Box::new(SqlTx { conn: Conn::Tx(tx), backend: self.backend, _writer: guard }))
+        Ok(Box::new(SqlTx {
+            conn: Conn::Tx(tx),
+            backend: self.backend,
+            _writer: guard,
+        }))
     }
 
     async fn read(&self) -> Result<Box<dyn Tx>> {
         let conn = self.pool.acquire().await?;
-        Ok(Box::new(SqlTx { conn: Conn::Plain(conn), backend: self.backend, _writer: None }))
+        Ok(Box::new(SqlTx {
+            conn: Conn::Plain(conn),
+            backend: self.backend,
+            _writer: None,
+        }))
     }
 }
 
@@ -77,7 +89,11 @@ impl SqlTx {
     /// Row-lock suffix: Postgres locks the row; SQLite's write transaction
     /// already excludes every other writer.
     pub(super) fn for_update(&self, lock: bool) -> &'static str {
-        if lock && self.backend == Backend::Postgres { " FOR UPDATE" } else { "" }
+        if lock && self.backend == Backend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        }
     }
 
     pub(super) async fn one<T>(
@@ -89,7 +105,11 @@ impl SqlTx {
         Ok(row.as_ref().map(map).transpose()?)
     }
 
-    pub(super) async fn all<T>(&mut self, q: Query<'_>, map: fn(&AnyRow) -> rows::R<T>) -> Result<Vec<T>> {
+    pub(super) async fn all<T>(
+        &mut self,
+        q: Query<'_>,
+        map: fn(&AnyRow) -> rows::R<T>,
+    ) -> Result<Vec<T>> {
         let rows = q.fetch_all(self.c()).await?;
         Ok(rows.iter().map(map).collect::<rows::R<Vec<T>>>()?)
     }
@@ -121,7 +141,11 @@ impl Tx for SqlTx {
     }
 
     async fn run(&mut self, id: &str, lock: bool) -> Result<Option<Run>> {
-        let sql = format!("SELECT {} FROM runs WHERE id = $1{}", rows::RUN_COLS, self.for_update(lock));
+        let sql = format!(
+            "SELECT {} FROM runs WHERE id = $1{}",
+            rows::RUN_COLS,
+            self.for_update(lock)
+        );
         self.one(q(&sql).bind(id.to_string()), rows::run).await
     }
 
@@ -148,7 +172,10 @@ impl Tx for SqlTx {
     }
 
     async fn list_runs(&mut self, limit: i64) -> Result<Vec<Run>> {
-        let sql = format!("SELECT {} FROM runs ORDER BY created_at DESC, id LIMIT $1", rows::RUN_COLS);
+        let sql = format!(
+            "SELECT {} FROM runs ORDER BY created_at DESC, id LIMIT $1",
+            rows::RUN_COLS
+        );
         self.all(q(&sql).bind(limit), rows::run).await
     }
 
@@ -158,16 +185,32 @@ impl Tx for SqlTx {
             rows::STEP_COLS,
             self.for_update(lock)
         );
-        self.one(q(&sql).bind(run_id.to_string()).bind(name.to_string()), rows::step).await
+        self.one(
+            q(&sql).bind(run_id.to_string()).bind(name.to_string()),
+            rows::step,
+        )
+        .await
     }
 
-    async fn run_status_and_step(&mut self, run_id: &str, name: &str) -> Result<Option<(RunStatus, Option<Step>)>> {
-        let cols = rows::STEP_COLS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
+    async fn run_status_and_step(
+        &mut self,
+        run_id: &str,
+        name: &str,
+    ) -> Result<Option<(RunStatus, Option<Step>)>> {
+        let cols = rows::STEP_COLS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
             "SELECT r.status AS run_status, {cols} FROM runs r \
              LEFT JOIN steps s ON s.run_id = r.id AND s.name = $2 WHERE r.id = $1"
         );
-        let row = q(&sql).bind(run_id.to_string()).bind(name.to_string()).fetch_optional(self.c()).await?;
+        let row = q(&sql)
+            .bind(run_id.to_string())
+            .bind(name.to_string())
+            .fetch_optional(self.c())
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let status = RunStatus::parse(&row.try_get::<String, _>("run_status")?);
         let step = match row.try_get::<Option<String>, _>("id")? {
@@ -183,7 +226,11 @@ impl Tx for SqlTx {
             rows::STEP_COLS,
             self.for_update(lock)
         );
-        self.one(q(&sql).bind(step_id.to_string()).bind(run_id.to_string()), rows::step).await
+        self.one(
+            q(&sql).bind(step_id.to_string()).bind(run_id.to_string()),
+            rows::step,
+        )
+        .await
     }
 
     async fn step_exists(&mut self, step_id: &str) -> Result<bool> {
@@ -213,11 +260,20 @@ impl Tx for SqlTx {
     }
 
     async fn steps(&mut self, run_id: &str) -> Result<Vec<Step>> {
-        let sql = format!("SELECT {} FROM steps WHERE run_id = $1 ORDER BY created_at, id", rows::STEP_COLS);
+        let sql = format!(
+            "SELECT {} FROM steps WHERE run_id = $1 ORDER BY created_at, id",
+            rows::STEP_COLS
+        );
         self.all(q(&sql).bind(run_id.to_string()), rows::step).await
     }
 
-    async fn append_event(&mut self, run_id: &str, kind: &str, payload: &Value, now: Micros) -> Result<Event> {
+    async fn append_event(
+        &mut self,
+        run_id: &str,
+        kind: &str,
+        payload: &Value,
+        now: Micros,
+    ) -> Result<Event> {
         // Bumping the counter on the run row takes its row lock until commit,
         // so concurrent writers to one run get consecutive seqs, and a
         // rollback leaves no gap. Postgres does both in one round trip.
@@ -236,8 +292,13 @@ impl Tx for SqlTx {
                 (row.try_get(0)?, row.try_get(1)?)
             }
             Backend::Sqlite => {
-                let bump = "UPDATE runs SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq";
-                let seq: i64 = q(bump).bind(run_id.to_string()).fetch_one(self.c()).await?.try_get(0)?;
+                let bump =
+                    "UPDATE runs SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq";
+                let seq: i64 = q(bump)
+                    .bind(run_id.to_string())
+                    .fetch_one(self.c())
+                    .await?
+                    .try_get(0)?;
                 let insert = "INSERT INTO events (run_id, seq, type, payload_json, created_at) \
                     VALUES ($1, $2, $3, $4, $5) RETURNING id";
                 let row = q(insert)
@@ -266,12 +327,23 @@ impl Tx for SqlTx {
             "SELECT {} FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             rows::EVENT_COLS
         );
-        self.all(q(&sql).bind(run_id.to_string()).bind(after).bind(limit), rows::event).await
+        self.all(
+            q(&sql).bind(run_id.to_string()).bind(after).bind(limit),
+            rows::event,
+        )
+        .await
     }
 
     async fn gate_by_name(&mut self, run_id: &str, name: &str) -> Result<Option<Gate>> {
-        let sql = format!("SELECT {} FROM gates WHERE run_id = $1 AND name = $2", rows::GATE_COLS);
-        self.one(q(&sql).bind(run_id.to_string()).bind(name.to_string()), rows::gate).await
+        let sql = format!(
+            "SELECT {} FROM gates WHERE run_id = $1 AND name = $2",
+            rows::GATE_COLS
+        );
+        self.one(
+            q(&sql).bind(run_id.to_string()).bind(name.to_string()),
+            rows::gate,
+        )
+        .await
     }
 
     async fn gate(&mut self, run_id: &str, gate_id: &str, lock: bool) -> Result<Option<Gate>> {
@@ -280,7 +352,11 @@ impl Tx for SqlTx {
             rows::GATE_COLS,
             self.for_update(lock)
         );
-        self.one(q(&sql).bind(gate_id.to_string()).bind(run_id.to_string()), rows::gate).await
+        self.one(
+            q(&sql).bind(gate_id.to_string()).bind(run_id.to_string()),
+            rows::gate,
+        )
+        .await
     }
 
     async fn insert_gate(&mut self, g: &Gate) -> Result<()> {
@@ -302,7 +378,10 @@ impl Tx for SqlTx {
     }
 
     async fn gates(&mut self, run_id: &str) -> Result<Vec<Gate>> {
-        let sql = format!("SELECT {} FROM gates WHERE run_id = $1 ORDER BY created_at, id", rows::GATE_COLS);
+        let sql = format!(
+            "SELECT {} FROM gates WHERE run_id = $1 ORDER BY created_at, id",
+            rows::GATE_COLS
+        );
         self.all(q(&sql).bind(run_id.to_string()), rows::gate).await
     }
 
@@ -311,11 +390,18 @@ impl Tx for SqlTx {
             "SELECT {} FROM run_edges WHERE parent_run_id = $1 AND name = $2",
             rows::EDGE_COLS
         );
-        self.one(q(&sql).bind(parent_id.to_string()).bind(name.to_string()), rows::edge).await
+        self.one(
+            q(&sql).bind(parent_id.to_string()).bind(name.to_string()),
+            rows::edge,
+        )
+        .await
     }
 
     async fn insert_edge(&mut self, e: &RunEdge) -> Result<()> {
-        let sql = format!("INSERT INTO run_edges ({}) VALUES ($1, $2, $3, $4, $5, $6, $7)", rows::EDGE_COLS);
+        let sql = format!(
+            "INSERT INTO run_edges ({}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            rows::EDGE_COLS
+        );
         let query = q(&sql)
             .bind(e.id.clone())
             .bind(e.parent_run_id.clone())
@@ -333,11 +419,15 @@ impl Tx for SqlTx {
             "SELECT {} FROM run_edges WHERE parent_run_id = $1 ORDER BY created_at, id",
             rows::EDGE_COLS
         );
-        self.all(q(&sql).bind(parent_id.to_string()), rows::edge).await
+        self.all(q(&sql).bind(parent_id.to_string()), rows::edge)
+            .await
     }
 
     async fn insert_channel(&mut self, c: &Channel) -> Result<()> {
-        let sql = format!("INSERT INTO channels ({}) VALUES ($1, $2, $3, $4, $5, $6)", rows::CHANNEL_COLS);
+        let sql = format!(
+            "INSERT INTO channels ({}) VALUES ($1, $2, $3, $4, $5, $6)",
+            rows::CHANNEL_COLS
+        );
         let query = q(&sql)
             .bind(c.id.clone())
             .bind(c.run_id.clone())
@@ -350,8 +440,12 @@ impl Tx for SqlTx {
     }
 
     async fn channels(&mut self, run_id: &str) -> Result<Vec<Channel>> {
-        let sql = format!("SELECT {} FROM channels WHERE run_id = $1 ORDER BY created_at, id", rows::CHANNEL_COLS);
-        self.all(q(&sql).bind(run_id.to_string()), rows::channel).await
+        let sql = format!(
+            "SELECT {} FROM channels WHERE run_id = $1 ORDER BY created_at, id",
+            rows::CHANNEL_COLS
+        );
+        self.all(q(&sql).bind(run_id.to_string()), rows::channel)
+            .await
     }
 
     async fn live_state(&mut self, run_id: &str, lock: bool) -> Result<Option<LiveState>> {
@@ -359,7 +453,8 @@ impl Tx for SqlTx {
             "SELECT run_id, value_json, version, updated_at FROM run_state WHERE run_id = $1{}",
             self.for_update(lock)
         );
-        self.one(q(&sql).bind(run_id.to_string()), rows::live_state).await
+        self.one(q(&sql).bind(run_id.to_string()), rows::live_state)
+            .await
     }
 
     async fn put_live_state(&mut self, s: &LiveState) -> Result<()> {
@@ -375,13 +470,22 @@ impl Tx for SqlTx {
         Ok(())
     }
 
-    async fn stream(&mut self, run_id: &str, name: &str, lock: bool) -> Result<Option<StateStream>> {
+    async fn stream(
+        &mut self,
+        run_id: &str,
+        name: &str,
+        lock: bool,
+    ) -> Result<Option<StateStream>> {
         let sql = format!(
             "SELECT {} FROM state_streams WHERE run_id = $1 AND name = $2{}",
             rows::STREAM_COLS,
             self.for_update(lock)
         );
-        self.one(q(&sql).bind(run_id.to_string()).bind(name.to_string()), rows::stream).await
+        self.one(
+            q(&sql).bind(run_id.to_string()).bind(name.to_string()),
+            rows::stream,
+        )
+        .await
     }
 
     async fn put_stream(&mut self, s: &StateStream, insert: bool) -> Result<()> {
@@ -438,7 +542,8 @@ impl Tx for SqlTx {
             "SELECT {} FROM state_streams WHERE run_id = $1 ORDER BY created_at, id",
             rows::STREAM_COLS
         );
-        self.all(q(&sql).bind(run_id.to_string()), rows::stream).await
+        self.all(q(&sql).bind(run_id.to_string()), rows::stream)
+            .await
     }
 
     async fn versions(
@@ -447,14 +552,20 @@ impl Tx for SqlTx {
         stream: Option<&str>,
         labeled_only: bool,
     ) -> Result<Vec<StateVersion>> {
-        let label_filter = if labeled_only { " AND v.label IS NOT NULL" } else { "" };
+        let label_filter = if labeled_only {
+            " AND v.label IS NOT NULL"
+        } else {
+            ""
+        };
         let sql = format!(
             "SELECT {} FROM state_versions v JOIN state_streams s ON s.id = v.stream_id \
              WHERE v.run_id = $1 AND ($2 IS NULL OR s.name = $2){label_filter} \
              ORDER BY s.name, v.version",
             rows::VERSION_COLS
         );
-        let query = q(&sql).bind(run_id.to_string()).bind(stream.map(String::from));
+        let query = q(&sql)
+            .bind(run_id.to_string())
+            .bind(stream.map(String::from));
         self.all(query, rows::version).await
     }
 
@@ -464,7 +575,8 @@ impl Tx for SqlTx {
              ORDER BY v.created_at DESC, v.version DESC",
             rows::VERSION_COLS
         );
-        self.all(q(&sql).bind(run_id.to_string()), rows::version).await
+        self.all(q(&sql).bind(run_id.to_string()), rows::version)
+            .await
     }
 
     async fn insert_usage(&mut self, u: &UsageRecord) -> Result<()> {
@@ -501,21 +613,24 @@ impl Tx for SqlTx {
             "SELECT {} FROM usage_records WHERE run_id = $1 ORDER BY created_at, id",
             rows::USAGE_COLS
         );
-        self.all(q(&sql).bind(run_id.to_string()), rows::usage).await
+        self.all(q(&sql).bind(run_id.to_string()), rows::usage)
+            .await
     }
 
     async fn recovery_attempts(&mut self, run_id: &str) -> Result<Vec<Value>> {
         let sql = "SELECT id, run_id, reason, webhook_url, status, http_status, response_body, \
             error_text, created_at, completed_at FROM recovery_attempts WHERE run_id = $1 \
             ORDER BY created_at DESC, id";
-        self.all(q(sql).bind(run_id.to_string()), rows::recovery_attempt).await
+        self.all(q(sql).bind(run_id.to_string()), rows::recovery_attempt)
+            .await
     }
 
     async fn deliveries(&mut self, run_id: &str) -> Result<Vec<Value>> {
         let sql = "SELECT id, run_id, channel_id, gate_id, event_type, payload_json, status, \
             http_status, response_body, error_text, created_at, completed_at \
             FROM channel_deliveries WHERE run_id = $1 ORDER BY created_at DESC, id LIMIT 100";
-        self.all(q(sql).bind(run_id.to_string()), rows::delivery).await
+        self.all(q(sql).bind(run_id.to_string()), rows::delivery)
+            .await
     }
 }
 

@@ -22,7 +22,12 @@ pub trait WasmTx {
     /// Wasm runs that may be picked up now: pending, or running with no live
     /// lease and not parked into the future. Locked (and skipped by other
     /// claimers) on Postgres.
-    async fn ready_wasm_runs(&mut self, now: Micros, limit: i64, root: Option<&str>) -> Result<Vec<Run>>;
+    async fn ready_wasm_runs(
+        &mut self,
+        now: Micros,
+        limit: i64,
+        root: Option<&str>,
+    ) -> Result<Vec<Run>>;
     /// Pin never-started runs of `workflow` that no component claimed yet.
     async fn adopt_pending(&mut self, workflow: &str, digest: &str) -> Result<u64>;
     /// Pull a parked run's wake-up time forward to `now`.
@@ -69,7 +74,8 @@ impl WasmTx for SqlTx {
     }
 
     async fn insert_deployment(&mut self, d: &Deployment) -> Result<()> {
-        let sql = format!("INSERT INTO deployments ({DEPLOY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
+        let sql =
+            format!("INSERT INTO deployments ({DEPLOY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
         let query = q(&sql)
             .bind(d.id.clone())
             .bind(d.workflow_name.clone())
@@ -87,7 +93,8 @@ impl WasmTx for SqlTx {
             "SELECT {DEPLOY_COLS} FROM deployments WHERE ($1 IS NULL OR workflow_name = $1) \
              ORDER BY workflow_name, version DESC"
         );
-        self.all(q(&sql).bind(workflow.map(String::from)), deployment).await
+        self.all(q(&sql).bind(workflow.map(String::from)), deployment)
+            .await
     }
 
     async fn deployment_for(&mut self, workflow: &str, digest: &str) -> Result<Option<Deployment>> {
@@ -95,11 +102,24 @@ impl WasmTx for SqlTx {
             "SELECT {DEPLOY_COLS} FROM deployments WHERE workflow_name = $1 AND digest = $2 \
              ORDER BY version DESC LIMIT 1"
         );
-        self.one(q(&sql).bind(workflow.to_string()).bind(digest.to_string()), deployment).await
+        self.one(
+            q(&sql).bind(workflow.to_string()).bind(digest.to_string()),
+            deployment,
+        )
+        .await
     }
 
-    async fn ready_wasm_runs(&mut self, now: Micros, limit: i64, root: Option<&str>) -> Result<Vec<Run>> {
-        let skip = if self.backend == super::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    async fn ready_wasm_runs(
+        &mut self,
+        now: Micros,
+        limit: i64,
+        root: Option<&str>,
+    ) -> Result<Vec<Run>> {
+        let skip = if self.backend == super::Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
         let sql = format!(
             "WITH RECURSIVE tree(id) AS (\
                SELECT CAST($3 AS TEXT) \
@@ -119,7 +139,8 @@ impl WasmTx for SqlTx {
     async fn adopt_pending(&mut self, workflow: &str, digest: &str) -> Result<u64> {
         let sql = "UPDATE runs SET component_digest = $2 WHERE workflow_name = $1 \
             AND status = 'pending' AND attempt = 0 AND component_digest IS NULL";
-        self.exec(q(sql).bind(workflow.to_string()).bind(digest.to_string())).await
+        self.exec(q(sql).bind(workflow.to_string()).bind(digest.to_string()))
+            .await
     }
 
     async fn wake(&mut self, run_id: &str, now: Micros) -> Result<()> {

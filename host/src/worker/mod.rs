@@ -34,7 +34,15 @@ impl Worker {
         let owner = format!("wasm-worker-{}", uuid::Uuid::new_v4());
         let slot_count = slots.max(1);
         let slots = Arc::new(Semaphore::new(slot_count));
-        Worker { engine, runtime, owner, slots, slot_count, root: None, progress: None }
+        Worker {
+            engine,
+            runtime,
+            owner,
+            slots,
+            slot_count,
+            root: None,
+            progress: None,
+        }
     }
 
     /// Execute only `run_id` and the child runs it starts.
@@ -56,7 +64,12 @@ impl Worker {
             let claimed = self.claim(self.slots.available_permits() as i64).await;
             let idle = claimed.is_empty();
             for run in claimed {
-                let permit = self.slots.clone().acquire_owned().await.expect("semaphore open");
+                let permit = self
+                    .slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore open");
                 let me = self.clone();
                 tokio::spawn(async move {
                     me.execute(run).await;
@@ -92,7 +105,11 @@ impl Worker {
         if free == 0 {
             return Vec::new();
         }
-        let mut runs = match self.engine.claim_wasm_runs(&self.owner, free, self.root.as_deref()).await {
+        let mut runs = match self
+            .engine
+            .claim_wasm_runs(&self.owner, free, self.root.as_deref())
+            .await
+        {
             Ok(runs) => runs,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming wasm runs failed");
@@ -102,7 +119,11 @@ impl Worker {
         let left = free - runs.len() as i64;
         // Queue runs belong to the server's worker, not to a CLI `run`.
         if left > 0 && self.root.is_none() {
-            match self.engine.claim_queued(None, &self.owner, left, true).await {
+            match self
+                .engine
+                .claim_queued(None, &self.owner, left, true)
+                .await
+            {
                 Ok(queued) => runs.extend(queued),
                 Err(e) => tracing::warn!(error = %e, "claiming queued wasm runs failed"),
             }
@@ -122,7 +143,14 @@ impl Worker {
         let heartbeat = self.heartbeat(&run.id);
         let outcome = self
             .runtime
-            .activate(engine, &run, &deployment, &self.owner, cancelled, self.progress.clone())
+            .activate(
+                engine,
+                &run,
+                &deployment,
+                &self.owner,
+                cancelled,
+                self.progress.clone(),
+            )
             .await;
         watch.abort();
         heartbeat.abort();
@@ -133,18 +161,30 @@ impl Worker {
         let engine = &self.engine;
         let id = run.id.as_str();
         let result = match outcome {
-            Outcome::Completed(value) => engine.finish_wasm_run(id, &self.owner, Ok(value)).await.map(|_| ()),
+            Outcome::Completed(value) => engine
+                .finish_wasm_run(id, &self.owner, Ok(value))
+                .await
+                .map(|_| ()),
             Outcome::Failed { error, class } => {
                 tracing::info!(run_id = id, class, error = %error, "wasm run failed");
-                engine.finish_wasm_run(id, &self.owner, Err((error, class.to_string()))).await.map(|_| ())
+                engine
+                    .finish_wasm_run(id, &self.owner, Err((error, class.to_string())))
+                    .await
+                    .map(|_| ())
             }
             Outcome::Suspended { until, reason } => {
                 tracing::debug!(run_id = id, reason, "wasm run suspended");
                 engine.park(id, &self.owner, until).await
             }
             Outcome::Retry(why) => {
-                tracing::warn!(run_id = id, why, "wasm activation hit a host error; will retry");
-                engine.park(id, &self.owner, engine.now() + RETRY_DELAY_MS * 1000).await
+                tracing::warn!(
+                    run_id = id,
+                    why,
+                    "wasm activation hit a host error; will retry"
+                );
+                engine
+                    .park(id, &self.owner, engine.now() + RETRY_DELAY_MS * 1000)
+                    .await
             }
             Outcome::Cancelled | Outcome::LeaseLost => Ok(()),
         };
