@@ -3,96 +3,9 @@
 //! resolving the gates completes every one of them.
 
 use crate::harness::TestServer;
+use crate::serve::Serve;
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Serve {
-    child: Child,
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    async fn start(srv: &TestServer, data_dir: &std::path::Path) -> Serve {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_tidebase-host"))
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--database-url",
-                &srv.db_url,
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("RUST_LOG", "warn")
-            .env("TIDEBASE_RECONCILER", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn serve");
-        let s = Serve {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while s
-            .http
-            .get(format!("{}/health", s.base))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "serve did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        s
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "POST {path}: {}", r.status());
-        r.json().await.unwrap()
-    }
-
-    async fn start_runs(&self, n: usize) -> Vec<String> {
-        let mut ids = Vec::with_capacity(n);
-        for i in 0..n {
-            let run = self
-                .post("/runs/report", json!({"input": {"topic": format!("t{i}")}}))
-                .await;
-            ids.push(run["run"]["id"].as_str().unwrap().to_string());
-        }
-        ids
-    }
-}
 
 /// Pending gates of the given runs, once every run is parked at one.
 async fn wait_all_parked(srv: &TestServer, ids: &[String]) -> Vec<Value> {
@@ -123,7 +36,7 @@ async fn wait_all_parked(srv: &TestServer, ids: &[String]) -> Vec<Value> {
 
 async fn thousand_suspended_runs_stay_flat(srv: TestServer) {
     let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(&srv, dir.path()).await;
+    let serve = Serve::start(&srv, dir.path(), &[("TIDEBASE_RECONCILER", "0")]).await;
     let bytes = std::fs::read(tidebase_fixtures::REPORT).unwrap();
     let r = serve
         .http
