@@ -394,3 +394,67 @@ async fn queued_wasm_runs_run_under_queue_caps(srv: TestServer) {
 }
 
 backend_tests!(queued_wasm_runs_run_under_queue_caps = Opts::wasm());
+
+/// An activation that outlives the lease keeps it by heartbeat: the run is
+/// never picked up a second time while it is alive.
+async fn long_activations_keep_their_lease(srv: TestServer) {
+    deploy(&srv, "steps", tidebase_fixtures::STEPS, "").await;
+    let id = start(&srv, "steps", json!({"steps": 400})).await;
+    let started = Instant::now();
+    let d = wait_status(&srv, &id, "completed").await;
+    let took = started.elapsed();
+    let events = d["events"].as_array().unwrap();
+    assert_eq!(
+        count_events(events, "run.started"),
+        1,
+        "run was taken over while alive (ran {took:?})"
+    );
+    assert_eq!(count_events(events, "step.completed"), 400);
+    assert!(
+        took > Duration::from_millis(3 * srv.opts.lease_ms as u64),
+        "the run ({took:?}) did not outlive the lease, so this proves nothing"
+    );
+}
+
+backend_tests!(
+    long_activations_keep_their_lease = Opts {
+        lease_ms: 100,
+        ..Opts::wasm()
+    }
+);
+
+/// A workflow gets no environment, no files and no network; what it prints
+/// ends up in its run's `log` events, not in the host's output.
+async fn the_sandbox_grants_nothing(srv: TestServer) {
+    deploy(&srv, "hostile", tidebase_fixtures::HOSTILE, "").await;
+    let id = start(&srv, "hostile", json!({"mode": "escape"})).await;
+    let d = wait_status(&srv, &id, "completed").await;
+    let got = &d["run"]["result"];
+    assert_eq!(got["env"], 0, "environment leaked: {got}");
+    for probe in ["readRoot", "readEtc", "writeTmp", "connect"] {
+        assert!(
+            got[probe].get("denied").is_some(),
+            "{probe} was allowed: {got}"
+        );
+    }
+    let logs: Vec<&Value> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "log")
+        .collect();
+    let line = |level: &str, text: &str| {
+        logs.iter()
+            .any(|e| e["payload"]["level"] == level && e["payload"]["message"] == text)
+    };
+    assert!(
+        line("stdout", "hello from the sandbox"),
+        "stdout not captured: {logs:?}"
+    );
+    assert!(
+        line("stderr", "and from its stderr"),
+        "stderr not captured: {logs:?}"
+    );
+}
+
+backend_tests!(the_sandbox_grants_nothing = Opts::wasm());

@@ -9,7 +9,9 @@
 //! - `stack`: recurses without bound (exhausts the stack);
 //! - `output`: returns a JSON string of `bytes` characters, 64 MiB by default
 //!   (needs a result size limit). The string is streamed into the JSON result,
-//!   so the guest needs about 1.5–3 times `bytes` of memory (buffer growth).
+//!   so the guest needs about 1.5–3 times `bytes` of memory (buffer growth);
+//! - `escape`: tries to reach outside the sandbox (environment, files,
+//!   network, stdout) and reports what it got.
 
 use std::fmt;
 use std::hint::black_box;
@@ -28,6 +30,7 @@ enum Mode {
     Panic,
     Stack,
     Output,
+    Escape,
 }
 
 #[derive(Deserialize)]
@@ -122,7 +125,26 @@ fn hostile(run: &Run, input: Input) -> Result<Output, Error> {
         Mode::Panic => panic!("hostile workflow panicked on purpose"),
         Mode::Stack => Ok(Output::Json(json!({ "depth": recurse(0) }))),
         Mode::Output => Ok(Output::Filler(Filler(input.bytes))),
+        Mode::Escape => Ok(Output::Json(escape())),
     }
+}
+
+/// Everything a sandboxed workflow should be denied, and what it got.
+fn escape() -> Value {
+    println!("hello from the sandbox");
+    eprintln!("and from its stderr");
+    let outcome = |r: std::io::Result<String>| match r {
+        Ok(got) => json!({"allowed": got}),
+        Err(e) => json!({"denied": e.to_string()}),
+    };
+    json!({
+        "env": std::env::vars().count(),
+        "args": std::env::args().count(),
+        "readRoot": outcome(std::fs::read_dir("/").map(|d| format!("{} entries", d.count()))),
+        "readEtc": outcome(std::fs::read_to_string("/etc/hostname")),
+        "writeTmp": outcome(std::fs::write("/tmp/tidebase-escape", b"x").map(|_| "wrote".into())),
+        "connect": outcome(std::net::TcpStream::connect("127.0.0.1:5432").map(|_| "connected".into())),
+    })
 }
 
 tidebase_guest::workflow!(hostile);

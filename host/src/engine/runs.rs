@@ -301,6 +301,7 @@ impl Engine {
         let now = self.now();
         let mut w = self.write().await?;
         let run = self.fence_run(&mut w, id, owner).await?;
+        let failed = result.is_err();
         let outcome = match result {
             Ok(value) => (self.apply_complete(&mut w, run, value, now).await?, false),
             Err((error, class)) => {
@@ -309,6 +310,9 @@ impl Engine {
             }
         };
         self.commit(w).await?;
+        if failed && !outcome.1 {
+            self.after_run_failed(&outcome.0);
+        }
         Ok(outcome)
     }
 
