@@ -118,8 +118,20 @@ impl RunCtx {
         format!("__{kind}:{n}")
     }
 
-    /// A value recorded once as a hidden step and replayed afterwards.
-    async fn recorded(&mut self, key: String, fresh: impl FnOnce() -> Value) -> Wt<Value> {
+    /// Whether step code is running (between a step's begin and its end).
+    fn in_step(&self) -> bool {
+        !self.attempts.is_empty()
+    }
+
+    /// Outside step code: `fresh` recorded once as hidden step `__<kind>:<n>`
+    /// and replayed afterwards. Inside step code the step's own checkpoint
+    /// captures the effect, so the value is used as is and not numbered
+    /// (numbering it would shift every later call once the step replays).
+    async fn recorded(&mut self, kind: &'static str, fresh: Value) -> Wt<Value> {
+        if self.in_step() {
+            return Ok(fresh);
+        }
+        let key = self.next_call(kind);
         let hash = crate::engine::stable_hash(&Value::Null);
         if let Settled::Done(action) = self
             .engine
@@ -135,9 +147,8 @@ impl RunCtx {
                 ))),
             };
         }
-        let value = fresh();
         let req = hidden_step(&key, &hash);
-        let outcome = StepOutcome::Completed(value);
+        let outcome = StepOutcome::Completed(fresh);
         let step = self
             .engine
             .checkpoint_step(&self.run_id, &self.owner, req, outcome, Vec::new())
@@ -572,12 +583,15 @@ impl host::Host for RunCtx {
 
     async fn sleep(&mut self, duration_ms: u64) -> Wt<()> {
         self.live()?;
-        let key = self.next_call("sleep");
+        if self.in_step() {
+            // Suspending would abandon the step attempt: wait in place.
+            tokio::time::sleep(std::time::Duration::from_millis(duration_ms)).await;
+            return Ok(());
+        }
         let now = self.engine.now();
         let wake_at = now.saturating_add((duration_ms as i64).saturating_mul(1000));
-        let recorded = self
-            .recorded(key.clone(), || json!({"wakeAt": wake_at}))
-            .await?;
+        let recorded = self.recorded("sleep", json!({"wakeAt": wake_at})).await?;
+        let key = format!("__sleep:{}", self.calls["sleep"]);
         let due = recorded["wakeAt"].as_i64().unwrap_or(now);
         if self.engine.now() >= due {
             return Ok(());
@@ -607,18 +621,16 @@ impl host::Host for RunCtx {
 
     async fn now(&mut self) -> Wt<u64> {
         self.live()?;
-        let key = self.next_call("now");
         let fresh = (self.engine.now() / 1000).max(0);
-        let v = self.recorded(key, || json!(fresh)).await?;
+        let v = self.recorded("now", json!(fresh)).await?;
         Ok(v.as_u64().unwrap_or(0))
     }
 
     async fn random(&mut self) -> Wt<u64> {
         self.live()?;
-        let key = self.next_call("random");
         let fresh: u64 = rand::random();
         // Recorded as a string: JSON numbers above 2^53 lose precision.
-        let v = self.recorded(key, || json!(fresh.to_string())).await?;
+        let v = self.recorded("random", json!(fresh.to_string())).await?;
         Ok(v.as_str().and_then(|s| s.parse().ok()).unwrap_or(0))
     }
 }
