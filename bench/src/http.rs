@@ -1,0 +1,562 @@
+//! Mode `http`: the HTTP API driven exactly as an SDK worker drives it.
+//!
+//! Per workflow: `POST /runs/bench` → `POST /runs/:id/begin` → N × (`POST
+//! /runs/:id/steps/begin` + `POST /runs/:id/steps/:sid/complete`) → `POST
+//! /runs/:id/complete`, by C concurrent workers. Then the crash-resume case:
+//! runs whose steps all completed but which were never completed are begun
+//! again and every step begin must answer `return`.
+
+use crate::env::{Cost, Db, PgStats, Snap, Stats, database_name};
+use crate::report::{Latencies, Table, cell, cost_json, ms, record};
+use crate::{Global, backend_name};
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tidebase_host::engine::{Engine, stable_hash};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct HttpArgs {
+    /// Drive an external server at this base URL instead of an in-process one.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// With `--url`: the Postgres database that server uses, to read its
+    /// commit counters (`postgres://…/<db>`); without it no counters.
+    #[arg(long)]
+    pub stats_database_url: Option<String>,
+    /// Steps per workflow.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Concurrent workflows (one worker task each), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64])]
+    pub concurrency: Vec<usize>,
+    /// Seconds each concurrency level runs (workers finish their current
+    /// workflow after it).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration_secs: f64,
+    /// Run a fixed number of workflows per level instead of a duration.
+    #[arg(long)]
+    pub workflows: Option<usize>,
+    /// Workflows prepared for the replay measurement (steps done, run not completed).
+    #[arg(long, default_value_t = 300)]
+    pub replay_workflows: usize,
+    /// Skip the replay measurement.
+    #[arg(long)]
+    pub no_replay: bool,
+}
+
+/// An SDK-like client of one server.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+fn step_input(i: usize) -> (String, Value, String) {
+    let input = json!({ "i": i });
+    let hash = stable_hash(&input);
+    (format!("step-{i}"), input, hash)
+}
+
+impl Client {
+    pub fn new(base: &str) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(1024)
+            .build()?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    async fn post(&self, path: &str, body: &Value, owner: Option<&str>) -> Result<Value> {
+        let mut rb = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(owner) = owner {
+            rb = rb.header("x-tidebase-worker", owner);
+        }
+        let resp = rb.send().await.with_context(|| format!("POST {path}"))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("POST {path}: {status}: {text}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("POST {path}: not JSON: {text}"))
+    }
+
+    /// Create and begin a run; returns its id.
+    async fn start(&self, workflow: &str, owner: &str) -> Result<String> {
+        let created = self
+            .post(
+                &format!("/runs/{workflow}"),
+                &json!({"input": {"bench": true}}),
+                None,
+            )
+            .await?;
+        let id = created["run"]["id"]
+            .as_str()
+            .context("no run id")?
+            .to_string();
+        self.rebegin(&id, owner).await?;
+        Ok(id)
+    }
+
+    /// `POST /runs/:id/begin` as `owner`.
+    pub async fn rebegin(&self, run_id: &str, owner: &str) -> Result<()> {
+        let begun = self
+            .post(&format!("/runs/{run_id}/begin"), &json!({}), Some(owner))
+            .await?;
+        if begun["leaseOwner"] != owner {
+            bail!("begin of {run_id}: lease owner {}", begun["leaseOwner"]);
+        }
+        Ok(())
+    }
+
+    /// One workflow as an SDK worker runs it; each step's begin + complete
+    /// round trip pair goes into `lat`. Without `complete` the run is left
+    /// running with every step completed (a worker that crashed at the end).
+    pub async fn workflow(
+        &self,
+        workflow: &str,
+        owner: &str,
+        steps: usize,
+        complete: bool,
+        lat: &mut Latencies,
+    ) -> Result<String> {
+        let id = self.start(workflow, owner).await?;
+        for i in 0..steps {
+            let (name, input, hash) = step_input(i);
+            let t0 = Instant::now();
+            let begin =
+                json!({"name": name, "inputHash": hash, "input": input, "leaseOwner": owner});
+            let began = self
+                .post(&format!("/runs/{id}/steps/begin"), &begin, None)
+                .await?;
+            if began["action"] != "execute" {
+                bail!("step {name} of {id}: expected execute, got {began}");
+            }
+            let sid = began["step"]["id"].as_str().context("no step id")?;
+            let done = json!({"leaseOwner": owner, "output": {"i": i, "ok": true}});
+            self.post(&format!("/runs/{id}/steps/{sid}/complete"), &done, None)
+                .await?;
+            lat.push(t0.elapsed());
+        }
+        if complete {
+            let result = json!({"result": {"steps": steps}});
+            self.post(&format!("/runs/{id}/complete"), &result, None)
+                .await?;
+        }
+        Ok(id)
+    }
+
+    /// Begin every step of a run again: each must answer `return`.
+    pub async fn replay(
+        &self,
+        run_id: &str,
+        owner: &str,
+        steps: usize,
+        lat: &mut Latencies,
+    ) -> Result<()> {
+        for i in 0..steps {
+            let (name, input, hash) = step_input(i);
+            let t0 = Instant::now();
+            let begin =
+                json!({"name": name, "inputHash": hash, "input": input, "leaseOwner": owner});
+            let began = self
+                .post(&format!("/runs/{run_id}/steps/begin"), &begin, None)
+                .await?;
+            lat.push(t0.elapsed());
+            if began["action"] != "return" || began["output"]["i"] != i {
+                bail!("replay of step {name} of {run_id}: expected return, got {began}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// When the workers of a load stop starting workflows.
+#[derive(Clone)]
+pub enum Until {
+    Deadline(Instant),
+    Count(Arc<AtomicUsize>, usize),
+}
+
+impl Until {
+    pub fn new(duration_secs: f64, count: Option<usize>) -> Until {
+        match count {
+            Some(n) => Until::Count(Arc::new(AtomicUsize::new(0)), n),
+            None => Until::Deadline(Instant::now() + Duration::from_secs_f64(duration_secs)),
+        }
+    }
+
+    fn next(&self) -> bool {
+        match self {
+            Until::Deadline(d) => Instant::now() < *d,
+            Until::Count(started, n) => started.fetch_add(1, Ordering::Relaxed) < *n,
+        }
+    }
+}
+
+/// What a load did.
+#[derive(Default)]
+pub struct Load {
+    pub elapsed: Duration,
+    pub workflows: u64,
+    pub steps: u64,
+    pub lat: Latencies,
+    pub errors: u64,
+    /// `(run id, lease owner)` of every workflow that succeeded.
+    pub runs: Vec<(String, String)>,
+}
+
+impl Load {
+    pub fn steps_per_sec(&self) -> f64 {
+        self.steps as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn report_error(errors: u64, e: &anyhow::Error) {
+    if errors <= 3 {
+        eprintln!("  error: {e:#}");
+    }
+}
+
+/// `conc` workers each running whole workflows until `until`.
+pub async fn checkpoint_load(
+    client: Arc<Client>,
+    workflow: &str,
+    conc: usize,
+    steps: usize,
+    until: Until,
+    complete: bool,
+) -> Load {
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..conc {
+        let (client, until, workflow) = (client.clone(), until.clone(), workflow.to_string());
+        let owner = format!("bench-{}-{k}", &tag[..8]);
+        tasks.push(tokio::spawn(async move {
+            let mut load = Load::default();
+            while until.next() {
+                let mut lat = Latencies::default();
+                match client
+                    .workflow(&workflow, &owner, steps, complete, &mut lat)
+                    .await
+                {
+                    Ok(id) => {
+                        load.workflows += 1;
+                        load.runs.push((id, owner.clone()));
+                    }
+                    Err(e) => {
+                        load.errors += 1;
+                        report_error(load.errors, &e);
+                    }
+                }
+                load.steps += lat.len() as u64;
+                load.lat.extend(lat);
+            }
+            load
+        }));
+    }
+    merge(tasks, t0).await
+}
+
+/// `conc` workers replaying the steps of `runs` (round robin) until the deadline.
+pub async fn replay_load(
+    client: Arc<Client>,
+    runs: Arc<Vec<(String, String)>>,
+    conc: usize,
+    steps: usize,
+    duration: Duration,
+) -> Load {
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + duration;
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (client, runs, next) = (client.clone(), runs.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut load = Load::default();
+            while Instant::now() < deadline {
+                let (id, owner) = &runs[next.fetch_add(1, Ordering::Relaxed) % runs.len()];
+                let mut lat = Latencies::default();
+                match client.replay(id, owner, steps, &mut lat).await {
+                    Ok(()) => load.workflows += 1,
+                    Err(e) => {
+                        load.errors += 1;
+                        report_error(load.errors, &e);
+                    }
+                }
+                load.steps += lat.len() as u64;
+                load.lat.extend(lat);
+            }
+            load
+        }));
+    }
+    merge(tasks, t0).await
+}
+
+async fn merge(tasks: Vec<tokio::task::JoinHandle<Load>>, t0: Instant) -> Load {
+    let mut total = Load::default();
+    for t in tasks {
+        match t.await {
+            Ok(load) => {
+                total.workflows += load.workflows;
+                total.steps += load.steps;
+                total.errors += load.errors;
+                total.lat.extend(load.lat);
+                total.runs.extend(load.runs);
+            }
+            Err(e) => {
+                eprintln!("  worker task died: {e}");
+                total.errors += 1;
+            }
+        }
+    }
+    total.elapsed = t0.elapsed();
+    total
+}
+
+/// Serve the API of `engine` on an ephemeral port, as the e2e harness does.
+pub async fn serve(engine: Engine) -> Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = tidebase_host::api::router(engine, None);
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("server stopped: {e}");
+        }
+    });
+    Ok((format!("http://{addr}"), server))
+}
+
+pub const LOAD_HEAD: &[&str] = &[
+    "phase",
+    "conc",
+    "workflows",
+    "steps",
+    "secs",
+    "steps/s",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "commits/step",
+    "write-tx/step",
+    "read-conns/step",
+    "rows/step",
+    "errors",
+];
+
+/// A table row and a JSON record for one load.
+pub fn load_row(
+    table: &mut Table,
+    bench: &str,
+    backend: &str,
+    conc: usize,
+    load: &mut Load,
+    cost: &Cost,
+) {
+    table.row(vec![
+        bench.to_string(),
+        conc.to_string(),
+        load.workflows.to_string(),
+        load.steps.to_string(),
+        format!("{:.1}", load.elapsed.as_secs_f64()),
+        format!("{:.0}", load.steps_per_sec()),
+        format!("{:.2}", ms(load.lat.pct(50.0))),
+        format!("{:.2}", ms(load.lat.pct(90.0))),
+        format!("{:.2}", ms(load.lat.pct(99.0))),
+        cell(cost.commits, 2),
+        cell(cost.writes, 2),
+        cell(cost.reads, 2),
+        cell(cost.rows_written, 2),
+        load.errors.to_string(),
+    ]);
+    let mut fields = json!({
+        "backend": backend,
+        "concurrency": conc,
+        "workflows": load.workflows,
+        "steps": load.steps,
+        "elapsedSecs": (load.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        "stepsPerSec": load.steps_per_sec().round(),
+        "latency": load.lat.summary(),
+        "errors": load.errors,
+    });
+    if let (Value::Object(f), Value::Object(c)) = (&mut fields, cost_json(cost)) {
+        f.extend(c);
+    }
+    record(bench, fields);
+}
+
+pub async fn run(g: &Global, a: &HttpArgs) -> Result<()> {
+    let settle = Duration::from_secs_f64(g.settle_secs);
+    let (base, stats, db, server, backend) = match &a.url {
+        Some(url) => {
+            let pg = match &a.stats_database_url {
+                Some(u) => {
+                    let name =
+                        database_name(u).context("--stats-database-url names no database")?;
+                    Some(PgStats::connect(u, &name).await?)
+                }
+                None => None,
+            };
+            (
+                url.clone(),
+                Stats::external(pg, settle),
+                None,
+                None,
+                "external".to_string(),
+            )
+        }
+        None => {
+            let db = Db::create(g).await?;
+            let (engine, counts) = db.engine(g.max_connections).await?;
+            let stats = db.stats(Some(counts), settle).await?;
+            let (base, server) = serve(engine).await?;
+            let backend = backend_name(db.backend).to_string();
+            (base, stats, Some(db), Some(server), backend)
+        }
+    };
+    eprintln!("http: {backend} server at {base}");
+    let result = measure(a, &base, &stats, &backend).await;
+    if let Some(server) = server {
+        server.abort();
+    }
+    if let Some(db) = db {
+        db.remove().await?;
+    }
+    result
+}
+
+async fn measure(a: &HttpArgs, base: &str, stats: &Stats, backend: &str) -> Result<()> {
+    let client = Arc::new(Client::new(base)?);
+    // Warm up connections, prepared statements and the allocator.
+    let warm = checkpoint_load(
+        client.clone(),
+        "bench-warmup",
+        4,
+        a.steps,
+        Until::new(0.0, Some(20)),
+        true,
+    )
+    .await;
+    if warm.errors > 0 {
+        bail!("warm-up failed");
+    }
+    let title = format!(
+        "http checkpoints ({backend}, {} steps/workflow; latency = step begin + complete)",
+        a.steps
+    );
+    let mut table = Table::new(&title, LOAD_HEAD);
+    let mut last = stats.snap().await?;
+    for &conc in &a.concurrency {
+        eprintln!("http: checkpoint load at concurrency {conc}");
+        let until = Until::new(a.duration_secs, a.workflows);
+        let mut load = checkpoint_load(client.clone(), "bench", conc, a.steps, until, true).await;
+        let now = stats.snap().await?;
+        let cost = last.cost(&now, load.steps, 0);
+        last = now;
+        load_row(
+            &mut table,
+            "http.checkpoint",
+            backend,
+            conc,
+            &mut load,
+            &cost,
+        );
+    }
+    table.print();
+    if a.no_replay {
+        return Ok(());
+    }
+    replay(a, &client, stats, backend, last).await
+}
+
+async fn replay(
+    a: &HttpArgs,
+    client: &Arc<Client>,
+    stats: &Stats,
+    backend: &str,
+    mut last: Snap,
+) -> Result<()> {
+    let title = format!(
+        "http replays ({backend}): steps completed, run not completed, run begun again; latency = one step begin"
+    );
+    let mut table = Table::new(&title, LOAD_HEAD);
+    eprintln!(
+        "http: preparing {} unfinished workflows",
+        a.replay_workflows
+    );
+    let until = Until::new(0.0, Some(a.replay_workflows));
+    let mut prep = checkpoint_load(client.clone(), "bench-replay", 16, a.steps, until, false).await;
+    let now = stats.snap().await?;
+    let cost = last.cost(&now, prep.steps, 0);
+    last = now;
+    load_row(
+        &mut table,
+        "http.replay-prep",
+        backend,
+        16,
+        &mut prep,
+        &cost,
+    );
+    let runs = Arc::new(std::mem::take(&mut prep.runs));
+    if runs.is_empty() {
+        bail!("no workflow to replay");
+    }
+
+    // The resumed worker takes the run lease again (same owner id, as a
+    // restarted worker with a stable id would): one write per run.
+    eprintln!("http: beginning {} runs again", runs.len());
+    let t0 = Instant::now();
+    let mut rebegin = Load::default();
+    for chunk in runs.chunks(16) {
+        let begins = chunk.iter().map(|(id, owner)| {
+            let client = client.clone();
+            async move {
+                let t = Instant::now();
+                client.rebegin(id, owner).await.map(|_| t.elapsed())
+            }
+        });
+        for r in futures::future::join_all(begins).await {
+            match r {
+                Ok(d) => {
+                    rebegin.workflows += 1;
+                    rebegin.lat.push(d);
+                }
+                Err(e) => {
+                    rebegin.errors += 1;
+                    report_error(rebegin.errors, &e);
+                }
+            }
+        }
+    }
+    rebegin.elapsed = t0.elapsed();
+    let now = stats.snap().await?;
+    // Per run, not per step.
+    let cost = last.cost(&now, rebegin.workflows, 0);
+    last = now;
+    rebegin.steps = rebegin.workflows;
+    load_row(
+        &mut table,
+        "http.rebegin(per run)",
+        backend,
+        16,
+        &mut rebegin,
+        &cost,
+    );
+
+    for &conc in &a.concurrency {
+        eprintln!("http: replay load at concurrency {conc}");
+        let duration = Duration::from_secs_f64(a.duration_secs);
+        let mut load = replay_load(client.clone(), runs.clone(), conc, a.steps, duration).await;
+        let now = stats.snap().await?;
+        let cost = last.cost(&now, load.steps, 0);
+        last = now;
+        load_row(&mut table, "http.replay", backend, conc, &mut load, &cost);
+    }
+    table.print();
+    Ok(())
+}
