@@ -12,6 +12,7 @@ host=target/debug/tidebase-host
 wasm=target/wasm-fixtures/wasm32-wasip2/release
 
 echo "== fanout-parent: child runs, a durable sleep, state and usage" >&2
+"$host" deploy "$wasm/child_echo.wasm" --name child-echo >/dev/null
 "$host" run "$wasm/fanout_parent.wasm" --workflow fanout-parent --input '{"values":[1,2,3]}'
 
 echo "== report: steps, live state, then an approval gate" >&2
