@@ -380,3 +380,97 @@ pub fn load1() -> f64 {
         .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
         .unwrap_or(f64::NAN)
 }
+
+/// CPU time so far: the whole machine, this process, and every `postgres`
+/// process, in clock ticks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu {
+    all: u64,
+    busy: u64,
+    own: u64,
+    postgres: u64,
+}
+
+/// Where the CPU went during a phase, in cores (1.0 = one core busy).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuUse {
+    pub cores: f64,
+    pub busy: f64,
+    pub bench: f64,
+    pub postgres: f64,
+    /// Everything else: other processes on the machine (noise).
+    pub other: f64,
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line, and its command name.
+fn proc_ticks(stat: &str) -> Option<(&str, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = &stat[open + 1..close];
+    let mut fields = stat[close + 1..].split_whitespace();
+    // After the command: state is field 3; utime and stime are 14 and 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((comm, utime + stime))
+}
+
+impl Cpu {
+    pub fn sample() -> Cpu {
+        let mut cpu = Cpu::default();
+        if let Ok(stat) = std::fs::read_to_string("/proc/stat")
+            && let Some(line) = stat.lines().find(|l| l.starts_with("cpu "))
+        {
+            let v: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal (guest time is in user).
+            let all: u64 = v.iter().take(8).sum();
+            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+            cpu.all = all;
+            cpu.busy = all - idle;
+        }
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            cpu.own = proc_ticks(&stat).map_or(0, |(_, t)| t);
+        }
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for entry in dir.flatten() {
+                let name = entry.file_name();
+                if !name
+                    .to_str()
+                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    continue;
+                }
+                if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat"))
+                    && let Some(("postgres", t)) = proc_ticks(&stat)
+                {
+                    cpu.postgres += t;
+                }
+            }
+        }
+        cpu
+    }
+
+    /// Usage between `self` and `later`. Postgres backends that exited in
+    /// between are missed (the benchmark's pool keeps its connections).
+    pub fn usage(&self, later: &Cpu) -> CpuUse {
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let all = later.all.saturating_sub(self.all) as f64;
+        if all == 0.0 {
+            return CpuUse::default();
+        }
+        let cores = |ticks: u64| ticks as f64 / all * ncpu;
+        let busy = cores(later.busy.saturating_sub(self.busy));
+        let bench = cores(later.own.saturating_sub(self.own));
+        let postgres = cores(later.postgres.saturating_sub(self.postgres));
+        CpuUse {
+            cores: ncpu,
+            busy,
+            bench,
+            postgres,
+            other: (busy - bench - postgres).max(0.0),
+        }
+    }
+}

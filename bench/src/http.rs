@@ -6,7 +6,7 @@
 //! runs whose steps all completed but which were never completed are begun
 //! again and every step begin must answer `return`.
 
-use crate::env::{Cost, Db, PgStats, Snap, Stats, database_name};
+use crate::env::{Cost, Cpu, CpuUse, Db, PgStats, Snap, Stats, database_name};
 use crate::report::{Latencies, Table, cell, cost_json, ms, record};
 use crate::{Global, backend_name};
 use anyhow::{Context, Result, bail};
@@ -208,6 +208,7 @@ pub struct Load {
     pub errors: u64,
     /// `(run id, lease owner)` of every workflow that succeeded.
     pub runs: Vec<(String, String)>,
+    pub cpu: CpuUse,
 }
 
 impl Load {
@@ -232,6 +233,7 @@ pub async fn checkpoint_load(
     complete: bool,
 ) -> Load {
     let tag = uuid::Uuid::new_v4().simple().to_string();
+    let cpu = Cpu::sample();
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for k in 0..conc {
@@ -260,7 +262,7 @@ pub async fn checkpoint_load(
             load
         }));
     }
-    merge(tasks, t0).await
+    merge(tasks, t0, cpu).await
 }
 
 /// `conc` workers replaying the steps of `runs` (round robin) until the deadline.
@@ -273,6 +275,7 @@ pub async fn replay_load(
 ) -> Load {
     let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + duration;
+    let cpu = Cpu::sample();
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..conc {
@@ -295,10 +298,10 @@ pub async fn replay_load(
             load
         }));
     }
-    merge(tasks, t0).await
+    merge(tasks, t0, cpu).await
 }
 
-async fn merge(tasks: Vec<tokio::task::JoinHandle<Load>>, t0: Instant) -> Load {
+async fn merge(tasks: Vec<tokio::task::JoinHandle<Load>>, t0: Instant, cpu: Cpu) -> Load {
     let mut total = Load::default();
     for t in tasks {
         match t.await {
@@ -316,7 +319,12 @@ async fn merge(tasks: Vec<tokio::task::JoinHandle<Load>>, t0: Instant) -> Load {
         }
     }
     total.elapsed = t0.elapsed();
+    total.cpu = cpu.usage(&Cpu::sample());
     total
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
 }
 
 /// Serve the API of `engine` on an ephemeral port, as the e2e harness does.
@@ -347,6 +355,7 @@ pub const LOAD_HEAD: &[&str] = &[
     "read-conns/step",
     "rows/step",
     "errors",
+    "cpu bench/pg/other",
 ];
 
 /// A table row and a JSON record for one load.
@@ -373,6 +382,10 @@ pub fn load_row(
         cell(cost.reads, 2),
         cell(cost.rows_written, 2),
         load.errors.to_string(),
+        format!(
+            "{:.2}/{:.2}/{:.2}",
+            load.cpu.bench, load.cpu.postgres, load.cpu.other
+        ),
     ]);
     let mut fields = json!({
         "backend": backend,
@@ -383,6 +396,13 @@ pub fn load_row(
         "stepsPerSec": load.steps_per_sec().round(),
         "latency": load.lat.summary(),
         "errors": load.errors,
+        "cpuCores": {
+            "machine": load.cpu.cores,
+            "busy": round2(load.cpu.busy),
+            "bench": round2(load.cpu.bench),
+            "postgres": round2(load.cpu.postgres),
+            "other": round2(load.cpu.other),
+        },
     });
     if let (Value::Object(f), Value::Object(c)) = (&mut fields, cost_json(cost)) {
         f.extend(c);
@@ -510,6 +530,7 @@ async fn replay(
     // The resumed worker takes the run lease again (same owner id, as a
     // restarted worker with a stable id would): one write per run.
     eprintln!("http: beginning {} runs again", runs.len());
+    let cpu = Cpu::sample();
     let t0 = Instant::now();
     let mut rebegin = Load::default();
     for chunk in runs.chunks(16) {
@@ -534,6 +555,7 @@ async fn replay(
         }
     }
     rebegin.elapsed = t0.elapsed();
+    rebegin.cpu = cpu.usage(&Cpu::sample());
     let now = stats.snap().await?;
     // Per run, not per step.
     let cost = last.cost(&now, rebegin.workflows, 0);

@@ -5,7 +5,7 @@
 //! over HTTP, for comparison; (d) host memory per run suspended at a gate,
 //! then resuming them all.
 
-use crate::env::{Cost, Db, Poller, Stats, rss_kib};
+use crate::env::{Cost, Cpu, CpuUse, Db, Poller, Stats, rss_kib};
 use crate::http::{Client, LOAD_HEAD, Until, checkpoint_load, load_row, serve};
 use crate::report::{Latencies, Table, cell, cost_json, ms, record};
 use crate::{Global, backend_name};
@@ -47,6 +47,11 @@ pub struct WasmArgs {
     /// (b, c) Runs per concurrency level.
     #[arg(long, default_value_t = 300)]
     pub runs: usize,
+    /// (b) Also run one long run per worker slot, with this many steps in
+    /// total per level (all claimed at once: no gaps between runs, so this
+    /// is the checkpoint rate inside activations); 0 skips it.
+    #[arg(long, default_value_t = 3000)]
+    pub long_steps: usize,
     /// (b, c) Worker slots (b) and concurrent HTTP workers (c), comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 16])]
     pub concurrency: Vec<usize>,
@@ -275,61 +280,103 @@ impl Ctx<'_> {
         runs: usize,
         slots: usize,
         poller: &mut Poller,
-    ) -> Result<Duration> {
+    ) -> Result<(Duration, CpuUse)> {
         let done = format!(
             "SELECT count(*) FROM runs WHERE workflow_name = '{workflow}' AND status = 'completed'"
         );
+        let cpu = Cpu::sample();
         let worker = Running::start(&self.engine, &self.runtime, slots);
         let t0 = Instant::now();
         let waited = self
             .wait_count(poller, workflow, &done, runs, workflow)
             .await;
         let elapsed = t0.elapsed();
+        let cpu = cpu.usage(&Cpu::sample());
         worker.stop().await;
         waited?;
-        Ok(elapsed)
+        Ok((elapsed, cpu))
     }
 
-    /// (b) Checkpointed steps with the worker loop.
+    /// (b) Checkpointed steps with the worker loop: `runs` runs of `steps`
+    /// steps per level, then one run of `long_steps / slots` steps per slot.
     async fn steps(&self, compare: &mut Table) -> Result<()> {
         let a = self.a;
-        let input = json!({ "steps": a.steps });
         self.deploy("steps-warmup", tidebase_fixtures::STEPS)
             .await?;
         let mut poller = self.db.poller().await?;
-        self.create_runs("steps-warmup", input.clone(), 4).await?;
+        let warm = json!({ "steps": a.steps });
+        self.create_runs("steps-warmup", warm, 4).await?;
         self.execute("steps-warmup", 4, 4, &mut poller).await?;
         for &slots in &a.concurrency {
             let workflow = format!("steps-c{slots}");
-            self.deploy(&workflow, tidebase_fixtures::STEPS).await?;
-            self.create_runs(&workflow, input.clone(), a.runs).await?;
-            eprintln!(
-                "wasm: {} runs × {} steps with {slots} worker slots",
-                a.runs, a.steps
-            );
-            let before = self.stats.snap().await?;
-            let q0 = poller.queries;
-            let elapsed = self.execute(&workflow, a.runs, slots, &mut poller).await?;
-            let after = self.stats.snap().await?;
-            let steps = (a.runs * a.steps) as u64;
-            let cost = before.cost(&after, steps, poller.queries - q0);
-            let sum = (0..a.steps as u64).sum::<u64>();
-            let wrong = poller
-                .count(&format!(
-                    "SELECT count(*) FROM runs WHERE workflow_name = '{workflow}' AND result_json NOT LIKE '%\"sum\":{sum}%'"
-                ))
-                .await?;
-            if wrong > 0 {
-                bail!("{wrong} runs of {workflow} have a wrong result");
-            }
-            let mut load = crate::http::Load {
-                elapsed,
-                workflows: a.runs as u64,
-                steps,
-                ..Default::default()
-            };
-            load_row(compare, "wasm.steps", self.backend, slots, &mut load, &cost);
+            self.steps_level(
+                compare,
+                &mut poller,
+                "wasm.steps",
+                &workflow,
+                slots,
+                a.runs,
+                a.steps,
+            )
+            .await?;
         }
+        if a.long_steps > 0 {
+            for &slots in &a.concurrency {
+                let workflow = format!("steps-long-c{slots}");
+                let per_run = (a.long_steps / slots).max(1);
+                self.steps_level(
+                    compare,
+                    &mut poller,
+                    "wasm.steps(1 run/slot)",
+                    &workflow,
+                    slots,
+                    slots,
+                    per_run,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn steps_level(
+        &self,
+        compare: &mut Table,
+        poller: &mut Poller,
+        bench: &str,
+        workflow: &str,
+        slots: usize,
+        runs: usize,
+        steps_per_run: usize,
+    ) -> Result<()> {
+        self.deploy(workflow, tidebase_fixtures::STEPS).await?;
+        let input = json!({ "steps": steps_per_run });
+        self.create_runs(workflow, input, runs).await?;
+        eprintln!("wasm: {runs} runs × {steps_per_run} steps with {slots} worker slots");
+        let before = self.stats.snap().await?;
+        let q0 = poller.queries;
+        let (elapsed, cpu) = self.execute(workflow, runs, slots, poller).await?;
+        let after = self.stats.snap().await?;
+        let steps = (runs * steps_per_run) as u64;
+        let cost = before.cost(&after, steps, poller.queries - q0);
+        let sum = (0..steps_per_run as u64).sum::<u64>();
+        let wrong = poller
+            .count(&format!(
+                "SELECT count(*) FROM runs WHERE workflow_name = '{workflow}' AND result_json NOT LIKE '%\"sum\":{sum}%'"
+            ))
+            .await?;
+        if wrong > 0 {
+            bail!("{wrong} runs of {workflow} have a wrong result");
+        }
+        let mut load = crate::http::Load {
+            elapsed,
+            workflows: runs as u64,
+            steps,
+            cpu,
+            ..Default::default()
+        };
+        load_row(compare, bench, self.backend, slots, &mut load, &cost);
         Ok(())
     }
 
