@@ -12,13 +12,20 @@ use tokio::sync::broadcast;
 #[derive(Clone)]
 pub struct EventFeed {
     tx: broadcast::Sender<String>,
+    /// Ids of runs cancelled by commits of this process.
+    cancels: broadcast::Sender<String>,
 }
 
 impl EventFeed {
     pub fn new() -> EventFeed {
         EventFeed {
             tx: broadcast::channel(4096).0,
+            cancels: broadcast::channel(256).0,
         }
+    }
+
+    pub fn cancelled(&self, run_id: &str) {
+        let _ = self.cancels.send(run_id.to_string());
     }
 
     pub fn notify(&self, run_id: &str) {
@@ -67,6 +74,12 @@ impl Engine {
             .await?;
         }
         self.commit(w).await
+    }
+
+    /// Ids of runs cancelled in this process (other replicas' cancellations
+    /// reach a wasm activation through its lease fence instead).
+    pub fn cancellations(&self) -> broadcast::Receiver<String> {
+        self.feed.cancels.subscribe()
     }
 
     /// Wake-ups (run ids) for every commit that appended events in this process.

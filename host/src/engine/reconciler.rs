@@ -184,6 +184,7 @@ impl Engine {
             }
             // Our deviation: cancelActor records "reconciler", as the event says.
             self.mark_cancelled(
+                &mut w,
                 &mut run,
                 Some("deadline".into()),
                 Some("reconciler".into()),

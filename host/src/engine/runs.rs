@@ -338,7 +338,7 @@ impl Engine {
             }
             _ => {}
         }
-        self.mark_cancelled(&mut run, reason.clone(), actor.clone(), now);
+        self.mark_cancelled(&mut w, &mut run, reason.clone(), actor.clone(), now);
         w.tx.update_run(&run).await?;
         w.event(
             id,
@@ -352,8 +352,11 @@ impl Engine {
         Ok(run)
     }
 
+    /// Set a run's cancellation fields; the cancellation is announced to
+    /// live activations once `w` commits.
     pub(crate) fn mark_cancelled(
         &self,
+        w: &mut Write,
         run: &mut Run,
         reason: Option<String>,
         actor: Option<String>,
@@ -367,6 +370,7 @@ impl Engine {
         run.clear_lease();
         run.completed_at = Some(now);
         run.updated_at = now;
+        w.cancelled.push(run.id.clone());
     }
 }
 

@@ -16,6 +16,8 @@ pub(crate) struct Write {
     pub quiet: bool,
     /// This transaction made a wasm run claimable: wake the worker.
     pub wasm_work: bool,
+    /// Runs this transaction cancelled: announced to live activations.
+    pub cancelled: Vec<String>,
 }
 
 impl Engine {
@@ -26,6 +28,7 @@ impl Engine {
             deliveries: Vec::new(),
             quiet: false,
             wasm_work: false,
+            cancelled: Vec::new(),
         })
     }
 
@@ -37,6 +40,9 @@ impl Engine {
         w.tx.commit().await?;
         for run_id in w.touched {
             self.feed.notify(&run_id);
+        }
+        for run_id in w.cancelled {
+            self.feed.cancelled(&run_id);
         }
         if w.wasm_work {
             self.wasm_ready.notify_one();

@@ -64,8 +64,11 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
     sqlx::any::install_default_drivers();
     let (url, backend) = opts.resolve()?;
     let pool = match backend {
+        // No ping on every checkout: it is a round trip per transaction, and
+        // a dead connection surfaces as an error on first use anyway.
         Backend::Postgres => AnyPoolOptions::new()
             .max_connections(opts.max_connections)
+            .test_before_acquire(false)
             .connect(&url)
             .await
             .with_context(|| format!("cannot connect to {}", redact(&url)))?,
@@ -77,6 +80,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
             };
             AnyPoolOptions::new()
                 .max_connections(opts.max_connections.min(8))
+                .test_before_acquire(false)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         // WAL lets readers run beside the single writer; the

@@ -9,6 +9,7 @@ use crate::runtime::{Outcome, Progress, Runtime};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Semaphore, watch};
 
 /// Longest idle wait between claim attempts; commits in this process that
@@ -61,6 +62,13 @@ impl Worker {
     /// activations before returning.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         while !*stop.borrow() {
+            if self.slots.available_permits() == 0 {
+                // Busy: resume claiming the moment an activation ends.
+                tokio::select! {
+                    free = self.slots.acquire() => drop(free),
+                    _ = stop.changed() => continue,
+                }
+            }
             let claimed = self.claim(self.slots.available_permits() as i64).await;
             let idle = claimed.is_empty();
             for run in claimed {
@@ -197,25 +205,31 @@ impl Worker {
         }
     }
 
-    /// Flip `flag` when this run is cancelled (seen through the event feed),
-    /// so host calls and the epoch check stop the guest promptly.
+    /// Flip `flag` when this run is cancelled in this process, so host calls
+    /// and the epoch check stop the guest promptly. (A cancellation by
+    /// another replica clears the lease, which fences the next checkpoint.)
     fn watch_cancel(&self, run_id: &str, flag: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
         let (engine, run_id) = (self.engine.clone(), run_id.to_string());
-        let mut feed = engine.subscribe();
+        let mut cancels = engine.cancellations();
         tokio::spawn(async move {
             loop {
-                match feed.recv().await {
-                    Ok(id) if id != run_id => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    _ => {}
-                }
-                if let Ok(run) = engine.get_run(&run_id).await
-                    && run.status == RunStatus::Cancelled
-                {
-                    flag.store(true, Ordering::Relaxed);
-                    return;
+                match cancels.recv().await {
+                    Ok(id) if id == run_id => break,
+                    Ok(_) => continue,
+                    // Missed announcements: ask the store instead.
+                    Err(RecvError::Lagged(_)) => {
+                        if engine
+                            .get_run(&run_id)
+                            .await
+                            .is_ok_and(|r| r.status == RunStatus::Cancelled)
+                        {
+                            break;
+                        }
+                    }
+                    Err(RecvError::Closed) => return,
                 }
             }
+            flag.store(true, Ordering::Relaxed);
         })
     }
 
