@@ -83,6 +83,13 @@ pub enum StepOutcome {
     Failed { error: Value, retryable: bool },
 }
 
+fn started_payload(step: &Step) -> Value {
+    json!({
+        "stepId": step.id, "name": step.name, "attempt": step.attempt,
+        "resumeContract": step.resume_contract,
+    })
+}
+
 /// Whether a step begin is answered without a new attempt.
 #[derive(Clone, Debug)]
 pub enum Settled {
@@ -122,6 +129,29 @@ impl Engine {
         })
     }
 
+    /// The row of a step's first execution attempt, leased to `owner`.
+    fn first_attempt(&self, run_id: &str, req: StepBegin, owner: &str, now: Micros) -> Step {
+        Step {
+            id: req.id.unwrap_or_else(|| ids::new_id("step")),
+            run_id: run_id.to_string(),
+            name: req.name,
+            input_hash: req.input_hash,
+            input: if req.input.is_null() { json!({}) } else { req.input },
+            resume_contract: ResumeContract::from_options(&req.options),
+            options: req.options,
+            status: "running".into(),
+            output: None,
+            error: None,
+            lease_owner: Some(owner.to_string()),
+            lease_expires_at: Some(self.lease_expiry(now)),
+            attempt: 1,
+            started_at: Some(now),
+            completed_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// A new execution attempt of a step: a fresh row or the next attempt of
     /// an existing one, leased to `owner`, with its `step.started` event.
     async fn start_attempt(
@@ -133,55 +163,23 @@ impl Engine {
         owner: &str,
         now: Micros,
     ) -> Result<(Step, bool)> {
-        let input = if req.input.is_null() {
-            json!({})
-        } else {
-            req.input
-        };
-        let contract = ResumeContract::from_options(&req.options);
-        let expiry = Some(self.lease_expiry(now));
         let (step, fresh) = match existing {
             Some(mut step) => {
                 step.input_hash = req.input_hash;
-                step.input = input;
-                step.resume_contract = contract;
+                step.input = if req.input.is_null() { json!({}) } else { req.input };
+                step.resume_contract = ResumeContract::from_options(&req.options);
                 step.options = req.options;
                 step.status = "running".into();
                 step.attempt += 1;
                 step.started_at = step.started_at.or(Some(now));
                 step.lease_owner = Some(owner.to_string());
-                step.lease_expires_at = expiry;
+                step.lease_expires_at = Some(self.lease_expiry(now));
                 step.updated_at = now;
                 (step, false)
             }
-            None => (
-                Step {
-                    id: req.id.unwrap_or_else(|| ids::new_id("step")),
-                    run_id: run_id.to_string(),
-                    name: req.name,
-                    input_hash: req.input_hash,
-                    input,
-                    resume_contract: contract,
-                    options: req.options,
-                    status: "running".into(),
-                    output: None,
-                    error: None,
-                    lease_owner: Some(owner.to_string()),
-                    lease_expires_at: expiry,
-                    attempt: 1,
-                    started_at: Some(now),
-                    completed_at: None,
-                    created_at: now,
-                    updated_at: now,
-                },
-                true,
-            ),
+            None => (self.first_attempt(run_id, req, owner, now), true),
         };
-        let payload = json!({
-            "stepId": step.id, "name": step.name, "attempt": step.attempt,
-            "resumeContract": step.resume_contract,
-        });
-        w.event(run_id, "step.started", payload, now).await?;
+        w.event(run_id, "step.started", started_payload(&step), now).await?;
         Ok((step, fresh))
     }
 
@@ -247,8 +245,20 @@ impl Engine {
     }
 
     pub async fn begin_step(&self, run_id: &str, req: StepBegin) -> Result<StepAction> {
-        if let Settled::Done(action) = self.settle_step(run_id, &req.name, &req.input_hash).await? {
-            return Ok(action);
+        let existing = match self.settle_step(run_id, &req.name, &req.input_hash).await? {
+            Settled::Done(action) => return Ok(action),
+            Settled::Open(existing) => existing,
+        };
+        if existing.is_none() {
+            // First begin: insert-if-absent decides the single executor.
+            let owner = req.lease_owner.clone().unwrap_or_else(ids::lease_owner);
+            let now = self.now();
+            let step = self.first_attempt(run_id, req.clone(), &owner, now);
+            if self.store.insert_step_if_absent(&step, &started_payload(&step), now).await?.is_some() {
+                self.feed.notify(run_id);
+                return Ok(StepAction::Execute { step, lease_owner: owner });
+            }
+            // Another begin created it first: decide under the step lock.
         }
         let now = self.now();
         let mut w = self.write().await?;

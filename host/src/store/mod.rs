@@ -35,6 +35,10 @@ pub trait Store: Send + Sync {
     /// Plain reads outside any transaction: replaying a checkpoint through
     /// this performs no durable write.
     async fn read(&self) -> Result<Box<dyn Tx>>;
+    /// Atomically insert `step` with its `step.started` event (payload
+    /// given) unless a step of that name already exists in the run; `None`
+    /// when one did. The first-begin fast path: one round trip on Postgres.
+    async fn insert_step_if_absent(&self, step: &Step, started: &Value, now: Micros) -> Result<Option<Event>>;
 }
 
 /// Row operations, inside a write transaction or a read connection.

@@ -63,6 +63,43 @@ impl Store for SqlStore {
             _writer: None,
         }))
     }
+
+    async fn insert_step_if_absent(&self, step: &Step, started: &Value, now: Micros) -> Result<Option<Event>> {
+        if self.backend == Backend::Sqlite {
+            // The write transaction excludes every other writer already.
+            let mut tx = self.write().await?;
+            if tx.step_by_name(&step.run_id, &step.name, false).await?.is_some() {
+                return Ok(None);
+            }
+            tx.insert_step(step).await?;
+            let event = tx.append_event(&step.run_id, "step.started", started, now).await?;
+            tx.commit().await?;
+            return Ok(Some(event));
+        }
+        // One autocommit statement: the unique (run_id, name) index decides
+        // the single winner among concurrent first begins; the event is
+        // appended only if the insert happened.
+        let sql = format!(
+            "WITH ins AS (INSERT INTO steps ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+             $12, $13, $14, $15, $16) ON CONFLICT (run_id, name) DO NOTHING RETURNING run_id), \
+             s AS (UPDATE runs SET event_seq = event_seq + 1 WHERE id = $2 \
+               AND EXISTS (SELECT 1 FROM ins) RETURNING event_seq) \
+             INSERT INTO events (run_id, seq, type, payload_json, created_at) \
+             SELECT $2, s.event_seq, 'step.started', $17, $18 FROM s RETURNING id, seq",
+            rows::STEP_COLS
+        );
+        let mut conn = self.pool.acquire().await?;
+        let query = bind_step(q(&sql), step).bind(to_text(started)).bind(now);
+        let Some(row) = query.fetch_optional(&mut *conn).await? else { return Ok(None) };
+        Ok(Some(Event {
+            id: row.try_get(0)?,
+            run_id: step.run_id.clone(),
+            seq: row.try_get(1)?,
+            kind: "step.started".into(),
+            payload: started.clone(),
+            created_at: now,
+        }))
+    }
 }
 
 enum Conn {
