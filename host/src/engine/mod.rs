@@ -30,7 +30,7 @@ pub use reconciler::TickReport;
 pub use runs::{NewChannel, NewRun};
 pub use schedules::ScheduleSpec;
 pub use state::{StateWrite, WriteMode};
-pub use steps::{Settled, StepAction, StepBegin, StepFail, StepOutcome};
+pub use steps::{Settled, StepAction, StepBegin, StepFail, StepOutcome, settled};
 pub use usage::NewUsage;
 pub use wasm::{DeployLimits, digest_of};
 pub use webhooks::sign as sign_webhook;

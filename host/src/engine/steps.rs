@@ -83,6 +83,22 @@ pub enum StepOutcome {
     Failed { error: Value, retryable: bool },
 }
 
+/// Mark an attempt completed; returns its `step.completed` payload.
+fn mark_completed(step: &mut Step, output: Value, now: Micros) -> Value {
+    step.status = "completed".into();
+    step.output = Some(output);
+    step.error = None;
+    step.lease_owner = None;
+    step.lease_expires_at = None;
+    step.completed_at = Some(now);
+    step.updated_at = now;
+    json!({
+        "stepId": step.id, "name": step.name,
+        "checkpointInvariant": step.resume_contract.checkpoint_invariant,
+        "verifiedBy": step.resume_contract.verified_by,
+    })
+}
+
 fn started_payload(step: &Step) -> Value {
     json!({
         "stepId": step.id, "name": step.name, "attempt": step.attempt,
@@ -98,7 +114,7 @@ pub enum Settled {
 }
 
 /// Checks that settle a begin without taking a lease: drift and replay.
-fn settled(existing: Option<&Step>, input_hash: &str) -> Option<StepAction> {
+pub fn settled(existing: Option<&Step>, input_hash: &str) -> Option<StepAction> {
     let step = existing?;
     if step.input_hash != input_hash {
         return Some(StepAction::InputMismatch {
@@ -129,6 +145,12 @@ impl Engine {
         })
     }
 
+    /// Every step of a run (the wasm door caches them per activation: under
+    /// the run lease nobody else writes them).
+    pub async fn steps_of(&self, run_id: &str) -> Result<Vec<Step>> {
+        Ok(self.read().await?.steps(run_id).await?)
+    }
+
     /// The row of a step's first execution attempt, leased to `owner`.
     fn first_attempt(&self, run_id: &str, req: StepBegin, owner: &str, now: Micros) -> Step {
         Step {
@@ -136,7 +158,11 @@ impl Engine {
             run_id: run_id.to_string(),
             name: req.name,
             input_hash: req.input_hash,
-            input: if req.input.is_null() { json!({}) } else { req.input },
+            input: if req.input.is_null() {
+                json!({})
+            } else {
+                req.input
+            },
             resume_contract: ResumeContract::from_options(&req.options),
             options: req.options,
             status: "running".into(),
@@ -166,7 +192,11 @@ impl Engine {
         let (step, fresh) = match existing {
             Some(mut step) => {
                 step.input_hash = req.input_hash;
-                step.input = if req.input.is_null() { json!({}) } else { req.input };
+                step.input = if req.input.is_null() {
+                    json!({})
+                } else {
+                    req.input
+                };
                 step.resume_contract = ResumeContract::from_options(&req.options);
                 step.options = req.options;
                 step.status = "running".into();
@@ -179,7 +209,8 @@ impl Engine {
             }
             None => (self.first_attempt(run_id, req, owner, now), true),
         };
-        w.event(run_id, "step.started", started_payload(&step), now).await?;
+        w.event(run_id, "step.started", started_payload(&step), now)
+            .await?;
         Ok((step, fresh))
     }
 
@@ -200,18 +231,7 @@ impl Engine {
         output: Value,
         now: Micros,
     ) -> Result<()> {
-        step.status = "completed".into();
-        step.output = Some(output);
-        step.error = None;
-        step.lease_owner = None;
-        step.lease_expires_at = None;
-        step.completed_at = Some(now);
-        step.updated_at = now;
-        let payload = json!({
-            "stepId": step.id, "name": step.name,
-            "checkpointInvariant": step.resume_contract.checkpoint_invariant,
-            "verifiedBy": step.resume_contract.verified_by,
-        });
+        let payload = mark_completed(step, output, now);
         w.event(&step.run_id, "step.completed", payload, now)
             .await?;
         Ok(())
@@ -254,9 +274,17 @@ impl Engine {
             let owner = req.lease_owner.clone().unwrap_or_else(ids::lease_owner);
             let now = self.now();
             let step = self.first_attempt(run_id, req.clone(), &owner, now);
-            if self.store.insert_step_if_absent(&step, &started_payload(&step), now).await?.is_some() {
+            if self
+                .store
+                .insert_step_if_absent(&step, &started_payload(&step), now)
+                .await?
+                .is_some()
+            {
                 self.feed.notify(run_id);
-                return Ok(StepAction::Execute { step, lease_owner: owner });
+                return Ok(StepAction::Execute {
+                    step,
+                    lease_owner: owner,
+                });
             }
             // Another begin created it first: decide under the step lock.
         }
@@ -347,6 +375,23 @@ impl Engine {
         usage: Vec<NewUsage>,
     ) -> Result<Step> {
         let now = self.now();
+        if let (true, StepOutcome::Completed(output)) = (usage.is_empty(), &outcome) {
+            // Fast path for a step that completes on its first attempt: one
+            // statement, applied only while `owner` holds the run lease and no
+            // step of that name exists; otherwise the full path below decides.
+            let mut step = self.first_attempt(run_id, req.clone(), owner, now);
+            let started = started_payload(&step);
+            let completed = mark_completed(&mut step, output.clone(), now);
+            let events = [("step.started", started), ("step.completed", completed)];
+            if self
+                .store
+                .record_new_step(&step, owner, &events, now)
+                .await?
+            {
+                self.feed.notify(run_id);
+                return Ok(step);
+            }
+        }
         let mut w = self.write().await?;
         self.fence_run(&mut w, run_id, owner).await?;
         let existing = w.tx.step_by_name(run_id, &req.name, true).await?;

@@ -10,10 +10,10 @@ use super::bindings::{
 use super::interrupt::Interrupt;
 use crate::clock::Micros;
 use crate::engine::{
-    Engine, EngineError, GateBegin, NewChild, NewRun, NewUsage, Settled, StateWrite, StepAction,
-    StepBegin, StepOutcome, WriteMode,
+    Engine, EngineError, GateBegin, NewChild, NewRun, NewUsage, StateWrite, StepAction, StepBegin,
+    StepOutcome, WriteMode, settled,
 };
-use crate::model::RunStatus;
+use crate::model::{RunStatus, Step};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,6 +37,10 @@ pub struct RunCtx {
     /// Calls to `now`/`random`/`sleep` are numbered in call order, which a
     /// deterministic workflow repeats on replay.
     calls: HashMap<&'static str, u32>,
+    /// The run's steps by name, kept current by this activation's
+    /// checkpoints: under the run lease nobody else writes them, so begins
+    /// and replays need no database round trip.
+    steps: HashMap<String, Step>,
     /// Step attempts begun by the guest and not yet completed or failed,
     /// with the usage they recorded against themselves (written with the
     /// attempt's checkpoint, when the step row exists).
@@ -57,6 +61,8 @@ pub struct RunCtxParts {
     pub progress: Option<Progress>,
     pub max_output: usize,
     pub log_capacity: usize,
+    /// The run's steps as the activation starts.
+    pub steps: Vec<Step>,
 }
 
 impl RunCtx {
@@ -78,6 +84,7 @@ impl RunCtx {
             owner: p.owner,
             calls: HashMap::new(),
             attempts: HashMap::new(),
+            steps: p.steps.into_iter().map(|s| (s.name.clone(), s)).collect(),
             cancelled: p.cancelled,
             progress: p.progress,
             max_output: p.max_output,
@@ -133,28 +140,36 @@ impl RunCtx {
         }
         let key = self.next_call(kind);
         let hash = crate::engine::stable_hash(&Value::Null);
-        if let Settled::Done(action) = self
-            .engine
-            .settle_step(&self.run_id, &key, &hash)
-            .await
-            .map_err(trap)?
-        {
-            return match action {
-                StepAction::Return { step } => Ok(step.output.unwrap_or(Value::Null)),
-                StepAction::Cancelled => Err(Interrupt::Cancelled.trap()),
-                _ => Err(wasmtime::Error::msg(format!(
-                    "recorded value {key} has a different input"
-                ))),
-            };
+        match settled(self.steps.get(&key), &hash) {
+            Some(StepAction::Return { step }) => return Ok(step.output.unwrap_or(Value::Null)),
+            Some(_) => {
+                let msg = format!("recorded value {key} has a different input");
+                return Err(wasmtime::Error::msg(msg));
+            }
+            None => {}
         }
         let req = hidden_step(&key, &hash);
         let outcome = StepOutcome::Completed(fresh);
         let step = self
-            .engine
-            .checkpoint_step(&self.run_id, &self.owner, req, outcome, Vec::new())
+            .checkpoint(req, outcome, Vec::new())
             .await
             .map_err(trap)?;
         Ok(step.output.unwrap_or(Value::Null))
+    }
+
+    /// Record a step attempt and keep the cache current.
+    async fn checkpoint(
+        &mut self,
+        req: StepBegin,
+        outcome: StepOutcome,
+        usage: Vec<NewUsage>,
+    ) -> Result<Step, EngineError> {
+        let step = self
+            .engine
+            .checkpoint_step(&self.run_id, &self.owner, req, outcome, usage)
+            .await?;
+        self.steps.insert(step.name.clone(), step.clone());
+        Ok(step)
     }
 }
 
@@ -286,19 +301,14 @@ impl host::Host for RunCtx {
             .input_hash
             .clone()
             .unwrap_or_else(|| crate::engine::stable_hash(&input));
-        match self
-            .engine
-            .settle_step(&self.run_id, &name, &hash)
-            .await
-            .map_err(trap)?
-        {
-            Settled::Done(StepAction::Return { step }) => {
+        match settled(self.steps.get(&name), &hash) {
+            Some(StepAction::Return { step }) => {
                 self.say(format!("step {name}: replayed from checkpoint"));
                 Ok(Ok(StepStart::Replay(
                     step.output.unwrap_or(Value::Null).to_string(),
                 )))
             }
-            Settled::Done(StepAction::InputMismatch {
+            Some(StepAction::InputMismatch {
                 expected, actual, ..
             }) => Ok(Err(guest_error(
                 "InputMismatch",
@@ -306,14 +316,14 @@ impl host::Host for RunCtx {
                     "step {name}: input changed since its checkpoint (expected hash {expected}, got {actual})"
                 ),
             ))),
-            Settled::Done(StepAction::Cancelled) => Err(Interrupt::Cancelled.trap()),
-            Settled::Done(_) => Err(wasmtime::Error::msg(format!(
+            Some(_) => Err(wasmtime::Error::msg(format!(
                 "step {name}: unexpected begin outcome"
             ))),
-            Settled::Open(existing) => {
+            None => {
                 self.say(format!("step {name}: executing"));
                 // The attempt's id is the step row's id (existing or to be inserted).
-                let id = existing.map_or_else(|| crate::ids::new_id("step"), |s| s.id);
+                let existing = self.steps.get(&name).map(|s| s.id.clone());
+                let id = existing.unwrap_or_else(|| crate::ids::new_id("step"));
                 let req = StepBegin {
                     id: Some(id.clone()),
                     name,
@@ -346,10 +356,7 @@ impl host::Host for RunCtx {
         };
         let name = req.name.clone();
         let outcome = StepOutcome::Completed(output);
-        let r = self
-            .engine
-            .checkpoint_step(&self.run_id, &self.owner, req, outcome, usage)
-            .await;
+        let r = self.checkpoint(req, outcome, usage).await;
         let done = answer(r.map(|_| ()))?;
         self.say(format!("step {name}: checkpointed"));
         Ok(done)
@@ -370,10 +377,7 @@ impl host::Host for RunCtx {
         let name = req.name.clone();
         let error = json!({"name": err.name, "message": err.message});
         let outcome = StepOutcome::Failed { error, retryable };
-        let r = self
-            .engine
-            .checkpoint_step(&self.run_id, &self.owner, req, outcome, usage)
-            .await;
+        let r = self.checkpoint(req, outcome, usage).await;
         let retry = if retryable { " (will retry)" } else { "" };
         self.say(format!("step {name}: failed: {}{retry}", err.message));
         answer(r.map(|_| ()))

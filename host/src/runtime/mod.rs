@@ -207,6 +207,10 @@ impl Runtime {
             .memory_size(memory)
             .trap_on_grow_failure(true)
             .build();
+        let steps = match engine.steps_of(&run.id).await {
+            Ok(steps) => steps,
+            Err(e) => return Outcome::Retry(format!("loading checkpoints: {e}")),
+        };
         let ctx = RunCtx::new(RunCtxParts {
             engine: engine.clone(),
             run_id: run.id.clone(),
@@ -216,6 +220,7 @@ impl Runtime {
             progress,
             max_output: self.config.max_output_bytes,
             log_capacity: self.config.log_capacity,
+            steps,
         });
         let mut store = Store::new(&self.wasm, ctx);
         store.limiter(|c| &mut c.limits);

@@ -40,6 +40,7 @@ impl Runtime {
             progress: None,
             max_output: self.config.max_output_bytes,
             log_capacity: self.config.log_capacity,
+            steps: Vec::new(),
         });
         let mut store = Store::new(&self.wasm, ctx);
         store.limiter(|c| &mut c.limits);

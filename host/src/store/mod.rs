@@ -38,7 +38,23 @@ pub trait Store: Send + Sync {
     /// Atomically insert `step` with its `step.started` event (payload
     /// given) unless a step of that name already exists in the run; `None`
     /// when one did. The first-begin fast path: one round trip on Postgres.
-    async fn insert_step_if_absent(&self, step: &Step, started: &Value, now: Micros) -> Result<Option<Event>>;
+    async fn insert_step_if_absent(
+        &self,
+        step: &Step,
+        started: &Value,
+        now: Micros,
+    ) -> Result<Option<Event>>;
+    /// Atomically record a whole new step (row plus its events), but only
+    /// while `owner` holds the run's lease, the run is not cancelled and no
+    /// step of that name exists; `false` when any condition fails (nothing
+    /// is written). The wasm one-commit checkpoint.
+    async fn record_new_step(
+        &self,
+        step: &Step,
+        owner: &str,
+        events: &[(&str, Value)],
+        now: Micros,
+    ) -> Result<bool>;
 }
 
 /// Row operations, inside a write transaction or a read connection.

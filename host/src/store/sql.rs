@@ -64,15 +64,80 @@ impl Store for SqlStore {
         }))
     }
 
-    async fn insert_step_if_absent(&self, step: &Step, started: &Value, now: Micros) -> Result<Option<Event>> {
+    async fn record_new_step(
+        &self,
+        step: &Step,
+        owner: &str,
+        events: &[(&str, Value)],
+        now: Micros,
+    ) -> Result<bool> {
+        if self.backend == Backend::Sqlite {
+            let mut tx = self.write().await?;
+            let leased = tx.run(&step.run_id, false).await?.is_some_and(|r| {
+                r.lease_owner.as_deref() == Some(owner) && r.status != RunStatus::Cancelled
+            });
+            if !leased
+                || tx
+                    .step_by_name(&step.run_id, &step.name, false)
+                    .await?
+                    .is_some()
+            {
+                return Ok(false);
+            }
+            tx.insert_step(step).await?;
+            for (kind, payload) in events {
+                tx.append_event(&step.run_id, kind, payload, now).await?;
+            }
+            tx.commit().await?;
+            return Ok(true);
+        }
+        let [(first, first_payload), (second, second_payload)] = events else {
+            anyhow::bail!("record_new_step takes exactly two events");
+        };
+        let sql = format!(
+            "WITH f AS (SELECT id FROM runs WHERE id = $2 AND lease_owner = $17 \
+               AND status <> 'cancelled' FOR UPDATE), \
+             ins AS (INSERT INTO steps ({}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+               $12, $13, $14, $15, $16 WHERE EXISTS (SELECT 1 FROM f) \
+               ON CONFLICT (run_id, name) DO NOTHING RETURNING run_id), \
+             s AS (UPDATE runs SET event_seq = event_seq + 2 WHERE id = $2 \
+               AND EXISTS (SELECT 1 FROM ins) RETURNING event_seq) \
+             INSERT INTO events (run_id, seq, type, payload_json, created_at) \
+             SELECT $2, s.event_seq - 1, $18, $19, $22 FROM s \
+             UNION ALL SELECT $2, s.event_seq, $20, $21, $22 FROM s RETURNING id",
+            rows::STEP_COLS
+        );
+        let query = bind_step(q(&sql), step)
+            .bind(owner.to_string())
+            .bind(first.to_string())
+            .bind(to_text(first_payload))
+            .bind(second.to_string())
+            .bind(to_text(second_payload))
+            .bind(now);
+        let mut conn = self.pool.acquire().await?;
+        Ok(query.fetch_all(&mut *conn).await?.len() == 2)
+    }
+
+    async fn insert_step_if_absent(
+        &self,
+        step: &Step,
+        started: &Value,
+        now: Micros,
+    ) -> Result<Option<Event>> {
         if self.backend == Backend::Sqlite {
             // The write transaction excludes every other writer already.
             let mut tx = self.write().await?;
-            if tx.step_by_name(&step.run_id, &step.name, false).await?.is_some() {
+            if tx
+                .step_by_name(&step.run_id, &step.name, false)
+                .await?
+                .is_some()
+            {
                 return Ok(None);
             }
             tx.insert_step(step).await?;
-            let event = tx.append_event(&step.run_id, "step.started", started, now).await?;
+            let event = tx
+                .append_event(&step.run_id, "step.started", started, now)
+                .await?;
             tx.commit().await?;
             return Ok(Some(event));
         }
@@ -90,7 +155,9 @@ impl Store for SqlStore {
         );
         let mut conn = self.pool.acquire().await?;
         let query = bind_step(q(&sql), step).bind(to_text(started)).bind(now);
-        let Some(row) = query.fetch_optional(&mut *conn).await? else { return Ok(None) };
+        let Some(row) = query.fetch_optional(&mut *conn).await? else {
+            return Ok(None);
+        };
         Ok(Some(Event {
             id: row.try_get(0)?,
             run_id: step.run_id.clone(),
