@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
+use serde_json::Value;
 use sqlx::{Connection, PgConnection, Row};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tidebase_host::config::Settings;
 use tidebase_host::engine::Engine;
+use tidebase_host::model::{Event, Step};
 use tidebase_host::store::{Backend, ConnectOptions, Store, Tx};
 
 /// How many store transactions the engine opened.
@@ -44,6 +46,29 @@ impl Store for CountingStore {
     async fn read(&self) -> tidebase_host::store::Result<Box<dyn Tx>> {
         self.counts.reads.fetch_add(1, Ordering::Relaxed);
         self.inner.read().await
+    }
+
+    /// One autocommit statement on Postgres (counted as a write).
+    async fn insert_step_if_absent(
+        &self,
+        step: &Step,
+        started: &Value,
+        now: i64,
+    ) -> tidebase_host::store::Result<Option<Event>> {
+        self.counts.writes.fetch_add(1, Ordering::Relaxed);
+        self.inner.insert_step_if_absent(step, started, now).await
+    }
+
+    /// One autocommit statement on Postgres (counted as a write).
+    async fn record_new_step(
+        &self,
+        step: &Step,
+        owner: &str,
+        events: &[(&str, Value)],
+        now: i64,
+    ) -> tidebase_host::store::Result<bool> {
+        self.counts.writes.fetch_add(1, Ordering::Relaxed);
+        self.inner.record_new_step(step, owner, events, now).await
     }
 }
 
