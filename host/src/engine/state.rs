@@ -48,6 +48,20 @@ struct Target<'a> {
     id: Option<&'a str>,
 }
 
+impl<'a> NewVersion<'a> {
+    /// A labelled version that leaves live state alone (saves, snapshots).
+    fn milestone(stream: &'a str, target: Target<'a>, value: Value, meta: StateWrite) -> Self {
+        NewVersion {
+            stream,
+            target,
+            value,
+            patch: None,
+            meta,
+            default_importance: "milestone",
+        }
+    }
+}
+
 /// One version to append: where, what, and its metadata.
 struct NewVersion<'a> {
     stream: &'a str,
@@ -216,22 +230,23 @@ impl Engine {
             kind: &kind,
             id: id.as_deref(),
         };
-        let new = NewVersion {
-            stream: &stream_name,
-            target,
-            value,
-            patch: None,
-            meta,
-            default_importance: "milestone",
-        };
+        let new = NewVersion::milestone(&stream_name, target, value, meta);
+        self.commit_milestone(w, run_id, new, "state.saved", now)
+            .await
+    }
+
+    /// Append a labelled version, announce it with `event`, and commit.
+    async fn commit_milestone(
+        &self,
+        mut w: Write,
+        run_id: &str,
+        new: NewVersion<'_>,
+        event: &str,
+        now: Micros,
+    ) -> Result<StateVersion> {
         let ver = self.record_version(&mut w, run_id, new, now).await?;
-        w.event(
-            run_id,
-            "state.saved",
-            json!({"stateVersion": ver.public()}),
-            now,
-        )
-        .await?;
+        w.event(run_id, event, json!({"stateVersion": ver.public()}), now)
+            .await?;
         self.commit(w).await?;
         Ok(ver)
     }
@@ -280,24 +295,9 @@ impl Engine {
             kind: &kind,
             id: Some(&id),
         };
-        let new = NewVersion {
-            stream: &stream,
-            target,
-            value,
-            patch: None,
-            meta,
-            default_importance: "milestone",
-        };
-        let ver = self.record_version(&mut w, run_id, new, now).await?;
-        w.event(
-            run_id,
-            "snapshot.created",
-            json!({"stateVersion": ver.public()}),
-            now,
-        )
-        .await?;
-        self.commit(w).await?;
-        Ok(ver)
+        let new = NewVersion::milestone(&stream, target, value, meta);
+        self.commit_milestone(w, run_id, new, "snapshot.created", now)
+            .await
     }
 
     pub async fn snapshots(&self, run_id: &str) -> Result<Vec<StateVersion>> {
