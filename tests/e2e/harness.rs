@@ -480,6 +480,22 @@ pub fn is_timestamp(v: &Value) -> bool {
     }) && chrono::DateTime::parse_from_rfc3339(s).is_ok()
 }
 
+/// A wire timestamp as milliseconds since the epoch.
+pub fn ms(v: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().expect("timestamp"))
+        .unwrap()
+        .timestamp_millis()
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The `id` of a wire object.
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}
+
 /// `true` for `<prefix>_` + 32 lowercase hex.
 pub fn is_id(v: &Value, prefix: &str) -> bool {
     let Some(s) = v.as_str() else { return false };

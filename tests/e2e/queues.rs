@@ -6,20 +6,6 @@ use crate::harness::*;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
-fn ts(v: &Value) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(v.as_str().expect("timestamp"))
-        .unwrap()
-        .timestamp_millis()
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
-
 async fn enqueue(srv: &TestServer, queue: &str, body: Value) -> Value {
     let (s, b) = srv.post(&format!("/queues/{queue}/enqueue"), body).await;
     assert_eq!(s, 200, "enqueue: {b}");
@@ -61,9 +47,9 @@ backend_tests! {
         assert_eq!(run["metadata"], json!({"m": true}));
         assert_eq!((run["dedupeKey"].as_str(), run["priority"].as_i64(), run["maxAttempts"].as_i64()), (Some("k1"), Some(5), Some(3)));
         assert_eq!(run["attempt"], 0);
-        let run_at = ts(&run["runAt"]);
+        let run_at = ms(&run["runAt"]);
         assert!(run_at >= before - 5 && run_at <= now_ms() + 5, "runAt is now");
-        assert_eq!(ts(&run["deadlineAt"]) - ts(&run["createdAt"]), 600_000);
+        assert_eq!(ms(&run["deadlineAt"]) - ms(&run["createdAt"]), 600_000);
         let events = srv.events(&id(run)).await;
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0]["type"], "run.enqueued");
@@ -74,7 +60,7 @@ backend_tests! {
         assert_eq!((plain["priority"].as_i64(), plain["maxAttempts"].as_i64()), (Some(0), Some(1)));
         assert_eq!((plain["input"].clone(), plain["deadlineAt"].clone(), plain["dedupeKey"].clone()), (json!({}), Value::Null, Value::Null));
         let delayed = enqueue(&srv, "qa", json!({"workflowName": "wq", "delayMs": 3_600_000})).await["run"].clone();
-        assert!((ts(&delayed["runAt"]) - ts(&delayed["createdAt"]) - 3_600_000).abs() < 5);
+        assert!((ms(&delayed["runAt"]) - ms(&delayed["createdAt"]) - 3_600_000).abs() < 5);
         let at = enqueue(&srv, "qa", json!({"workflowName": "wq", "delayMs": 5, "runAt": "2030-01-02T03:04:05Z"})).await["run"].clone();
         assert_eq!(at["runAt"], "2030-01-02T03:04:05.000Z");
         let negative = enqueue(&srv, "qa", json!({"workflowName": "wq", "priority": -7})).await["run"].clone();
@@ -212,7 +198,7 @@ backend_tests! {
         assert_eq!(got, [id(&high), id(&low)], "priority first, then runAt");
         let r = &b["runs"][0];
         assert_eq!((r["status"].as_str(), r["leaseOwner"].as_str(), r["attempt"].as_i64()), (Some("running"), Some(owner.as_str()), Some(1)));
-        assert!(ts(&r["leaseExpiresAt"]) - now_ms() > 55_000);
+        assert!(ms(&r["leaseExpiresAt"]) - now_ms() > 55_000);
         let ev = srv.events(&id(&high)).await;
         assert_eq!(ev.last().unwrap()["payload"], json!({"leaseOwner": owner, "queue": "co"}));
 
@@ -289,7 +275,7 @@ backend_tests! {
         assert_eq!((r["status"].as_str(), r["attempt"].as_i64()), (Some("queued"), Some(1)));
         assert_eq!((r["leaseOwner"].clone(), r["failureClass"].clone()), (Value::Null, Value::Null));
         assert_eq!(r["error"], json!({"message": "first"}));
-        let delay = ts(&r["runAt"]) - before;
+        let delay = ms(&r["runAt"]) - before;
         assert!((4_900..=5_500).contains(&delay), "first retry waits 5 s, got {delay} ms");
         let ev = srv.events(&rid).await;
         let requeued = ev.last().unwrap();

@@ -9,20 +9,6 @@ use std::time::Duration;
 /// Comfortably past the 200 ms leases used here.
 const PAST_EXPIRY: Duration = Duration::from_millis(600);
 
-fn ms(v: &Value) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(v.as_str().expect("timestamp"))
-        .unwrap()
-        .timestamp_millis()
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
-
 async fn enqueue(srv: &TestServer, queue: &str, body: Value) -> String {
     let (s, b) = srv.post(&format!("/queues/{queue}/enqueue"), body).await;
     assert_eq!(s, 200, "enqueue: {b}");

@@ -4,12 +4,6 @@
 use crate::harness::*;
 use serde_json::{Value, json};
 
-fn ms(v: &Value) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(v.as_str().expect("timestamp"))
-        .unwrap()
-        .timestamp_millis()
-}
-
 /// Make a schedule due now by moving its `nextRunAt` into the past (the
 /// cron's next real fire time is up to a minute away).
 async fn make_due(srv: &TestServer, name: &str, at_micros: i64) {
