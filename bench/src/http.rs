@@ -212,6 +212,23 @@ pub struct Load {
 }
 
 impl Load {
+    /// Count one workflow's outcome and its step latencies.
+    fn record<T>(&mut self, outcome: Result<T>, lat: Latencies) -> Option<T> {
+        self.steps += lat.len() as u64;
+        self.lat.extend(lat);
+        match outcome {
+            Ok(v) => {
+                self.workflows += 1;
+                Some(v)
+            }
+            Err(e) => {
+                self.errors += 1;
+                report_error(self.errors, &e);
+                None
+            }
+        }
+    }
+
     pub fn steps_per_sec(&self) -> f64 {
         self.steps as f64 / self.elapsed.as_secs_f64()
     }
@@ -243,21 +260,12 @@ pub async fn checkpoint_load(
             let mut load = Load::default();
             while until.next() {
                 let mut lat = Latencies::default();
-                match client
+                let outcome = client
                     .workflow(&workflow, &owner, steps, complete, &mut lat)
-                    .await
-                {
-                    Ok(id) => {
-                        load.workflows += 1;
-                        load.runs.push((id, owner.clone()));
-                    }
-                    Err(e) => {
-                        load.errors += 1;
-                        report_error(load.errors, &e);
-                    }
+                    .await;
+                if let Some(id) = load.record(outcome, lat) {
+                    load.runs.push((id, owner.clone()));
                 }
-                load.steps += lat.len() as u64;
-                load.lat.extend(lat);
             }
             load
         }));
@@ -285,15 +293,8 @@ pub async fn replay_load(
             while Instant::now() < deadline {
                 let (id, owner) = &runs[next.fetch_add(1, Ordering::Relaxed) % runs.len()];
                 let mut lat = Latencies::default();
-                match client.replay(id, owner, steps, &mut lat).await {
-                    Ok(()) => load.workflows += 1,
-                    Err(e) => {
-                        load.errors += 1;
-                        report_error(load.errors, &e);
-                    }
-                }
-                load.steps += lat.len() as u64;
-                load.lat.extend(lat);
+                let outcome = client.replay(id, owner, steps, &mut lat).await;
+                load.record(outcome, lat);
             }
             load
         }));

@@ -250,6 +250,19 @@ async fn patch_follows_jsonb_concatenation(srv: TestServer) {
     assert_eq!(b["state"]["version"], 4);
 }
 
+/// The `version` under `key` of every (successful) response, sorted.
+fn sorted_versions(results: &[(u16, Value)], key: &str) -> Vec<i64> {
+    let mut versions: Vec<i64> = results
+        .iter()
+        .map(|(s, b)| {
+            assert_eq!(*s, 200, "{b}");
+            b[key]["version"].as_i64().unwrap()
+        })
+        .collect();
+    versions.sort_unstable();
+    versions
+}
+
 async fn concurrent_state_writes_each_get_a_version(srv: TestServer) {
     // Sixteen first writes race on a run that has no state yet.
     let run = srv.create_run("contended").await["id"]
@@ -270,16 +283,8 @@ async fn concurrent_state_writes_each_get_a_version(srv: TestServer) {
         }
     })
     .await;
-    let mut versions: Vec<i64> = results
-        .iter()
-        .map(|(s, b)| {
-            assert_eq!(*s, 200, "{b}");
-            b["state"]["version"].as_i64().unwrap()
-        })
-        .collect();
-    versions.sort_unstable();
     assert_eq!(
-        versions,
+        sorted_versions(&results, "state"),
         (1..=16).collect::<Vec<_>>(),
         "each write got its own live version"
     );
@@ -306,16 +311,8 @@ async fn concurrent_state_writes_each_get_a_version(srv: TestServer) {
         }
     })
     .await;
-    let mut versions: Vec<i64> = results
-        .iter()
-        .map(|(s, b)| {
-            assert_eq!(*s, 200, "{b}");
-            b["snapshot"]["version"].as_i64().unwrap()
-        })
-        .collect();
-    versions.sort_unstable();
     assert_eq!(
-        versions,
+        sorted_versions(&results, "snapshot"),
         (1..=16).collect::<Vec<_>>(),
         "one stream, gap-free versions"
     );
