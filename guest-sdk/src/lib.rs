@@ -93,6 +93,40 @@
 //! Step names identify checkpoints, so they must be unique within a run and must
 //! not depend on nondeterministic data.
 //!
+//! # Exactly-once host calls
+//!
+//! The host records the state, usage and log calls a workflow makes outside
+//! steps ([`Run::state`], [`Run::usage`], [`Run::log`]), numbered by their
+//! position among such calls. When the run is re-activated (after a gate, a
+//! child or a sleep, after a crash, after a takeover) and executes from the
+//! top again, each of these calls returns its recorded answer instead of
+//! being made again: a run that waits at three gates records the usage and
+//! state writes made before the first gate once, not four times, and
+//! [`State::get`] returns what it returned the first time. The numbering
+//! relies on determinism, as steps do: every execution must make the same
+//! outside-step calls in the same order.
+//!
+//! Inside step code the calls are made as they come, because the step's
+//! checkpoint covers them: a completed step never runs again. An attempt that
+//! does not complete (it fails and is retried, the process dies, or it waits
+//! on a gate or child inside the step) runs again, calls included. Usage
+//! attributed to the running step ([`Usage::step_id`]) is recorded with the
+//! attempt's checkpoint.
+//!
+//! Lines written to stdout or stderr are kept per activation, so a
+//! re-executed `println!` appears again; use [`Run::log`] for lines that
+//! should appear once.
+//!
+//! A gate timeout ([`GateOptions::timeout`]) is a decision the host records:
+//! once it passes, the gate is `timed_out`, [`Run::gate_with`] fails with
+//! `TimeoutError` in this and every later execution of the run, and a late
+//! approval is refused.
+//!
+//! Runs driven over HTTP by the Python or TypeScript SDKs keep Tidebase v0.5
+//! semantics: their state, usage and log calls are plain writes (a workflow
+//! that runs again writes again) and a gate timeout is the client's own (the
+//! gate stays pending on the server).
+//!
 //! # Native builds
 //!
 //! The crate also compiles for native targets, so that a workspace holding
@@ -238,9 +272,11 @@ impl Run {
 
     /// Begins the gate `name` (idempotent: a resumed run gets the same gate, and
     /// its recorded decision if it was already decided) and waits for its decision.
-    /// The run is suspended on the host while the gate is pending. Fails with the
-    /// host's timeout error when the options' timeout passes first (the gate then
-    /// stays pending on the server).
+    /// The run is suspended on the host while the gate is pending. Fails with a
+    /// `TimeoutError` when the options' timeout passes first: the host records the
+    /// gate as `timed_out`, so every later execution of the run gets the same
+    /// error and a late approval is refused. A timeout the host cannot represent
+    /// (over 100 years) fails with a `HostError` naming `timeoutMs`.
     pub fn gate_with(
         &self,
         name: &str,

@@ -218,8 +218,9 @@ impl GateOptions {
         self
     }
 
-    /// Stop waiting after this long; the gate call then fails with the host's
-    /// timeout error (and the gate stays pending on the server).
+    /// Stop waiting after this long (at most 100 years); the gate is then
+    /// recorded as `timed_out` and the gate call fails with a `TimeoutError`,
+    /// in this and every later execution of the run.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self

@@ -17,6 +17,7 @@ mod events;
 mod gates;
 mod input;
 mod leases;
+mod once;
 mod queues;
 mod reconciler;
 mod replicas;

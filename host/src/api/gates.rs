@@ -23,6 +23,7 @@ pub async fn begin(
         data: f.any("data").unwrap_or(Value::Null),
         channels: f.any("channels").unwrap_or_else(|| json!([])),
         capability: f.any("capability").unwrap_or(Value::Null),
+        // v0.5's schema (a positive integer); the engine owns the range.
         timeout_ms: f.opt_int("timeoutMs", 1, false),
     };
     f.finish()?;

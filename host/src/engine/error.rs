@@ -32,6 +32,15 @@ impl EngineError {
         EngineError::Conflict(body)
     }
 
+    /// The request itself was refused (bad input, something missing), as
+    /// opposed to a conflict with the run's state or a store failure.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            EngineError::BadRequest(_) | EngineError::NotFound(_) | EngineError::Unprocessable(_)
+        )
+    }
+
     pub fn is_cancelled(&self) -> bool {
         matches!(self, EngineError::Conflict(b) if b["code"] == "run_cancelled")
     }

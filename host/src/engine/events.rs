@@ -5,7 +5,9 @@
 //! delivery gap-free and duplicate-free, and a periodic re-read covers events
 //! committed by other replicas.
 
+use super::write::Write;
 use super::{Engine, Result};
+use crate::clock::Micros;
 use crate::model::Event;
 use tokio::sync::broadcast;
 
@@ -54,26 +56,29 @@ impl Engine {
             .await?)
     }
 
-    /// A line a wasm workflow logged, kept as a `log` event of its run
-    /// (our addition to the v0.5 catalogue).
-    pub async fn log(&self, run_id: &str, level: &str, message: &str) -> Result<()> {
-        self.logs(run_id, &[(level, message.to_string())]).await
-    }
-
-    /// Several log lines (e.g. captured stdout/stderr) in one commit.
+    /// Lines a wasm workflow wrote to stdout/stderr, kept as `log` events of
+    /// its run (our addition to the v0.5 catalogue), in one commit.
     pub async fn logs(&self, run_id: &str, lines: &[(&str, String)]) -> Result<()> {
         let now = self.now();
         let mut w = self.write().await?;
         for (level, message) in lines {
-            w.event(
-                run_id,
-                "log",
-                serde_json::json!({"level": level, "message": message}),
-                now,
-            )
-            .await?;
+            self.put_log(&mut w, run_id, level, message, now).await?;
         }
         self.commit(w).await
+    }
+
+    /// One `log` event.
+    pub(crate) async fn put_log(
+        &self,
+        w: &mut Write,
+        run_id: &str,
+        level: &str,
+        message: &str,
+        now: Micros,
+    ) -> Result<()> {
+        let payload = serde_json::json!({"level": level, "message": message});
+        w.event(run_id, "log", payload, now).await?;
+        Ok(())
     }
 
     /// Ids of runs cancelled in this process (other replicas' cancellations

@@ -1,9 +1,16 @@
-//! Durable approval gates: idempotent begin, token-checked exactly-once resolve.
+//! Durable approval gates: idempotent begin, token-checked exactly-once
+//! resolve, and timeouts for gates of runs the host executes.
 
+use super::write::Write;
 use super::{Engine, EngineError, Result};
+use crate::clock::Micros;
 use crate::ids;
-use crate::model::{Gate, RunStatus};
+use crate::model::{Gate, Run, RunStatus, TIMED_OUT};
 use serde_json::{Value, json};
+
+/// Longest gate timeout: 100 years of 365 days. Deadlines stay far inside
+/// the range of microsecond timestamps.
+pub const MAX_GATE_TIMEOUT_MS: i64 = 100 * 365 * 24 * 60 * 60 * 1000;
 
 #[derive(Clone, Debug)]
 pub struct GateBegin {
@@ -23,9 +30,29 @@ pub struct GateResolve {
     pub payload: Value,
 }
 
+fn check_timeout(timeout_ms: Option<i64>) -> Result<()> {
+    match timeout_ms {
+        Some(ms) if !(1..=MAX_GATE_TIMEOUT_MS).contains(&ms) => Err(EngineError::BadRequest(
+            format!("timeoutMs must be an integer from 1 to {MAX_GATE_TIMEOUT_MS} (milliseconds)"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `gate` timed out: only gates of runs the host executes have a
+/// server-side timeout (SDK-driven runs keep v0.5's: none).
+fn is_due(run: &Run, gate: &Gate, now: Micros) -> bool {
+    run.component_digest.is_some()
+        && gate.is_pending()
+        && gate.deadline().is_some_and(|deadline| now >= deadline)
+}
+
 impl Engine {
-    /// Create the gate on first begin; later begins return it unchanged.
+    /// Create the gate on first begin; later begins return it unchanged,
+    /// unless its timeout has passed meanwhile (then it is recorded as timed
+    /// out first).
     pub async fn begin_gate(&self, run_id: &str, req: GateBegin) -> Result<Gate> {
+        check_timeout(req.timeout_ms)?;
         let now = self.now();
         let mut w = self.write().await?;
         let run =
@@ -38,7 +65,19 @@ impl Engine {
         w.tx.lock_key(&format!("{run_id}:gate:{}", req.name))
             .await?;
         if let Some(existing) = w.tx.gate_by_name(run_id, &req.name).await? {
-            return Ok(existing);
+            if !is_due(&run, &existing, now) {
+                return Ok(existing);
+            }
+            // Decide under the gate's row lock, which resolvers take too.
+            let mut gate =
+                w.tx.gate(run_id, &existing.id, true)
+                    .await?
+                    .ok_or(EngineError::NotFound("gate not found"))?;
+            if is_due(&run, &gate, now) {
+                self.time_out(&mut w, &mut gate, now).await?;
+                self.commit(w).await?;
+            }
+            return Ok(gate);
         }
         let gate = Gate {
             id: ids::new_id("gate"),
@@ -85,7 +124,8 @@ impl Engine {
     }
 
     /// Decide a pending gate. Of concurrent resolutions exactly one wins; the
-    /// row lock makes the pending check and the update one atomic step.
+    /// row lock makes the pending check and the update one atomic step. A
+    /// gate whose timeout passed is recorded as timed out and refuses.
     pub async fn resolve_gate(
         &self,
         run_id: &str,
@@ -103,25 +143,56 @@ impl Engine {
             w.tx.gate(run_id, gate_id, true)
                 .await?
                 .ok_or_else(refused)?;
+        if gate.deadline().is_some_and(|d| now >= d) {
+            let run =
+                w.tx.run(run_id, false)
+                    .await?
+                    .ok_or_else(EngineError::run_not_found)?;
+            if is_due(&run, &gate, now) {
+                self.time_out(&mut w, &mut gate, now).await?;
+                self.commit(w).await?;
+                return Err(refused());
+            }
+        }
         let token_ok: bool =
             subtle::ConstantTimeEq::ct_eq(gate.resolve_token.as_bytes(), req.token.as_bytes())
                 .into();
         if !gate.is_pending() || !token_ok {
             return Err(refused());
         }
-        gate.status = req.decision.clone();
-        gate.decision = Some(req.decision);
-        gate.actor = req.actor;
-        gate.decision_payload = Some(req.payload);
-        gate.resolved_at = Some(now);
-        gate.updated_at = now;
-        w.tx.update_gate(&gate).await?;
-        let public = gate.public(&self.settings.public_url);
-        w.event(run_id, "gate.resolved", json!({"gate": public}), now)
+        let decision = req.decision.clone();
+        self.decide(&mut w, &mut gate, &decision, req.actor, req.payload, now)
             .await?;
-        self.wake(&mut w, run_id, now).await?;
         self.commit(w).await?;
         Ok(gate)
+    }
+
+    /// Record the timeout of a due gate (locked by the caller).
+    async fn time_out(&self, w: &mut Write, gate: &mut Gate, now: Micros) -> Result<()> {
+        self.decide(w, gate, TIMED_OUT, None, json!({}), now).await
+    }
+
+    /// Store a gate's final decision, announce it and wake its run.
+    async fn decide(
+        &self,
+        w: &mut Write,
+        gate: &mut Gate,
+        decision: &str,
+        actor: Option<String>,
+        payload: Value,
+        now: Micros,
+    ) -> Result<()> {
+        gate.status = decision.to_string();
+        gate.decision = Some(decision.to_string());
+        gate.actor = actor;
+        gate.decision_payload = Some(payload);
+        gate.resolved_at = Some(now);
+        gate.updated_at = now;
+        w.tx.update_gate(gate).await?;
+        let public = gate.public(&self.settings.public_url);
+        w.event(&gate.run_id, "gate.resolved", json!({"gate": public}), now)
+            .await?;
+        self.wake(w, &gate.run_id, now).await
     }
 }
 
@@ -139,5 +210,21 @@ impl Engine {
     pub async fn pending_gates(&self, run_id: &str) -> Result<Vec<Gate>> {
         let gates = self.read().await?.gates(run_id).await?;
         Ok(gates.into_iter().filter(Gate::is_pending).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_GATE_TIMEOUT_MS, check_timeout};
+
+    #[test]
+    fn gate_timeouts_are_range_checked() {
+        for ok in [None, Some(1), Some(MAX_GATE_TIMEOUT_MS)] {
+            assert!(check_timeout(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [0, -1, MAX_GATE_TIMEOUT_MS + 1, i64::MAX, i64::MIN] {
+            let err = check_timeout(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains("timeoutMs"), "{bad}: {err}");
+        }
     }
 }

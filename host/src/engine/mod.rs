@@ -2,6 +2,7 @@
 //! classification, gates, children, state versions, usage and events. The HTTP
 //! API and the wasm host imports both call into it; neither has rules of its own.
 
+mod calls;
 mod children;
 mod cron;
 mod error;
@@ -19,11 +20,12 @@ mod wasm;
 mod webhooks;
 mod write;
 
+pub use calls::{CallLog, HostCall};
 pub use children::NewChild;
 pub use cron::{Cron, next_fire};
 pub use error::EngineError;
 pub use events::EventFeed;
-pub use gates::{GateBegin, GateResolve};
+pub use gates::{GateBegin, GateResolve, MAX_GATE_TIMEOUT_MS};
 pub use hash::stable_hash;
 pub use queues::{Enqueue, Patch, QueueConfigPatch};
 pub use reconciler::TickReport;

@@ -146,6 +146,23 @@ impl Engine {
         w.tx.run(run_id, false)
             .await?
             .ok_or_else(EngineError::run_not_found)?;
+        let state = self
+            .put_state(&mut w, run_id, mode, value, meta, now)
+            .await?;
+        self.commit(w).await?;
+        Ok(state)
+    }
+
+    /// [`Engine::write_state`] inside `w`, for a run known to exist.
+    pub(crate) async fn put_state(
+        &self,
+        w: &mut Write,
+        run_id: &str,
+        mode: WriteMode,
+        value: Option<Value>,
+        meta: StateWrite,
+        now: Micros,
+    ) -> Result<LiveState> {
         // Serialise writers of this run's live state, including the first
         // ones (before the row exists, `FOR UPDATE` locks nothing).
         w.tx.lock_key(&format!("{run_id}:state")).await?;
@@ -180,7 +197,7 @@ impl Engine {
             meta,
             default_importance: "normal",
         };
-        let ver = self.record_version(&mut w, run_id, new, now).await?;
+        let ver = self.record_version(w, run_id, new, now).await?;
         let mut payload = json!({"stateVersion": ver.public()});
         match mode {
             WriteMode::Replace => {
@@ -194,7 +211,6 @@ impl Engine {
             }
         }
         w.event(run_id, "state.updated", payload, now).await?;
-        self.commit(w).await?;
         Ok(state)
     }
 
@@ -210,6 +226,20 @@ impl Engine {
         w.tx.run(run_id, false)
             .await?
             .ok_or_else(EngineError::run_not_found)?;
+        let ver = self.put_saved(&mut w, run_id, label, meta, now).await?;
+        self.commit(w).await?;
+        Ok(ver)
+    }
+
+    /// [`Engine::save_state`] inside `w`, for a run known to exist.
+    pub(crate) async fn put_saved(
+        &self,
+        w: &mut Write,
+        run_id: &str,
+        label: String,
+        meta: StateWrite,
+        now: Micros,
+    ) -> Result<StateVersion> {
         let stream_name = meta.stream.clone().unwrap_or_else(|| "run".into());
         let not_found = || EngineError::NotFound("run state not found");
         let (value, kind, id) = if stream_name == "run" {
@@ -231,23 +261,21 @@ impl Engine {
             id: id.as_deref(),
         };
         let new = NewVersion::milestone(&stream_name, target, value, meta);
-        self.commit_milestone(w, run_id, new, "state.saved", now)
-            .await
+        self.milestone(w, run_id, new, "state.saved", now).await
     }
 
-    /// Append a labelled version, announce it with `event`, and commit.
-    async fn commit_milestone(
+    /// Append a labelled version and announce it with `event`.
+    async fn milestone(
         &self,
-        mut w: Write,
+        w: &mut Write,
         run_id: &str,
         new: NewVersion<'_>,
         event: &str,
         now: Micros,
     ) -> Result<StateVersion> {
-        let ver = self.record_version(&mut w, run_id, new, now).await?;
+        let ver = self.record_version(w, run_id, new, now).await?;
         w.event(run_id, event, json!({"stateVersion": ver.public()}), now)
             .await?;
-        self.commit(w).await?;
         Ok(ver)
     }
 
@@ -296,8 +324,11 @@ impl Engine {
             id: Some(&id),
         };
         let new = NewVersion::milestone(&stream, target, value, meta);
-        self.commit_milestone(w, run_id, new, "snapshot.created", now)
-            .await
+        let ver = self
+            .milestone(&mut w, run_id, new, "snapshot.created", now)
+            .await?;
+        self.commit(w).await?;
+        Ok(ver)
     }
 
     pub async fn snapshots(&self, run_id: &str) -> Result<Vec<StateVersion>> {

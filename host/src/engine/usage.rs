@@ -30,14 +30,25 @@ impl Engine {
         w.tx.run(run_id, false)
             .await?
             .ok_or_else(EngineError::run_not_found)?;
+        let usage = self.put_usage(&mut w, run_id, req, now).await?;
+        self.commit(w).await?;
+        Ok(usage)
+    }
+
+    /// [`Engine::record_usage`] inside `w`, for a run known to exist.
+    pub(crate) async fn put_usage(
+        &self,
+        w: &mut Write,
+        run_id: &str,
+        req: NewUsage,
+        now: Micros,
+    ) -> Result<UsageRecord> {
         if let Some(step_id) = &req.step_id
             && !w.tx.step_exists(step_id).await?
         {
             return Err(EngineError::NotFound("step not found"));
         }
-        let usage = self.insert_usage(&mut w, run_id, req, now).await?;
-        self.commit(w).await?;
-        Ok(usage)
+        self.insert_usage(w, run_id, req, now).await
     }
 
     pub(crate) async fn insert_usage(

@@ -102,6 +102,13 @@ impl Engine {
 
     /// Take the run lease on up to `limit` runnable wasm runs (all, or only
     /// `root` and its descendants).
+    ///
+    /// A parked run that is picked up again (its gate was decided, its child
+    /// finished, its sleep or a retry delay is over) continues its attempt:
+    /// `attempt` stays and the event is `run.resumed`. Anything else is a new
+    /// attempt with `run.started`, as a begin is (semantics §4): a new run, a
+    /// failed run reopened, a run whose worker died (lease expired) or whose
+    /// lease an operator released (takeover).
     pub async fn claim_wasm_runs(
         &self,
         owner: &str,
@@ -112,14 +119,22 @@ impl Engine {
         let mut w = self.write().await?;
         let mut claimed = w.tx.ready_wasm_runs(now, limit, root).await?;
         for run in &mut claimed {
+            let resumed = run.status == RunStatus::Running
+                && run.lease_owner.is_none()
+                && run.parked_until.is_some();
             run.status = RunStatus::Running;
             run.lease_owner = Some(owner.to_string());
             run.lease_expires_at = Some(self.lease_expiry(now));
-            run.attempt += 1;
             run.parked_until = None;
             run.updated_at = now;
+            let kind = if resumed {
+                "run.resumed"
+            } else {
+                run.attempt += 1;
+                "run.started"
+            };
             w.tx.update_run(run).await?;
-            w.event(&run.id, "run.started", json!({"leaseOwner": owner}), now)
+            w.event(&run.id, kind, json!({"leaseOwner": owner}), now)
                 .await?;
         }
         self.commit(w).await?;

@@ -12,7 +12,7 @@ mod step;
 
 pub use contract::{ResumeContract, classify_failure};
 pub use deployment::Deployment;
-pub use gate::Gate;
+pub use gate::{Gate, TIMED_OUT};
 pub use misc::{Channel, Event, RunEdge, UsageRecord};
 pub use queue::{CallOutcome, Delivery, QueueConfig, QueueCounts, RecoveryAttempt, Schedule};
 pub use run::{Run, RunStatus};

@@ -102,6 +102,23 @@ fn trapped(err: wasmtime::Error, stderr: &[u8]) -> Outcome {
     failed("Trap", format!("{detail}{}", suffix(&tail)), "trap")
 }
 
+impl Outcome {
+    /// The host panicked while running an activation (a host bug, or a
+    /// callback given to the worker): the run fails with class `host_panic`.
+    pub fn panicked(payload: Box<dyn std::any::Any + Send>) -> Outcome {
+        let detail = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        failed(
+            "HostPanic",
+            format!("the host panicked while running this activation: {detail}"),
+            "host_panic",
+        )
+    }
+}
+
 fn suffix(tail: &str) -> String {
     if tail.is_empty() {
         String::new()

@@ -10,10 +10,10 @@ use super::bindings::{
 use super::interrupt::Interrupt;
 use crate::clock::Micros;
 use crate::engine::{
-    Engine, EngineError, GateBegin, NewChild, NewRun, NewUsage, StateWrite, StepAction, StepBegin,
-    StepOutcome, WriteMode, settled,
+    CallLog, Engine, EngineError, GateBegin, HostCall, NewChild, NewRun, NewUsage, StateWrite,
+    StepAction, StepBegin, StepOutcome, WriteMode, settled,
 };
-use crate::model::{RunStatus, Step};
+use crate::model::{RunStatus, Step, TIMED_OUT};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,9 +34,9 @@ pub struct RunCtx {
     engine: Engine,
     run_id: String,
     owner: String,
-    /// Calls to `now`/`random`/`sleep` are numbered in call order, which a
-    /// deterministic workflow repeats on replay.
-    calls: HashMap<&'static str, u32>,
+    /// Numbers the calls made outside steps in call order, which a
+    /// deterministic workflow repeats on replay, and replays their answers.
+    calls: CallLog,
     /// The run's steps by name, kept current by this activation's
     /// checkpoints: under the run lease nobody else writes them, so begins
     /// and replays need no database round trip.
@@ -63,6 +63,8 @@ pub struct RunCtxParts {
     pub log_capacity: usize,
     /// The run's steps as the activation starts.
     pub steps: Vec<Step>,
+    /// The run's recorded outside-step calls as the activation starts.
+    pub calls: CallLog,
 }
 
 impl RunCtx {
@@ -82,7 +84,7 @@ impl RunCtx {
             engine: p.engine,
             run_id: p.run_id,
             owner: p.owner,
-            calls: HashMap::new(),
+            calls: p.calls,
             attempts: HashMap::new(),
             steps: p.steps.into_iter().map(|s| (s.name.clone(), s)).collect(),
             cancelled: p.cancelled,
@@ -119,12 +121,6 @@ impl RunCtx {
         Ok(())
     }
 
-    fn next_call(&mut self, kind: &'static str) -> String {
-        let n = self.calls.entry(kind).or_insert(0);
-        *n += 1;
-        format!("__{kind}:{n}")
-    }
-
     /// Whether step code is running (between a step's begin and its end).
     fn in_step(&self) -> bool {
         !self.attempts.is_empty()
@@ -138,9 +134,14 @@ impl RunCtx {
         if self.in_step() {
             return Ok(fresh);
         }
-        let key = self.next_call(kind);
+        let key = self.calls.next_key(kind);
+        self.record_value(&key, fresh).await
+    }
+
+    /// The value recorded as hidden step `key`, recording `fresh` first.
+    async fn record_value(&mut self, key: &str, fresh: Value) -> Wt<Value> {
         let hash = crate::engine::stable_hash(&Value::Null);
-        match settled(self.steps.get(&key), &hash) {
+        match settled(self.steps.get(key), &hash) {
             Some(StepAction::Return { step }) => return Ok(step.output.unwrap_or(Value::Null)),
             Some(_) => {
                 let msg = format!("recorded value {key} has a different input");
@@ -148,13 +149,19 @@ impl RunCtx {
             }
             None => {}
         }
-        let req = hidden_step(&key, &hash);
+        let req = hidden_step(key, &hash);
         let outcome = StepOutcome::Completed(fresh);
         let step = self
             .checkpoint(req, outcome, Vec::new())
             .await
             .map_err(trap)?;
         Ok(step.output.unwrap_or(Value::Null))
+    }
+
+    /// A state, usage or log call: exactly once per run outside step code.
+    async fn call(&mut self, call: HostCall) -> Result<Value, EngineError> {
+        let in_step = self.in_step();
+        self.calls.call(&self.engine, call, in_step).await
     }
 
     /// Record a step attempt and keep the cache current.
@@ -274,13 +281,15 @@ fn state_write(o: StateOptions) -> Result<StateWrite, GuestError> {
 fn answer<T>(r: Result<T, EngineError>) -> Wt<Result<T, GuestError>> {
     match r {
         Ok(v) => Ok(Ok(v)),
-        Err(
-            e @ (EngineError::BadRequest(_)
-            | EngineError::NotFound(_)
-            | EngineError::Unprocessable(_)),
-        ) => Ok(Err(guest_error("HostError", e.to_string()))),
+        Err(e) if e.is_refusal() => Ok(Err(guest_error("HostError", e.to_string()))),
         Err(e) => Err(trap(e)),
     }
+}
+
+/// A recorded state version as the guest sees it.
+fn version(v: Value) -> u32 {
+    v.as_u64()
+        .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 impl types::Host for RunCtx {}
@@ -409,21 +418,26 @@ impl host::Host for RunCtx {
             data,
             channels: json!([]),
             capability,
-            timeout_ms: request.timeout_ms.map(|t| t as i64),
+            // Out of range either way: the engine names the allowed range.
+            timeout_ms: request
+                .timeout_ms
+                .map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
         };
-        let gate = self
-            .engine
-            .begin_gate(&self.run_id, req)
-            .await
-            .map_err(trap)?;
+        let gate = match answer(self.engine.begin_gate(&self.run_id, req).await)? {
+            Ok(gate) => gate,
+            Err(e) => return Ok(Err(e)),
+        };
+        if gate.status == TIMED_OUT {
+            self.say(format!("gate {}: timed out", gate.name));
+            return Ok(Err(guest_error(
+                "TimeoutError",
+                format!("gate {} timed out", gate.name),
+            )));
+        }
         if gate.is_pending() {
-            let deadline = gate.timeout_ms.map(|t| gate.created_at + t * 1000);
-            if deadline.is_some_and(|d| self.engine.now() >= d) {
-                return Ok(Err(guest_error(
-                    "TimeoutError",
-                    format!("gate {} timed out", gate.name),
-                )));
-            }
+            // Parked until the deadline at the latest; the next activation
+            // finds the gate decided or records its timeout.
+            let deadline = gate.deadline();
             self.say(format!(
                 "gate {}: waiting for a decision (resolve token {}, gate id {})",
                 gate.name, gate.resolve_token, gate.id
@@ -454,8 +468,8 @@ impl host::Host for RunCtx {
 
     async fn state_get(&mut self) -> Wt<Option<String>> {
         self.live()?;
-        let state = self.engine.live_state(&self.run_id).await.map_err(trap)?;
-        Ok(state.map(|s| s.value.to_string()))
+        let state = self.call(HostCall::StateGet).await.map_err(trap)?;
+        Ok((!state.is_null()).then(|| state.to_string()))
     }
 
     async fn state_set(
@@ -484,8 +498,8 @@ impl host::Host for RunCtx {
             Ok(m) => m,
             Err(e) => return Ok(Err(e)),
         };
-        let r = self.engine.save_state(&self.run_id, label, meta).await;
-        Ok(answer(r)?.map(|v| v.version as u32))
+        let r = self.call(HostCall::StateSave { label, meta }).await;
+        Ok(answer(r)?.map(version))
     }
 
     async fn usage_record(&mut self, usage: String) -> Wt<Result<(), GuestError>> {
@@ -519,7 +533,7 @@ impl host::Host for RunCtx {
             pending.push(req);
             return Ok(Ok(()));
         }
-        let r = self.engine.record_usage(&self.run_id, req).await;
+        let r = self.call(HostCall::Usage(req)).await;
         Ok(answer(r)?.map(|_| ()))
     }
 
@@ -593,9 +607,10 @@ impl host::Host for RunCtx {
             return Ok(());
         }
         let now = self.engine.now();
-        let wake_at = now.saturating_add((duration_ms as i64).saturating_mul(1000));
-        let recorded = self.recorded("sleep", json!({"wakeAt": wake_at})).await?;
-        let key = format!("__sleep:{}", self.calls["sleep"]);
+        let micros = i64::try_from(duration_ms).map_or(i64::MAX, |ms| ms.saturating_mul(1000));
+        let wake_at = now.saturating_add(micros);
+        let key = self.calls.next_key("sleep");
+        let recorded = self.record_value(&key, json!({"wakeAt": wake_at})).await?;
         let due = recorded["wakeAt"].as_i64().unwrap_or(now);
         if self.engine.now() >= due {
             return Ok(());
@@ -617,10 +632,11 @@ impl host::Host for RunCtx {
             LogLevel::Error => "error",
         };
         self.say(format!("log {level}: {message}"));
-        self.engine
-            .log(&self.run_id, level, &message)
-            .await
-            .map_err(trap)
+        let call = HostCall::Log {
+            level: level.into(),
+            message,
+        };
+        self.call(call).await.map(|_| ()).map_err(trap)
     }
 
     async fn now(&mut self) -> Wt<u64> {
@@ -652,11 +668,8 @@ impl RunCtx {
             (Ok(v), Ok(m)) => (v, m),
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
         };
-        let r = self
-            .engine
-            .write_state(&self.run_id, mode, Some(value), meta)
-            .await;
-        Ok(answer(r)?.map(|s| s.version as u32))
+        let r = self.call(HostCall::StateWrite { mode, value, meta }).await;
+        Ok(answer(r)?.map(version))
     }
 }
 

@@ -207,9 +207,14 @@ impl Runtime {
             .memory_size(memory)
             .trap_on_grow_failure(true)
             .build();
-        let steps = match engine.steps_of(&run.id).await {
-            Ok(steps) => steps,
-            Err(e) => return Outcome::Retry(format!("loading checkpoints: {e}")),
+        let (steps, calls) = match (
+            engine.steps_of(&run.id).await,
+            engine.call_log(&run.id, owner).await,
+        ) {
+            (Ok(steps), Ok(calls)) => (steps, calls),
+            (Err(e), _) | (_, Err(e)) => {
+                return Outcome::Retry(format!("loading checkpoints: {e}"));
+            }
         };
         let ctx = RunCtx::new(RunCtxParts {
             engine: engine.clone(),
@@ -221,6 +226,7 @@ impl Runtime {
             max_output: self.config.max_output_bytes,
             log_capacity: self.config.log_capacity,
             steps,
+            calls,
         });
         let mut store = Store::new(&self.wasm, ctx);
         store.limiter(|c| &mut c.limits);

@@ -3,7 +3,7 @@
 
 use super::Runtime;
 use super::host::{RunCtx, RunCtxParts};
-use crate::engine::Engine;
+use crate::engine::{CallLog, Engine};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -41,6 +41,7 @@ impl Runtime {
             max_output: self.config.max_output_bytes,
             log_capacity: self.config.log_capacity,
             steps: Vec::new(),
+            calls: CallLog::new("probe", "probe", Vec::new()),
         });
         let mut store = Store::new(&self.wasm, ctx);
         store.limiter(|c| &mut c.limits);

@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 
 pub type R<T> = Result<T, sqlx::Error>;
 
-fn json_col(row: &AnyRow, col: &str) -> R<Value> {
+pub fn json_col(row: &AnyRow, col: &str) -> R<Value> {
     let text: String = row.try_get(col)?;
     serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }

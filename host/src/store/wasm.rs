@@ -1,11 +1,12 @@
 //! Rows behind deployed components and the wasm worker loop.
 
 use super::Result;
-use super::rows::{self, R};
+use super::rows::{self, R, to_text};
 use super::sql::{SqlTx, q};
 use crate::clock::Micros;
 use crate::model::{Deployment, Run};
 use async_trait::async_trait;
+use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -34,6 +35,15 @@ pub trait WasmTx {
     async fn wake(&mut self, run_id: &str, now: Micros) -> Result<()>;
     /// Earliest future wake-up among parked wasm runs, to size the idle wait.
     async fn next_wake(&mut self, now: Micros) -> Result<Option<Micros>>;
+    /// Recorded answers of a run's outside-step host calls, by call key.
+    async fn host_calls(&mut self, run_id: &str) -> Result<Vec<(String, Value)>>;
+    async fn insert_host_call(
+        &mut self,
+        run_id: &str,
+        key: &str,
+        answer: &Value,
+        now: Micros,
+    ) -> Result<()>;
 }
 
 const DEPLOY_COLS: &str =
@@ -157,5 +167,34 @@ impl WasmTx for SqlTx {
             AND status = 'running' AND parked_until > $1";
         let row = q(sql).bind(now).fetch_one(self.c()).await?;
         Ok(row.try_get::<Option<i64>, _>(0)?)
+    }
+
+    async fn host_calls(&mut self, run_id: &str) -> Result<Vec<(String, Value)>> {
+        let sql = "SELECT call_key, answer_json FROM host_calls WHERE run_id = $1";
+        self.all(q(sql).bind(run_id.to_string()), |row| {
+            Ok((
+                row.try_get("call_key")?,
+                rows::json_col(row, "answer_json")?,
+            ))
+        })
+        .await
+    }
+
+    async fn insert_host_call(
+        &mut self,
+        run_id: &str,
+        key: &str,
+        answer: &Value,
+        now: Micros,
+    ) -> Result<()> {
+        let sql = "INSERT INTO host_calls (run_id, call_key, answer_json, created_at) \
+            VALUES ($1, $2, $3, $4)";
+        let query = q(sql)
+            .bind(run_id.to_string())
+            .bind(key.to_string())
+            .bind(to_text(answer))
+            .bind(now);
+        self.exec(query).await?;
+        Ok(())
     }
 }

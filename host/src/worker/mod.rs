@@ -147,21 +147,28 @@ impl Worker {
             Err(e) => return self.record(&run, Outcome::Retry(e.to_string())).await,
         };
         let cancelled = Arc::new(AtomicBool::new(false));
-        let watch = self.watch_cancel(&run.id, cancelled.clone());
-        let heartbeat = self.heartbeat(&run.id);
-        let outcome = self
-            .runtime
-            .activate(
-                engine,
-                &run,
-                &deployment,
-                &self.owner,
-                cancelled,
-                self.progress.clone(),
-            )
-            .await;
-        watch.abort();
-        heartbeat.abort();
+        // Stopped when this function returns or unwinds: a dead activation
+        // must not keep its run's lease alive.
+        let watch = AbortOnDrop(self.watch_cancel(&run.id, cancelled.clone()));
+        let heartbeat = AbortOnDrop(self.heartbeat(&run.id));
+        // The activation is its own task, so a panic in it (a host bug) ends
+        // here as a `JoinError` and fails the run instead of leaving it
+        // `running` with a live lease.
+        let mut activation = {
+            let (runtime, engine, run) = (self.runtime.clone(), engine.clone(), run.clone());
+            let (owner, progress) = (self.owner.clone(), self.progress.clone());
+            AbortOnDrop(tokio::spawn(async move {
+                runtime
+                    .activate(&engine, &run, &deployment, &owner, cancelled, progress)
+                    .await
+            }))
+        };
+        let outcome = match (&mut activation.0).await {
+            Ok(outcome) => outcome,
+            Err(e) if e.is_panic() => Outcome::panicked(e.into_panic()),
+            Err(e) => Outcome::Retry(format!("activation task ended: {e}")),
+        };
+        drop((watch, heartbeat));
         self.record(&run, outcome).await;
     }
 
@@ -245,5 +252,14 @@ impl Worker {
                 }
             }
         })
+    }
+}
+
+/// Aborts a task when the execution that started it ends, however it ends.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
