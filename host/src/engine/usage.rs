@@ -1,5 +1,6 @@
 //! The token/cost usage ledger.
 
+use super::limits;
 use super::write::Write;
 use super::{Engine, EngineError, Result};
 use crate::clock::Micros;
@@ -21,6 +22,31 @@ pub struct NewUsage {
     pub total_tokens: Option<i64>,
     pub cost_usd: Option<f64>,
     pub metadata: Option<Value>,
+}
+
+/// The record's `totalTokens`: as given, else the sum of the given sides (null
+/// if neither is given). Every count must lie in [`limits::TOKENS`], the sum
+/// too, whichever door the record came through.
+fn checked_total(req: &NewUsage) -> Result<Option<i64>> {
+    let counts = [
+        ("inputTokens", req.input_tokens),
+        ("outputTokens", req.output_tokens),
+        ("totalTokens", req.total_tokens),
+    ];
+    for (field, count) in counts {
+        if let Some(n) = count {
+            limits::TOKENS.check(field, n)?;
+        }
+    }
+    if req.total_tokens.is_some() || (req.input_tokens.is_none() && req.output_tokens.is_none()) {
+        return Ok(req.total_tokens);
+    }
+    let sum = req
+        .input_tokens
+        .unwrap_or(0)
+        .checked_add(req.output_tokens.unwrap_or(0))
+        .unwrap_or(i64::MAX);
+    Ok(Some(limits::TOKENS.check("totalTokens", sum)?))
 }
 
 impl Engine {
@@ -47,11 +73,7 @@ impl Engine {
         req: NewUsage,
         now: Micros,
     ) -> Result<UsageRecord> {
-        // Absent total: the sum of the given sides, or null if neither is given.
-        let total_tokens = req.total_tokens.or_else(|| {
-            (req.input_tokens.is_some() || req.output_tokens.is_some())
-                .then(|| req.input_tokens.unwrap_or(0) + req.output_tokens.unwrap_or(0))
-        });
+        let total_tokens = checked_total(&req)?;
         let usage = UsageRecord {
             id: ids::new_id("use"),
             run_id: run_id.to_string(),
@@ -73,5 +95,50 @@ impl Engine {
         w.event(run_id, "usage.recorded", json!({"usage": usage}), now)
             .await?;
         Ok(usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(input: Option<i64>, output: Option<i64>, total: Option<i64>) -> NewUsage {
+        NewUsage {
+            input_tokens: input,
+            output_tokens: output,
+            total_tokens: total,
+            ..NewUsage::default()
+        }
+    }
+
+    #[test]
+    fn totals_are_derived_without_wrapping() {
+        let max = limits::TOKENS.max;
+        assert_eq!(checked_total(&usage(None, None, None)).unwrap(), None);
+        assert_eq!(checked_total(&usage(Some(2), None, None)).unwrap(), Some(2));
+        assert_eq!(
+            checked_total(&usage(Some(2), Some(3), None)).unwrap(),
+            Some(5)
+        );
+        assert_eq!(
+            checked_total(&usage(Some(2), Some(3), Some(1))).unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            checked_total(&usage(Some(max), Some(0), None)).unwrap(),
+            Some(max)
+        );
+        for bad in [
+            usage(Some(max), Some(1), None),
+            usage(Some(i64::MAX), Some(i64::MAX), None),
+            usage(Some(i64::MAX), None, Some(1)),
+            usage(Some(-1), None, None),
+            usage(None, None, Some(i64::MIN)),
+        ] {
+            assert!(
+                matches!(checked_total(&bad), Err(EngineError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
     }
 }
