@@ -6,7 +6,7 @@ use crate::wasm::{wait_status, wait_suspended_at_gate};
 use serde_json::{Value, json};
 use std::process::{Command, Output, Stdio};
 
-fn host(srv: &TestServer, data_dir: &std::path::Path, args: &[&str]) -> Command {
+pub fn host(srv: &TestServer, data_dir: &std::path::Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidebase-host"));
     cmd.args(args)
         .arg("--database-url")
@@ -18,13 +18,13 @@ fn host(srv: &TestServer, data_dir: &std::path::Path, args: &[&str]) -> Command 
     cmd
 }
 
-async fn output(mut cmd: Command) -> Output {
+pub async fn output(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("spawn tidebase-host"))
         .await
         .unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

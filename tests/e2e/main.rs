@@ -17,6 +17,7 @@ mod events;
 mod gates;
 mod input;
 mod leases;
+mod limits;
 mod queues;
 mod reconciler;
 mod replicas;
