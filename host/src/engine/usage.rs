@@ -24,29 +24,34 @@ pub struct NewUsage {
     pub metadata: Option<Value>,
 }
 
-/// The record's `totalTokens`: as given, else the sum of the given sides (null
-/// if neither is given). Every count must lie in [`limits::TOKENS`], the sum
-/// too, whichever door the record came through.
-fn checked_total(req: &NewUsage) -> Result<Option<i64>> {
-    let counts = [
-        ("inputTokens", req.input_tokens),
-        ("outputTokens", req.output_tokens),
-        ("totalTokens", req.total_tokens),
-    ];
-    for (field, count) in counts {
-        if let Some(n) = count {
-            limits::TOKENS.check(field, n)?;
+impl NewUsage {
+    /// The record's `totalTokens`: as given, else the sum of the given sides
+    /// (null if neither is given). Every count must lie in
+    /// [`limits::TOKENS`], the sum too, whichever door the record came
+    /// through; a door may call this to refuse a record before queueing it.
+    pub fn checked_total(&self) -> Result<Option<i64>> {
+        let counts = [
+            ("inputTokens", self.input_tokens),
+            ("outputTokens", self.output_tokens),
+            ("totalTokens", self.total_tokens),
+        ];
+        for (field, count) in counts {
+            if let Some(n) = count {
+                limits::TOKENS.check(field, n)?;
+            }
         }
+        if self.total_tokens.is_some()
+            || (self.input_tokens.is_none() && self.output_tokens.is_none())
+        {
+            return Ok(self.total_tokens);
+        }
+        let sum = self
+            .input_tokens
+            .unwrap_or(0)
+            .checked_add(self.output_tokens.unwrap_or(0))
+            .unwrap_or(i64::MAX);
+        Ok(Some(limits::TOKENS.check("totalTokens", sum)?))
     }
-    if req.total_tokens.is_some() || (req.input_tokens.is_none() && req.output_tokens.is_none()) {
-        return Ok(req.total_tokens);
-    }
-    let sum = req
-        .input_tokens
-        .unwrap_or(0)
-        .checked_add(req.output_tokens.unwrap_or(0))
-        .unwrap_or(i64::MAX);
-    Ok(Some(limits::TOKENS.check("totalTokens", sum)?))
 }
 
 impl Engine {
@@ -73,7 +78,7 @@ impl Engine {
         req: NewUsage,
         now: Micros,
     ) -> Result<UsageRecord> {
-        let total_tokens = checked_total(&req)?;
+        let total_tokens = req.checked_total()?;
         let usage = UsageRecord {
             id: ids::new_id("use"),
             run_id: run_id.to_string(),
@@ -114,18 +119,18 @@ mod tests {
     #[test]
     fn totals_are_derived_without_wrapping() {
         let max = limits::TOKENS.max;
-        assert_eq!(checked_total(&usage(None, None, None)).unwrap(), None);
-        assert_eq!(checked_total(&usage(Some(2), None, None)).unwrap(), Some(2));
+        assert_eq!(usage(None, None, None).checked_total().unwrap(), None);
+        assert_eq!(usage(Some(2), None, None).checked_total().unwrap(), Some(2));
         assert_eq!(
-            checked_total(&usage(Some(2), Some(3), None)).unwrap(),
+            usage(Some(2), Some(3), None).checked_total().unwrap(),
             Some(5)
         );
         assert_eq!(
-            checked_total(&usage(Some(2), Some(3), Some(1))).unwrap(),
+            usage(Some(2), Some(3), Some(1)).checked_total().unwrap(),
             Some(1)
         );
         assert_eq!(
-            checked_total(&usage(Some(max), Some(0), None)).unwrap(),
+            usage(Some(max), Some(0), None).checked_total().unwrap(),
             Some(max)
         );
         for bad in [
@@ -136,7 +141,7 @@ mod tests {
             usage(None, None, Some(i64::MIN)),
         ] {
             assert!(
-                matches!(checked_total(&bad), Err(EngineError::Invalid(_))),
+                matches!(bad.checked_total(), Err(EngineError::Invalid(_))),
                 "{bad:?}"
             );
         }
