@@ -106,7 +106,7 @@ impl Fields {
     }
 
     /// Record a broken limit; `None` for the caller to return.
-    pub fn violated<T>(&mut self, v: Violation) -> Option<T> {
+    fn violated<T>(&mut self, v: Violation) -> Option<T> {
         self.issues.push(v.issue(json!([v.field])));
         None
     }

@@ -65,7 +65,7 @@ pub async fn versions(
 ) -> ApiResult {
     let labeled_only = q.get("labeled").is_some_and(|v| v == "true");
     if let Some(stream) = q.get("stream") {
-        limits::check_name("stream", stream)
+        limits::check_text("stream", stream)
             .map_err(|v| ApiError::violation("query parameter", &v))?;
     }
     let versions = engine

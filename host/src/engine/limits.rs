@@ -89,7 +89,7 @@ fn is_integer_text(t: &str) -> bool {
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Days in 100 years, generously: the longest queue delay or deadline.
+/// 100 years of 366 days in ms: the longest queue delay or deadline.
 const HUNDRED_YEARS_MS: i64 = 100 * 366 * 24 * 3600 * 1000;
 
 /// Longest name, in characters, of anything looked up by name: workflows,
