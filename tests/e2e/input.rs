@@ -22,7 +22,7 @@ pub fn assert_invalid(status: u16, body: &Value, path: Value, what: &str) {
 }
 
 /// A run with a bit of everything, so "unchanged" means something.
-async fn busy_run(srv: &TestServer) -> (String, String, String) {
+pub async fn busy_run(srv: &TestServer) -> (String, String, String) {
     let run = srv.running_run("victim", "w1").await;
     let (s, _) = srv
         .put(&format!("/runs/{run}/state"), json!({"value": {"n": 1}}))
