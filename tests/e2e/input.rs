@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 const MISSING_RUN: &str = "run_00000000000000000000000000000000";
 
 /// Asserts a 400 schema failure whose issues mention `path`.
-fn assert_invalid(status: u16, body: &Value, path: Value, what: &str) {
+pub fn assert_invalid(status: u16, body: &Value, path: Value, what: &str) {
     assert_eq!(status, 400, "{what}: {body}");
     assert_eq!(body["error"], "invalid request body", "{what}: {body}");
     let issues = body["issues"]
@@ -22,7 +22,7 @@ fn assert_invalid(status: u16, body: &Value, path: Value, what: &str) {
 }
 
 /// A run with a bit of everything, so "unchanged" means something.
-async fn busy_run(srv: &TestServer) -> (String, String, String) {
+pub async fn busy_run(srv: &TestServer) -> (String, String, String) {
     let run = srv.running_run("victim", "w1").await;
     let (s, _) = srv
         .put(&format!("/runs/{run}/state"), json!({"value": {"n": 1}}))

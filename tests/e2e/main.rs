@@ -17,6 +17,7 @@ mod events;
 mod gates;
 mod input;
 mod leases;
+mod limits;
 mod once;
 mod queues;
 mod reconciler;

@@ -2,6 +2,7 @@
 //! validation that reports Zod-style issues (`code`, `message`, `path`).
 
 use super::error::ApiError;
+use crate::engine::limits::{self, Range, Violation};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde_json::{Map, Value, json};
@@ -96,8 +97,18 @@ impl Fields {
     }
 
     fn issue(&mut self, key: &str, code: &str, message: String) {
-        self.issues
-            .push(json!({"code": code, "message": message, "path": [key]}));
+        self.push_issue(json!({"code": code, "message": message, "path": [key]}));
+    }
+
+    /// An issue from a check `Fields` has no helper for.
+    pub fn push_issue(&mut self, issue: Value) {
+        self.issues.push(issue);
+    }
+
+    /// Record a broken limit; `None` for the caller to return.
+    fn violated<T>(&mut self, v: Violation) -> Option<T> {
+        self.issues.push(v.issue(json!([v.field])));
+        None
     }
 
     /// Any JSON value; absent is `None`.
@@ -109,10 +120,15 @@ impl Fields {
         self.map.contains_key(key)
     }
 
+    /// A string, if present. Every string field is stored as text, so none
+    /// may contain NUL.
     pub fn opt_str(&mut self, key: &str) -> Option<String> {
         match self.map.get(key) {
             None => None,
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::String(s)) => match limits::check_text(key, s) {
+                Ok(()) => Some(s.clone()),
+                Err(v) => self.violated(v),
+            },
             Some(_) => {
                 self.wrong_type(key, "string");
                 None
@@ -143,6 +159,25 @@ impl Fields {
         self.opt_name(key).unwrap_or_default()
     }
 
+    /// A name something is looked up by, if present: 1 to
+    /// [`limits::NAME_CHARS`] characters.
+    pub fn opt_key(&mut self, key: &str) -> Option<String> {
+        let s = self.opt_str(key)?;
+        match limits::check_name(key, &s) {
+            Ok(()) => Some(s),
+            Err(v) => self.violated(v),
+        }
+    }
+
+    /// A required [`Fields::opt_key`].
+    pub fn key(&mut self, key: &str) -> String {
+        if !self.has(key) {
+            self.wrong_type(key, "string");
+            return String::new();
+        }
+        self.opt_key(key).unwrap_or_default()
+    }
+
     /// A JSON object with arbitrary keys, if present.
     pub fn opt_record(&mut self, key: &str) -> Option<Value> {
         match self.map.get(key) {
@@ -157,29 +192,39 @@ impl Fields {
 
     /// An integer not below `min`, if present (and, with `nullable`, not null).
     pub fn opt_int(&mut self, key: &str, min: i64, nullable: bool) -> Option<i64> {
-        match self.map.get(key) {
-            None => None,
-            Some(Value::Null) if nullable => None,
-            Some(Value::Number(n)) => match n.as_i64().or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                    .map(|f| f as i64)
-            }) {
-                Some(i) if i >= min => Some(i),
-                Some(_) => {
-                    let m = format!("Number must be greater than or equal to {min}");
-                    self.issue(key, "too_small", m);
-                    None
-                }
-                None => {
-                    self.wrong_type(key, "integer");
-                    None
-                }
-            },
+        if nullable && self.map.get(key).is_some_and(Value::is_null) {
+            return None;
+        }
+        self.int_in(key, Range::new(min, i64::MAX))
+    }
+
+    /// An integer within `range`, if present. Integral numbers beyond 64
+    /// bits (or written as large floats) are out of range, not mistyped.
+    pub fn int_in(&mut self, key: &str, range: Range) -> Option<i64> {
+        let n = match self.map.get(key) {
+            None => return None,
+            Some(Value::Number(n)) => n.clone(),
             Some(_) => {
                 self.wrong_type(key, "integer");
-                None
+                return None;
             }
+        };
+        let value = if let Some(i) = n.as_i64() {
+            i
+        } else if n.is_u64() {
+            i64::MAX
+        } else {
+            match n.as_f64() {
+                Some(f) if f.fract() == 0.0 => f as i64, // saturates
+                _ => {
+                    self.wrong_type(key, "integer");
+                    return None;
+                }
+            }
+        };
+        match range.check(key, value) {
+            Ok(v) => Some(v),
+            Err(v) => self.violated(v),
         }
     }
 
@@ -230,14 +275,13 @@ impl Fields {
         None
     }
 
-    /// An absolute URL (any scheme), if present.
+    /// An absolute http(s) URL, if present.
     pub fn opt_url(&mut self, key: &str) -> Option<String> {
         let s = self.opt_str(key)?;
-        if is_absolute_url(&s) {
-            return Some(s);
+        match limits::check_http_url(key, &s) {
+            Ok(()) => Some(s),
+            Err(v) => self.violated(v),
         }
-        self.issues.push(json!({"code": "invalid_string", "validation": "url", "message": "Invalid url", "path": [key]}));
-        None
     }
 
     /// `ChannelSpec[]`, if present.
@@ -252,11 +296,16 @@ impl Fields {
         };
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
-            let path = json!([key, i]);
-            let url = item
-                .get("url")
-                .and_then(Value::as_str)
-                .filter(|u| is_absolute_url(u));
+            let url = match item.get("url").and_then(Value::as_str) {
+                Some(u) => match limits::check_http_url("url", u) {
+                    Ok(()) => Some(u),
+                    Err(v) => {
+                        self.issues.push(v.issue(json!([key, i, "url"])));
+                        continue;
+                    }
+                },
+                None => None,
+            };
             let events = match item.get("events") {
                 None => Some(vec![]),
                 Some(Value::Array(e)) if e.iter().all(Value::is_string) => Some(
@@ -268,7 +317,13 @@ impl Fields {
             };
             let secret = match item.get("secret") {
                 None | Some(Value::Null) => Some(None),
-                Some(Value::String(s)) => Some(Some(s.clone())),
+                Some(Value::String(s)) => match limits::check_text("secret", s) {
+                    Ok(()) => Some(Some(s.clone())),
+                    Err(v) => {
+                        self.issues.push(v.issue(json!([key, i, "secret"])));
+                        continue;
+                    }
+                },
                 Some(_) => None,
             };
             match (item.get("type").and_then(Value::as_str), url, events, secret) {
@@ -277,8 +332,8 @@ impl Fields {
                 }
                 _ => self.issues.push(json!({
                     "code": "custom",
-                    "message": "Expected a channel {\"type\":\"webhook\",\"url\":<absolute url>,\"secret\"?:string,\"events\"?:string[]}",
-                    "path": path,
+                    "message": "Expected a channel {\"type\":\"webhook\",\"url\":<absolute http(s) url>,\"secret\"?:string,\"events\"?:string[]}",
+                    "path": [key, i],
                 })),
             }
         }
@@ -292,36 +347,5 @@ impl Fields {
         } else {
             Err(ApiError::invalid(self.issues))
         }
-    }
-}
-
-/// `scheme:rest` with a valid scheme, like the WHATWG URL parser accepts.
-fn is_absolute_url(s: &str) -> bool {
-    match s.split_once(':') {
-        Some((scheme, rest)) => {
-            !rest.is_empty()
-                && scheme
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic())
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        }
-        None => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_absolute_url;
-
-    #[test]
-    fn urls_need_a_scheme() {
-        assert!(is_absolute_url("https://x.example/a"));
-        assert!(is_absolute_url("mailto:x@y"));
-        assert!(!is_absolute_url("/relative"));
-        assert!(!is_absolute_url("no-scheme"));
-        assert!(!is_absolute_url("1http://x"));
     }
 }

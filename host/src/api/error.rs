@@ -1,6 +1,7 @@
 //! Protocol error responses.
 
 use crate::engine::EngineError;
+use crate::engine::limits::Violation;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -18,10 +19,31 @@ impl ApiError {
     }
 
     pub fn invalid(issues: Vec<Value>) -> ApiError {
+        ApiError::invalid_in("request body", issues)
+    }
+
+    /// A validation failure of `part` ("query parameter", "path parameter"):
+    /// the error names the field and its limit, `issues` as for bodies.
+    pub fn invalid_in(part: &str, issues: Vec<Value>) -> ApiError {
+        let error = match issues.as_slice() {
+            [one] if part != "request body" => {
+                format!(
+                    "invalid {part} {}: {}",
+                    one["path"][0],
+                    one["message"].as_str().unwrap_or_default()
+                )
+            }
+            _ => format!("invalid {part}"),
+        };
         ApiError::Json(
             StatusCode::BAD_REQUEST,
-            json!({"error": "invalid request body", "issues": issues}),
+            json!({"error": error, "issues": issues}),
         )
+    }
+
+    /// One field that broke a limit, reported like a body issue.
+    pub fn violation(part: &str, v: &Violation) -> ApiError {
+        ApiError::invalid_in(part, vec![v.issue(json!([v.field]))])
     }
 }
 
@@ -33,6 +55,7 @@ impl From<EngineError> for ApiError {
             }
             EngineError::Conflict(body) => ApiError::Json(StatusCode::CONFLICT, body),
             EngineError::BadRequest(msg) => ApiError::bad_request(msg),
+            EngineError::Invalid(v) => ApiError::violation("request body", &v),
             EngineError::Unprocessable(msg) => {
                 ApiError::Json(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": msg}))
             }

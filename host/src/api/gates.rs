@@ -13,7 +13,7 @@ pub async fn begin(
     body: RawBody,
 ) -> ApiResult {
     let mut f = body.fields()?;
-    let name = f.name("name");
+    let name = f.key("name");
     let prompt = f.name("prompt");
     // Channels are validated like run channels but stored verbatim.
     f.opt_channels("channels");

@@ -4,6 +4,7 @@ mod body;
 mod error;
 mod gates;
 mod guard;
+mod params;
 mod queues;
 mod runs;
 mod sse;
@@ -74,7 +75,8 @@ pub fn router(engine: Engine, runtime: Option<Arc<Runtime>>) -> Router {
             .route("/workflows", get(workflows::list))
             .route("/workflows/{name}", deploy);
     }
-    api.fallback(guard::not_found)
+    api.route_layer(axum::middleware::from_fn(params::check))
+        .fallback(guard::not_found)
         .method_not_allowed_fallback(guard::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(

@@ -3,63 +3,15 @@
 use super::body::{Fields, RawBody};
 use super::error::{ApiError, ApiResult};
 use crate::clock::Micros;
+use crate::engine::limits::{self, Range};
 use crate::engine::{Engine, Enqueue, NewRun, Patch, QueueConfigPatch, ScheduleSpec};
 use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
-/// A Zod-style issue for checks `Fields` has no helper for.
-fn issue(path: &str, code: &str, message: impl Into<String>) -> Value {
-    json!({"code": code, "message": message.into(), "path": [path]})
-}
-
-/// Longest accepted `delayMs` / `deadlineMs`: 100 years.
-const MAX_DELAY_MS: i64 = 100 * 366 * 24 * 3600 * 1000;
-
-/// A duration in milliseconds no longer than [`MAX_DELAY_MS`].
-fn duration_ms(v: Option<i64>, key: &str, issues: &mut Vec<Value>) -> Option<i64> {
-    match v {
-        Some(ms) if ms > MAX_DELAY_MS => {
-            issues.push(issue(
-                key,
-                "too_big",
-                format!("Number must be less than or equal to {MAX_DELAY_MS}"),
-            ));
-            None
-        }
-        other => other,
-    }
-}
-
-/// An integer that must fit the 32-bit column it is stored in.
-fn int32(v: Option<i64>, key: &str, issues: &mut Vec<Value>) -> Option<i32> {
-    let v = v?;
-    match i32::try_from(v) {
-        Ok(i) => Some(i),
-        Err(_) => {
-            let (code, bound) = if v > 0 {
-                ("too_big", "less than or equal to 2147483647")
-            } else {
-                ("too_small", "greater than or equal to -2147483648")
-            };
-            issues.push(issue(key, code, format!("Number must be {bound}")));
-            None
-        }
-    }
-}
-
-fn finish(f: Fields, extra: Vec<Value>) -> Result<(), ApiError> {
-    match f.finish() {
-        Err(ApiError::Json(status, mut body)) => {
-            if let Some(list) = body["issues"].as_array_mut() {
-                list.extend(extra);
-            }
-            Err(ApiError::Json(status, body))
-        }
-        Err(e) => Err(e),
-        Ok(()) if extra.is_empty() => Ok(()),
-        Ok(()) => Err(ApiError::invalid(extra)),
-    }
+/// A checked integer that fits a 32-bit column.
+fn int32(f: &mut Fields, key: &str, range: Range) -> Option<i32> {
+    f.int_in(key, range).and_then(|v| i32::try_from(v).ok())
 }
 
 /// `YYYY-MM-DDTHH:MM[:SS[.fraction]]Z` with a valid calendar date.
@@ -98,8 +50,7 @@ pub async fn enqueue(
     body: RawBody,
 ) -> ApiResult {
     let mut f = body.fields()?;
-    let mut extra = Vec::new();
-    let workflow = f.name("workflowName");
+    let workflow = f.key("workflowName");
     let run = NewRun {
         workflow_name: workflow,
         input: f.any("input").unwrap_or(Value::Null),
@@ -108,79 +59,62 @@ pub async fn enqueue(
         channels: f.opt_channels("channels"),
     };
     let mut req = Enqueue::new(queue, run);
-    req.dedupe_key = f.opt_name("dedupeKey");
-    req.delay_ms = duration_ms(f.opt_int("delayMs", 0, false), "delayMs", &mut extra);
+    req.dedupe_key = f.opt_key("dedupeKey");
+    req.delay_ms = f.int_in("delayMs", limits::DELAY_MS);
     if let Some(text) = f.opt_str("runAt") {
         req.run_at = parse_datetime(&text);
         if req.run_at.is_none() {
-            extra.push(json!({"code": "invalid_string", "validation": "datetime", "message": "Invalid datetime", "path": ["runAt"]}));
+            f.push_issue(json!({"code": "invalid_string", "validation": "datetime", "message": "Invalid datetime", "path": ["runAt"]}));
         }
     }
-    req.max_attempts = int32(
-        f.opt_int("maxAttempts", 1, false),
-        "maxAttempts",
-        &mut extra,
-    );
-    req.priority = int32(
-        f.opt_int("priority", i64::MIN, false),
-        "priority",
-        &mut extra,
-    );
-    req.deadline_ms = duration_ms(f.opt_int("deadlineMs", 1, false), "deadlineMs", &mut extra);
-    finish(f, extra)?;
+    req.max_attempts = int32(&mut f, "maxAttempts", limits::POSITIVE_INT32);
+    req.priority = int32(&mut f, "priority", limits::PRIORITY);
+    req.deadline_ms = f.int_in("deadlineMs", limits::DEADLINE_MS);
+    f.finish()?;
     let (run, deduplicated) = engine.enqueue(req).await?;
     Ok(Json(json!({"run": run, "deduplicated": deduplicated})))
 }
 
 pub async fn claim(State(engine): State<Engine>, body: RawBody) -> ApiResult {
     let mut f = body.fields()?;
-    let mut extra = Vec::new();
     let queues: Vec<String> = match f.any("queues") {
         Some(Value::Array(items)) if !items.is_empty() => {
-            let names: Vec<String> = items
-                .iter()
-                .filter_map(|v| v.as_str())
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
-            if names.len() != items.len() {
-                extra.push(issue(
-                    "queues",
-                    "invalid_type",
-                    "Expected an array of non-empty strings",
-                ));
+            let mut names = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let checked = match item.as_str() {
+                    Some(name) => limits::check_name("queues", name).map(|()| name),
+                    None => {
+                        f.push_issue(json!({"code": "invalid_type", "expected": "string", "message": "Expected string", "path": ["queues", i]}));
+                        continue;
+                    }
+                };
+                match checked {
+                    Ok(name) => names.push(name.to_string()),
+                    Err(v) => f.push_issue(v.issue(json!(["queues", i]))),
+                }
             }
             names
         }
         Some(Value::Array(_)) => {
-            extra.push(issue(
-                "queues",
-                "too_small",
-                "Array must contain at least 1 element(s)",
-            ));
+            f.push_issue(json!({"code": "too_small", "message": "Array must contain at least 1 element(s)", "path": ["queues"]}));
             vec![]
         }
         Some(_) => {
-            extra.push(issue("queues", "invalid_type", "Expected array"));
+            f.push_issue(
+                json!({"code": "invalid_type", "message": "Expected array", "path": ["queues"]}),
+            );
             vec![]
         }
         None => {
-            extra.push(json!({"code": "invalid_type", "expected": "array", "received": "undefined", "message": "Required", "path": ["queues"]}));
+            f.push_issue(json!({"code": "invalid_type", "expected": "array", "received": "undefined", "message": "Required", "path": ["queues"]}));
             vec![]
         }
     };
     let owner = f
         .opt_str("leaseOwner")
         .unwrap_or_else(crate::ids::lease_owner);
-    let limit = f.opt_int("limit", 1, false);
-    if limit.is_some_and(|l| l > 100) {
-        extra.push(issue(
-            "limit",
-            "too_big",
-            "Number must be less than or equal to 100",
-        ));
-    }
-    finish(f, extra)?;
+    let limit = f.int_in("limit", limits::CLAIM_LIMIT);
+    f.finish()?;
     let runs = engine
         .claim_queued(Some(&queues), &owner, limit.unwrap_or(1), false)
         .await?;
@@ -206,20 +140,14 @@ pub async fn configure(
     body: RawBody,
 ) -> ApiResult {
     let mut f = body.fields()?;
-    let mut extra = Vec::new();
     let concurrency = patch(&mut f, "concurrency", |f| {
-        f.opt_int("concurrency", 1, false)
+        f.int_in("concurrency", limits::POSITIVE_INT32)
     });
     let rate = patch(&mut f, "ratePerMinute", |f| {
-        f.opt_int("ratePerMinute", 1, false)
+        f.int_in("ratePerMinute", limits::POSITIVE_INT32)
     });
-    for (key, p) in [("concurrency", &concurrency), ("ratePerMinute", &rate)] {
-        if let Patch::Set(v) = p {
-            int32(Some(*v), key, &mut extra);
-        }
-    }
     let invoke_url = patch(&mut f, "invokeUrl", |f| f.opt_url("invokeUrl"));
-    finish(f, extra)?;
+    f.finish()?;
     let config = engine
         .configure_queue(
             &queue,
@@ -239,20 +167,15 @@ pub async fn put_schedule(
     body: RawBody,
 ) -> ApiResult {
     let mut f = body.fields()?;
-    let mut extra = Vec::new();
     let spec = ScheduleSpec {
         cron: f.name("cron"),
-        workflow_name: f.name("workflowName"),
+        workflow_name: f.key("workflowName"),
         input: f.any("input").unwrap_or(Value::Null),
-        queue: f.opt_name("queue"),
-        max_attempts: int32(
-            f.opt_int("maxAttempts", 1, false),
-            "maxAttempts",
-            &mut extra,
-        ),
+        queue: f.opt_key("queue"),
+        max_attempts: int32(&mut f, "maxAttempts", limits::POSITIVE_INT32),
         enabled: f.opt_bool("enabled"),
     };
-    finish(f, extra)?;
+    f.finish()?;
     Ok(Json(
         json!({"schedule": engine.put_schedule(&name, spec).await?}),
     ))
@@ -287,6 +210,9 @@ pub async fn recover(
         Value::String(s) => s.clone(),
         other => other.to_string(),
     });
+    if let Some(r) = &reason {
+        limits::check_text("reason", r).map_err(|v| ApiError::violation("request body", &v))?;
+    }
     Ok(Json(
         json!({"recoveryAttempt": engine.recover_run(&id, reason).await?}),
     ))

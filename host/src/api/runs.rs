@@ -2,6 +2,7 @@
 
 use super::body::RawBody;
 use super::error::{ApiError, ApiResult};
+use crate::engine::limits;
 use crate::engine::{Engine, NewChild, NewRun};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -93,6 +94,10 @@ pub async fn fail(
             Value::String(s) => s.clone(),
             other => other.to_string(),
         });
+    if let Some(c) = &class {
+        limits::check_text("failureClass", c)
+            .map_err(|v| ApiError::violation("request body", &v))?;
+    }
     let (run, requeued) = engine.fail_run(&id, error, class).await?;
     Ok(Json(json!({"run": run, "requeued": requeued})))
 }
@@ -117,8 +122,8 @@ pub async fn child(
     body: RawBody,
 ) -> ApiResult {
     let mut f = body.fields()?;
-    let edge_name = f.name("name");
-    let workflow = f.name("workflowName");
+    let edge_name = f.key("name");
+    let workflow = f.key("workflowName");
     let run = new_run(&mut f, workflow);
     let edge_type = f.opt_name("edgeType").unwrap_or_else(|| "child".into());
     let edge_metadata = f.opt_record("edgeMetadata").unwrap_or_else(|| json!({}));

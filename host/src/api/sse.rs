@@ -6,11 +6,13 @@
 //! backlog and the live tail are the same query, so nothing is missed or
 //! sent twice. `Last-Event-ID` resumes after the given seq.
 
+use super::error::ApiError;
 use crate::engine::Engine;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -26,13 +28,22 @@ pub async fn events(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    let after = q
-        .get("after")
-        .map(String::as_str)
-        .or(last_event_id)
-        .and_then(|a| a.trim().parse::<f64>().ok())
-        .map_or(0, |a| a.max(0.0) as i64);
+    let after = match q.get("after") {
+        Some(text) => match seq_after(text) {
+            Some(after) => after,
+            None => {
+                let issue = json!({"code": "invalid_type", "expected": "number", "received": "string",
+                                   "message": "Expected a finite number", "path": ["after"]});
+                return ApiError::invalid_in("query parameter", vec![issue]).into_response();
+            }
+        },
+        // A malformed header is ignored rather than refused: browsers send it.
+        None => headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(seq_after)
+            .unwrap_or(0),
+    };
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     tokio::spawn(pump(engine, run_id, after, tx));
     (
@@ -44,6 +55,17 @@ pub async fn events(
         Body::from_stream(ReceiverStream::new(rx)),
     )
         .into_response()
+}
+
+/// `after` read leniently as the protocol does (`""` is 0, fractions and
+/// negatives are fine); `None` if it is not a finite number.
+fn seq_after(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Some(0);
+    }
+    let f = text.parse::<f64>().ok().filter(|f| f.is_finite())?;
+    Some(f.max(0.0) as i64) // saturating: a huge `after` means "nothing yet"
 }
 
 async fn pump(

@@ -1,7 +1,8 @@
 //! Live state, versions, snapshots and usage endpoints.
 
 use super::body::{Fields, RawBody};
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
+use crate::engine::limits;
 use crate::engine::{Engine, NewUsage, StateWrite, WriteMode};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -12,7 +13,7 @@ const IMPORTANCE: [&str; 4] = ["transient", "normal", "checkpoint", "milestone"]
 
 fn version_meta(f: &mut Fields) -> StateWrite {
     StateWrite {
-        stream: f.opt_name("stream"),
+        stream: f.opt_key("stream"),
         label: f.opt_name("label"),
         reason: f.opt_str("reason"),
         importance: f.opt_enum("importance", &IMPORTANCE),
@@ -63,6 +64,10 @@ pub async fn versions(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let labeled_only = q.get("labeled").is_some_and(|v| v == "true");
+    if let Some(stream) = q.get("stream") {
+        limits::check_text("stream", stream)
+            .map_err(|v| ApiError::violation("query parameter", &v))?;
+    }
     let versions = engine
         .state_versions(&id, q.get("stream").map(String::as_str), labeled_only)
         .await?;
@@ -116,9 +121,9 @@ pub async fn usage(
         label: f.opt_str("label"),
         quantity: f.opt_num("quantity", None),
         unit: f.opt_str("unit"),
-        input_tokens: f.opt_int("inputTokens", 0, false),
-        output_tokens: f.opt_int("outputTokens", 0, false),
-        total_tokens: f.opt_int("totalTokens", 0, false),
+        input_tokens: f.int_in("inputTokens", limits::TOKENS),
+        output_tokens: f.int_in("outputTokens", limits::TOKENS),
+        total_tokens: f.int_in("totalTokens", limits::TOKENS),
         cost_usd: f.opt_num("costUsd", Some(0.0)),
         metadata: f.opt_record("metadata"),
     };

@@ -15,7 +15,7 @@ pub async fn begin(
     let mut f = body.fields()?;
     let req = StepBegin {
         id: None,
-        name: f.name("name"),
+        name: f.key("name"),
         input_hash: f.name("inputHash"),
         input: f.any("input").unwrap_or(Value::Null),
         options: f.opt_record("options").unwrap_or_else(|| json!({})),

@@ -1,6 +1,7 @@
 //! Deploying wasm workflows over HTTP (our addition to the v0.5 API).
 
 use super::error::{ApiError, ApiResult};
+use crate::engine::limits::{self, Range};
 use crate::engine::{DeployLimits, Engine};
 use crate::runtime::Runtime;
 use axum::body::Bytes;
@@ -14,13 +15,13 @@ use std::sync::Arc;
 /// Largest component accepted by the deploy endpoint.
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
 
-fn limit(q: &HashMap<String, String>, key: &str, scale: i64) -> Result<Option<i64>, ApiError> {
+/// An optional query parameter within `range`.
+fn param(q: &HashMap<String, String>, key: &str, range: Range) -> Result<Option<i64>, ApiError> {
     q.get(key)
-        .map(|v| match v.parse::<i64>() {
-            Ok(n) if n > 0 => Ok(n * scale),
-            _ => Err(ApiError::bad_request(format!(
-                "{key} must be a positive integer, got {v:?}"
-            ))),
+        .map(|v| {
+            range
+                .parse(key, v)
+                .map_err(|e| ApiError::violation("query parameter", &e))
         })
         .transpose()
 }
@@ -34,10 +35,10 @@ pub async fn deploy(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> ApiResult {
-    let limits = DeployLimits {
-        memory_limit_bytes: limit(&q, "memoryMb", 1 << 20)?,
-        cpu_limit_ms: limit(&q, "cpuMs", 1)?,
-    };
+    let limits = DeployLimits::from_flags(
+        param(&q, "memoryMb", limits::MEMORY_MB)?,
+        param(&q, "cpuMs", limits::CPU_MS)?,
+    );
     if let Err(e) = runtime.validate(body.to_vec()).await {
         return Err(ApiError::Json(
             StatusCode::UNPROCESSABLE_ENTITY,

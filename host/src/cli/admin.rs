@@ -79,7 +79,7 @@ pub async fn gates(cmd: GatesCmd) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("--payload is not valid JSON: {e}"))?,
         None => json!({}),
     };
-    let engine = super::host::engine(&args.db, super::host::env_settings()).await?;
+    let engine = super::host::engine(&args.db, super::host::env_settings()?).await?;
     let gate = engine.gate_named(&args.run_id, &args.gate_name).await?;
     let req = GateResolve {
         token: gate.resolve_token.clone(),
@@ -93,7 +93,7 @@ pub async fn gates(cmd: GatesCmd) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn runs(cmd: RunsCmd) -> anyhow::Result<ExitCode> {
-    let settings = super::host::env_settings();
+    let settings = super::host::env_settings()?;
     match cmd {
         RunsCmd::List(a) => {
             let engine = super::host::engine(&a.db, settings).await?;

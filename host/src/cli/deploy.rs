@@ -1,6 +1,7 @@
 //! `tidebase-host deploy FILE.wasm`.
 
 use super::DbArgs;
+use crate::engine::limits;
 use crate::engine::{DeployLimits, Engine};
 use crate::model::Deployment;
 use crate::runtime::Runtime;
@@ -25,11 +26,11 @@ pub struct DeployArgs {
 /// Sandbox limits of a deployment.
 #[derive(Args, Debug, Clone, Default)]
 pub struct LimitArgs {
-    /// Linear-memory cap for this workflow, in MiB (default 64).
-    #[arg(long)]
+    /// Linear-memory cap for this workflow, in MiB: 1 to 256 (default 64).
+    #[arg(long, value_parser = limits::MEMORY_MB.parser::<i64>(None))]
     memory_mb: Option<i64>,
-    /// Guest CPU budget per activation, in milliseconds (default 60000).
-    #[arg(long)]
+    /// Guest CPU budget per activation, in milliseconds: 1 to 3600000 (default 60000).
+    #[arg(long, value_parser = limits::CPU_MS.parser::<i64>(None))]
     cpu_ms: Option<i64>,
 }
 
@@ -55,15 +56,12 @@ pub async fn deploy_file(
         .validate(bytes.clone())
         .await
         .with_context(|| format!("{} is not a runnable workflow", file.display()))?;
-    let limits = DeployLimits {
-        memory_limit_bytes: limits.memory_mb.map(|m| m << 20),
-        cpu_limit_ms: limits.cpu_ms,
-    };
+    let limits = DeployLimits::from_flags(limits.memory_mb, limits.cpu_ms);
     Ok(engine.deploy(name, &bytes, limits).await?)
 }
 
 pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
-    let engine = super::host::engine(&args.db, super::host::env_settings()).await?;
+    let engine = super::host::engine(&args.db, super::host::env_settings()?).await?;
     let runtime = super::host::runtime(&args.db, 1)?;
     let name = workflow_name(&args.file, args.name.as_deref());
     let d = deploy_file(&engine, &runtime, &args.file, &name, &args.limits).await?;

@@ -2,7 +2,7 @@
 
 use super::DbArgs;
 use crate::config::Settings;
-use crate::engine::Engine;
+use crate::engine::{Engine, limits};
 use crate::runtime::{Runtime, RuntimeConfig};
 use std::sync::Arc;
 
@@ -28,17 +28,15 @@ pub fn runtime(db: &DbArgs, instances: u32) -> anyhow::Result<Arc<Runtime>> {
     Ok(Arc::new(Runtime::new(config)?))
 }
 
-/// Settings from the environment, for verbs other than `serve`.
-pub fn env_settings() -> Settings {
+/// Settings from the environment, for verbs other than `serve`; a value
+/// out of range is an error naming the variable and its range.
+pub fn env_settings() -> anyhow::Result<Settings> {
     let mut s = Settings::default();
-    if let Some(ms) = std::env::var("TIDEBASE_LEASE_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        s.lease_ms = ms;
+    if let Ok(ms) = std::env::var("TIDEBASE_LEASE_MS") {
+        s.lease_ms = limits::LEASE_MS.parse("TIDEBASE_LEASE_MS", &ms)?;
     }
     if let Ok(url) = std::env::var("TIDEBASE_PUBLIC_URL") {
         s.public_url = url.trim_end_matches('/').to_string();
     }
-    s
+    Ok(s)
 }

@@ -2,7 +2,7 @@
 
 use super::DbArgs;
 use crate::config::Settings;
-use crate::engine::Engine;
+use crate::engine::{Engine, limits};
 use clap::Args;
 use std::process::ExitCode;
 
@@ -22,24 +22,29 @@ pub struct ServeArgs {
     /// HMAC-SHA256 key for recovery and invoke webhooks.
     #[arg(long, env = "TIDEBASE_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
-    /// Run and step lease duration in milliseconds.
-    #[arg(long, env = "TIDEBASE_LEASE_MS", default_value_t = 60_000)]
+    /// Run and step lease duration in milliseconds (100 to 86400000).
+    #[arg(long, env = "TIDEBASE_LEASE_MS", default_value_t = 60_000,
+          value_parser = limits::LEASE_MS.parser::<i64>(Some("TIDEBASE_LEASE_MS")))]
     lease_ms: i64,
     /// Public base URL used in gate resolve links.
     #[arg(long, env = "TIDEBASE_PUBLIC_URL")]
     public_url: Option<String>,
-    /// Timeout of each outbound webhook call (recovery, invoke, channels), in milliseconds.
-    #[arg(long, env = "TIDEBASE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    /// Timeout of each outbound webhook call (recovery, invoke, channels), in
+    /// milliseconds (1 to 300000).
+    #[arg(long, env = "TIDEBASE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = limits::WEBHOOK_TIMEOUT_MS.parser::<u64>(Some("TIDEBASE_WEBHOOK_TIMEOUT_MS")))]
     webhook_timeout_ms: u64,
-    /// Reconciler tick interval in milliseconds.
-    #[arg(long, env = "TIDEBASE_RECONCILE_MS", default_value_t = 5_000)]
+    /// Reconciler tick interval in milliseconds (10 to 3600000).
+    #[arg(long, env = "TIDEBASE_RECONCILE_MS", default_value_t = 5_000,
+          value_parser = limits::RECONCILE_MS.parser::<u64>(Some("TIDEBASE_RECONCILE_MS")))]
     reconcile_ms: u64,
     /// `0` disables the reconciler loop.
     #[arg(long, env = "TIDEBASE_RECONCILER", default_value = "1")]
     reconciler: String,
-    /// Concurrent wasm activations of the built-in worker (0 disables it).
-    #[arg(long, env = "TIDEBASE_WASM_WORKERS", default_value_t = 32)]
-    wasm_workers: usize,
+    /// Concurrent wasm activations of the built-in worker (0 disables it; at most 1024).
+    #[arg(long, env = "TIDEBASE_WASM_WORKERS", default_value_t = 32,
+          value_parser = limits::WASM_WORKERS.parser::<u32>(Some("TIDEBASE_WASM_WORKERS")))]
+    wasm_workers: u32,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -58,19 +63,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         webhook_timeout_ms: args.webhook_timeout_ms,
     };
     let engine = Engine::new(store, crate::clock::system(), settings);
-    let runtime = super::host::runtime(&args.db, args.wasm_workers.max(1) as u32)?;
+    let runtime = super::host::runtime(&args.db, args.wasm_workers.max(1))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = (args.wasm_workers > 0).then(|| {
-        let w = crate::worker::Worker::new(engine.clone(), runtime.clone(), args.wasm_workers);
+        let w =
+            crate::worker::Worker::new(engine.clone(), runtime.clone(), args.wasm_workers as usize);
         tokio::spawn(w.run(stop_rx))
     });
     let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port)).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = ?backend, "tidebase-host listening");
     eprintln!("tidebase-host: serving on http://{addr} (store: {backend:?})");
-    let reconciler = (args.reconciler != "0").then(|| {
-        engine.spawn_reconciler(std::time::Duration::from_millis(args.reconcile_ms.max(1)))
-    });
+    let reconciler = (args.reconciler != "0")
+        .then(|| engine.spawn_reconciler(std::time::Duration::from_millis(args.reconcile_ms)));
     let stopping = engine.clone();
     axum::serve(listener, crate::api::router(engine, Some(runtime)))
         .with_graceful_shutdown(async move {

@@ -97,7 +97,14 @@ fn parse_field(text: &str, field: Field) -> Result<u64, String> {
                     ));
                 }
                 let s = if !step.is_empty() && step.bytes().all(|b| b.is_ascii_digit()) {
-                    step.parse::<u32>().unwrap_or(0)
+                    // Any step past the field's span selects just the start,
+                    // so one too large for u32 is as good as u32::MAX.
+                    let digits = step.trim_start_matches('0');
+                    if digits.is_empty() {
+                        0
+                    } else {
+                        digits.parse::<u32>().unwrap_or(u32::MAX)
+                    }
                 } else {
                     return Err(format!(
                         "{} field: step {step:?} is not a plain number",
@@ -129,7 +136,10 @@ fn parse_field(text: &str, field: Field) -> Result<u64, String> {
         let mut v = lo;
         while v <= hi {
             bits |= 1 << v;
-            v += step;
+            match v.checked_add(step) {
+                Some(next) => v = next,
+                None => break,
+            }
         }
     }
     if bits == 0 {
@@ -179,12 +189,15 @@ impl Cron {
     }
 
     /// The first matching minute strictly after the minute containing
-    /// `after`, or `None` if there is none within about five years.
+    /// `after`, or `None` if there is none within about five years (or
+    /// before the end of representable time). All date arithmetic is checked.
     pub fn next_after(&self, after: Micros) -> Option<Micros> {
         let start = DateTime::from_timestamp_micros(after)?;
         let start = start.with_second(0)?.with_nanosecond(0)?;
-        let limit = start + Duration::minutes(HORIZON_MINUTES);
-        let mut t = start + Duration::minutes(1);
+        let limit = start
+            .checked_add_signed(Duration::minutes(HORIZON_MINUTES))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let mut t = start.checked_add_signed(Duration::minutes(1))?;
         while t <= limit {
             if self.months & (1 << t.month()) == 0 {
                 // First minute of the next month.
@@ -197,13 +210,11 @@ impl Cron {
                     .and_hms_opt(0, 0, 0)?
                     .and_utc();
             } else if !self.day_matches(&t) {
-                t = (t.date_naive() + Duration::days(1))
-                    .and_hms_opt(0, 0, 0)?
-                    .and_utc();
+                t = t.date_naive().succ_opt()?.and_hms_opt(0, 0, 0)?.and_utc();
             } else if self.hours & (1 << t.hour()) == 0 {
-                t = t.with_minute(0)? + Duration::hours(1);
+                t = t.with_minute(0)?.checked_add_signed(Duration::hours(1))?;
             } else if self.minutes & (1 << t.minute()) == 0 {
-                t += Duration::minutes(1);
+                t = t.checked_add_signed(Duration::minutes(1))?;
             } else {
                 return Some(t.timestamp_micros());
             }
@@ -364,5 +375,182 @@ mod tests {
         assert!(next_fire("0 0 31 4 *", at(FRIDAY)).is_err());
         // Feb 30 OR Sunday still fires (union).
         assert_eq!(next("0 0 30 2 0", FRIDAY), "2027-02-07T00:00:00.000Z");
+    }
+
+    #[test]
+    fn huge_steps_select_only_the_start() {
+        let only = |expr: &str| Cron::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        for step in [
+            "4294967295",
+            "4294967296",
+            "18446744073709551616",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(
+                only(&format!("59/{step} * * * *")).minutes,
+                1 << 59,
+                "{step}"
+            );
+            assert_eq!(only(&format!("*/{step} * * * *")).minutes, 1, "{step}");
+            assert_eq!(only(&format!("* 0-23/{step} * * *")).hours, 1, "{step}");
+            assert_eq!(only(&format!("* * * * 7/{step}")).weekdays, 1, "{step}");
+        }
+        assert_eq!(
+            next("59/4294967295 * * * *", FRIDAY),
+            "2026-06-12T10:59:00.000Z"
+        );
+        assert_eq!(only("*/0060 * * * *").minutes, 1, "leading zeros");
+        for zero in ["*/0 * * * *", "*/000 * * * *", "5/00 * * * *"] {
+            let err = Cron::parse(zero).expect_err(zero);
+            assert!(err.contains("step must be at least 1"), "{zero}: {err}");
+        }
+    }
+
+    #[test]
+    fn extreme_reference_times_never_panic() {
+        let every = Cron::parse("* * * * *").unwrap();
+        let rare = Cron::parse("0 0 29 2 1").unwrap();
+        let max = DateTime::<Utc>::MAX_UTC.timestamp_micros();
+        let min = DateTime::<Utc>::MIN_UTC.timestamp_micros();
+        for t in [
+            i64::MIN,
+            i64::MAX,
+            min,
+            max,
+            max - 60_000_000,
+            min + 1,
+            0,
+            -1,
+        ] {
+            for c in [&every, &rare] {
+                if let Some(next) = c.next_after(t) {
+                    assert!(next > t, "{t} -> {next}");
+                }
+            }
+        }
+        assert_eq!(every.next_after(max), None, "no minute after the last one");
+    }
+
+    /// A small deterministic generator (xorshift), so the property test
+    /// below needs no extra crate and fails the same way every time.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[(self.next() % items.len() as u64) as usize]
+        }
+    }
+
+    /// One field's text built from pieces that have broken parsers before:
+    /// edges of every field, overflowing numbers, empty terms, stray signs.
+    fn weird_field(g: &mut Gen) -> String {
+        const NUMS: [&str; 16] = [
+            "0",
+            "1",
+            "7",
+            "12",
+            "23",
+            "31",
+            "59",
+            "60",
+            "00",
+            "007",
+            "4294967295",
+            "4294967296",
+            "18446744073709551616",
+            "99999999999999999999999",
+            "-1",
+            "",
+        ];
+        const OTHER: [&str; 8] = ["*", "", "?", "L", "x", "1e1", "+1", " "];
+        // Valid in every field, so that whole expressions often parse.
+        const SAFE: [&str; 8] = [
+            "*",
+            "1",
+            "1-1",
+            "*/1",
+            "/7",
+            "1/4294967295",
+            "1-7/2",
+            "*/99999999999999999999",
+        ];
+        if g.next().is_multiple_of(2) {
+            return (0..1 + g.next() % 2)
+                .map(|_| g.pick(&SAFE))
+                .collect::<Vec<_>>()
+                .join(",");
+        }
+        let terms = 1 + g.next() % 3;
+        let mut out = Vec::new();
+        for _ in 0..terms {
+            let range = match g.next() % 4 {
+                0 => g.pick(&OTHER).to_string(),
+                1 => g.pick(&NUMS).to_string(),
+                _ => format!("{}-{}", g.pick(&NUMS), g.pick(&NUMS)),
+            };
+            out.push(match g.next() % 3 {
+                0 => format!("{range}/{}", g.pick(&NUMS)),
+                _ => range,
+            });
+        }
+        out.join(",")
+    }
+
+    fn matches(c: &Cron, t: &DateTime<Utc>) -> bool {
+        c.minutes & (1 << t.minute()) != 0
+            && c.hours & (1 << t.hour()) != 0
+            && c.months & (1 << t.month()) != 0
+            && c.day_matches(t)
+    }
+
+    /// Property: parsing never panics; whatever parses selects only values
+    /// inside each field; and the next fire time, within two days of the
+    /// reference, is exactly what a naive minute-by-minute scan finds.
+    #[test]
+    fn weird_expressions_parse_safely_and_fire_correctly() {
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        let from = at(FRIDAY);
+        let start = DateTime::from_timestamp_micros(from)
+            .unwrap()
+            .with_second(0)
+            .unwrap();
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let fields: Vec<String> = (0..5).map(|_| weird_field(&mut g)).collect();
+            let expr = fields.join(" ");
+            let Ok(c) = Cron::parse(&expr) else { continue };
+            parsed += 1;
+            let within = |bits: u64, lo: u32, hi: u32| {
+                bits != 0 && bits >> (hi + 1) == 0 && bits & ((1 << lo) - 1) == 0
+            };
+            assert!(within(c.minutes, 0, 59), "{expr:?}");
+            assert!(within(c.hours, 0, 23), "{expr:?}");
+            assert!(within(c.days, 1, 31), "{expr:?}");
+            assert!(within(c.months, 1, 12), "{expr:?}");
+            assert!(within(c.weekdays, 0, 6), "{expr:?}");
+            let naive = (1..=2 * 24 * 60)
+                .map(|m| start + Duration::minutes(m))
+                .find(|t| matches(&c, t))
+                .map(|t| t.timestamp_micros());
+            let next = c.next_after(from);
+            match naive {
+                Some(want) => assert_eq!(next, Some(want), "{expr:?}"),
+                None => assert!(
+                    next.is_none_or(|t| t > start.timestamp_micros() + 2 * 86_400_000_000),
+                    "{expr:?}"
+                ),
+            }
+        }
+        assert!(
+            parsed > 500,
+            "the generator must produce valid expressions too ({parsed})"
+        );
     }
 }

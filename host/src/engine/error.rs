@@ -12,6 +12,9 @@ pub enum EngineError {
     /// 400 with `{"error": <message>}`.
     #[error("{0}")]
     BadRequest(String),
+    /// 400 with a validation issue naming the field and its limit.
+    #[error("{0}")]
+    Invalid(#[from] super::limits::Violation),
     /// 422 with `{"error": <message>}`.
     #[error("{0}")]
     Unprocessable(&'static str),
@@ -37,7 +40,10 @@ impl EngineError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            EngineError::BadRequest(_) | EngineError::NotFound(_) | EngineError::Unprocessable(_)
+            EngineError::BadRequest(_)
+                | EngineError::NotFound(_)
+                | EngineError::Unprocessable(_)
+                | EngineError::Invalid(_)
         )
     }
 

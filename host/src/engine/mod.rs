@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod gates;
 mod hash;
+pub mod limits;
 mod queues;
 mod reconciler;
 mod runs;
@@ -90,7 +91,8 @@ impl Engine {
         &self.store
     }
 
+    /// Saturating: settings built in code bypass the `TIDEBASE_LEASE_MS` range.
     fn lease_expiry(&self, now: Micros) -> Micros {
-        now + self.settings.lease_ms * 1000
+        now.saturating_add(self.settings.lease_ms.saturating_mul(1000))
     }
 }

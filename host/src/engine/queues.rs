@@ -198,7 +198,7 @@ impl Engine {
                 run.status = RunStatus::Running;
                 run.lease_owner = Some(owner.to_string());
                 run.lease_expires_at = Some(self.lease_expiry(now));
-                run.attempt += 1;
+                run.attempt = run.attempt.saturating_add(1);
                 run.claimed_at = Some(now);
                 run.updated_at = now;
                 w.tx.update_run(&run).await?;

@@ -133,7 +133,7 @@ impl Engine {
                 w.quiet = true; // no channel delivery, no recovery webhook
                 if attempt < run.max_attempts {
                     run.status = RunStatus::Queued;
-                    run.run_at = Some(now + backoff_ms(attempt) * 1000);
+                    run.run_at = Some(now.saturating_add(backoff_ms(attempt) * 1000));
                     w.tx.update_run(&run).await?;
                     let payload = json!({"reason": "lease_expired", "attempt": attempt, "maxAttempts": run.max_attempts});
                     w.event(&run.id, "run.requeued", payload, now).await?;

@@ -171,7 +171,7 @@ impl Engine {
         run.status = RunStatus::Running;
         run.lease_owner = Some(owner.clone());
         run.lease_expires_at = Some(self.lease_expiry(now));
-        run.attempt += 1;
+        run.attempt = run.attempt.saturating_add(1);
         run.updated_at = now;
         w.tx.update_run(&run).await?;
         w.event(id, "run.started", json!({"leaseOwner": owner}), now)
@@ -264,7 +264,7 @@ impl Engine {
         run.updated_at = now;
         let requeued = run.queue.is_some() && run.attempt < run.max_attempts;
         if requeued {
-            let next = now + backoff_ms(run.attempt) * 1000;
+            let next = now.saturating_add(backoff_ms(run.attempt) * 1000);
             run.status = RunStatus::Queued;
             run.run_at = Some(next);
             w.tx.update_run(&run).await?;
@@ -376,7 +376,7 @@ impl Engine {
 
 /// Queue retry delay after attempt `a`: min(300 s, 5 s × 2^max(0, a−1)).
 pub fn backoff_ms(attempt: i32) -> i64 {
-    let exp = (attempt - 1).clamp(0, 16) as u32;
+    let exp = attempt.saturating_sub(1).clamp(0, 16) as u32;
     (5_000i64 << exp).min(300_000)
 }
 
@@ -394,6 +394,8 @@ mod tests {
             (6, 160_000),
             (7, 300_000),
             (40, 300_000),
+            (i32::MIN, 5_000),
+            (i32::MAX, 300_000),
         ];
         for (attempt, ms) in table {
             assert_eq!(backoff_ms(attempt), ms, "attempt {attempt}");

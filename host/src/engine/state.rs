@@ -1,5 +1,6 @@
 //! Live run state, named version streams, labels and snapshots.
 
+use super::limits;
 use super::write::Write;
 use super::{Engine, EngineError, Result};
 use crate::clock::Micros;
@@ -107,7 +108,7 @@ impl Engine {
             created_at: now,
             updated_at: now,
         });
-        stream.current_version += 1;
+        stream.current_version = limits::next_version(stream.current_version)?;
         stream.current_value = value.clone();
         stream.target_type = target.kind.to_string();
         stream.target_id = target.id.map(String::from);
@@ -171,7 +172,9 @@ impl Engine {
             .filter(|v| !v.is_null())
             .unwrap_or_else(|| json!({}));
         let current = w.tx.live_state(run_id, true).await?;
-        let version = current.as_ref().map_or(1, |s| s.version + 1);
+        let version = current
+            .as_ref()
+            .map_or(Ok(1), |s| limits::next_version(s.version))?;
         let new_value = match (mode, current) {
             (WriteMode::Merge, Some(cur)) => merge(cur.value, &given),
             _ => given.clone(),

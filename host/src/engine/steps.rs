@@ -200,7 +200,7 @@ impl Engine {
                 step.resume_contract = ResumeContract::from_options(&req.options);
                 step.options = req.options;
                 step.status = "running".into();
-                step.attempt += 1;
+                step.attempt = step.attempt.saturating_add(1);
                 step.started_at = step.started_at.or(Some(now));
                 step.lease_owner = Some(owner.to_string());
                 step.lease_expires_at = Some(self.lease_expiry(now));

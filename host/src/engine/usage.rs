@@ -1,5 +1,6 @@
 //! The token/cost usage ledger.
 
+use super::limits;
 use super::write::Write;
 use super::{Engine, EngineError, Result};
 use crate::clock::Micros;
@@ -21,6 +22,36 @@ pub struct NewUsage {
     pub total_tokens: Option<i64>,
     pub cost_usd: Option<f64>,
     pub metadata: Option<Value>,
+}
+
+impl NewUsage {
+    /// The record's `totalTokens`: as given, else the sum of the given sides
+    /// (null if neither is given). Every count must lie in
+    /// [`limits::TOKENS`], the sum too, whichever door the record came
+    /// through; a door may call this to refuse a record before queueing it.
+    pub fn checked_total(&self) -> Result<Option<i64>> {
+        let counts = [
+            ("inputTokens", self.input_tokens),
+            ("outputTokens", self.output_tokens),
+            ("totalTokens", self.total_tokens),
+        ];
+        for (field, count) in counts {
+            if let Some(n) = count {
+                limits::TOKENS.check(field, n)?;
+            }
+        }
+        if self.total_tokens.is_some()
+            || (self.input_tokens.is_none() && self.output_tokens.is_none())
+        {
+            return Ok(self.total_tokens);
+        }
+        let sum = self
+            .input_tokens
+            .unwrap_or(0)
+            .checked_add(self.output_tokens.unwrap_or(0))
+            .unwrap_or(i64::MAX);
+        Ok(Some(limits::TOKENS.check("totalTokens", sum)?))
+    }
 }
 
 impl Engine {
@@ -58,11 +89,7 @@ impl Engine {
         req: NewUsage,
         now: Micros,
     ) -> Result<UsageRecord> {
-        // Absent total: the sum of the given sides, or null if neither is given.
-        let total_tokens = req.total_tokens.or_else(|| {
-            (req.input_tokens.is_some() || req.output_tokens.is_some())
-                .then(|| req.input_tokens.unwrap_or(0) + req.output_tokens.unwrap_or(0))
-        });
+        let total_tokens = req.checked_total()?;
         let usage = UsageRecord {
             id: ids::new_id("use"),
             run_id: run_id.to_string(),
@@ -84,5 +111,50 @@ impl Engine {
         w.event(run_id, "usage.recorded", json!({"usage": usage}), now)
             .await?;
         Ok(usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(input: Option<i64>, output: Option<i64>, total: Option<i64>) -> NewUsage {
+        NewUsage {
+            input_tokens: input,
+            output_tokens: output,
+            total_tokens: total,
+            ..NewUsage::default()
+        }
+    }
+
+    #[test]
+    fn totals_are_derived_without_wrapping() {
+        let max = limits::TOKENS.max;
+        assert_eq!(usage(None, None, None).checked_total().unwrap(), None);
+        assert_eq!(usage(Some(2), None, None).checked_total().unwrap(), Some(2));
+        assert_eq!(
+            usage(Some(2), Some(3), None).checked_total().unwrap(),
+            Some(5)
+        );
+        assert_eq!(
+            usage(Some(2), Some(3), Some(1)).checked_total().unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            usage(Some(max), Some(0), None).checked_total().unwrap(),
+            Some(max)
+        );
+        for bad in [
+            usage(Some(max), Some(1), None),
+            usage(Some(i64::MAX), Some(i64::MAX), None),
+            usage(Some(i64::MAX), None, Some(1)),
+            usage(Some(-1), None, None),
+            usage(None, None, Some(i64::MIN)),
+        ] {
+            assert!(
+                matches!(bad.checked_total(), Err(EngineError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -17,6 +17,17 @@ pub struct DeployLimits {
     pub cpu_limit_ms: Option<i64>,
 }
 
+impl DeployLimits {
+    /// From the user's units (`memoryMb`, `cpuMs`), already checked against
+    /// [`super::limits::MEMORY_MB`] and [`super::limits::CPU_MS`].
+    pub fn from_flags(memory_mb: Option<i64>, cpu_ms: Option<i64>) -> DeployLimits {
+        DeployLimits {
+            memory_limit_bytes: memory_mb.map(|mb| mb.saturating_mul(1 << 20)),
+            cpu_limit_ms: cpu_ms,
+        }
+    }
+}
+
 pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
@@ -30,11 +41,7 @@ impl Engine {
         bytes: &[u8],
         limits: DeployLimits,
     ) -> Result<Deployment> {
-        if workflow.is_empty() {
-            return Err(EngineError::BadRequest(
-                "workflow name must not be empty".into(),
-            ));
-        }
+        super::limits::check_name("workflow name", workflow)?;
         let digest = digest_of(bytes);
         let now = self.now();
         let mut w = self.write().await?;
@@ -52,7 +59,7 @@ impl Engine {
         let deployment = Deployment {
             id: ids::new_id("dep"),
             workflow_name: workflow.to_string(),
-            version: latest.map_or(1, |d| d.version + 1),
+            version: latest.map_or(Ok(1), |d| super::limits::next_version(d.version))?,
             digest,
             memory_limit_bytes: limits.memory_limit_bytes,
             cpu_limit_ms: limits.cpu_limit_ms,
@@ -130,7 +137,7 @@ impl Engine {
             let kind = if resumed {
                 "run.resumed"
             } else {
-                run.attempt += 1;
+                run.attempt = run.attempt.saturating_add(1);
                 "run.started"
             };
             w.tx.update_run(run).await?;

@@ -110,9 +110,17 @@ impl Outbound {
                 Err(_) => break,
             }
         }
+        // NUL becomes U+FFFD: Postgres text columns refuse it.
         let body: String = String::from_utf8_lossy(&raw)
             .chars()
             .take(BODY_CHARS)
+            .map(|c| {
+                if c == '\0' {
+                    char::REPLACEMENT_CHARACTER
+                } else {
+                    c
+                }
+            })
             .collect();
         CallOutcome::Response { status, body }
     }

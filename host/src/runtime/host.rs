@@ -525,6 +525,11 @@ impl host::Host for RunCtx {
             cost_usd: f("costUsd"),
             metadata: v.get("metadata").cloned(),
         };
+        // Refused here, not at the step's checkpoint: one bad count must
+        // not fail the whole step attempt.
+        if let Err(e) = req.checked_total() {
+            return answer(Err(e));
+        }
         if let Some((_, pending)) = req
             .step_id
             .as_ref()

@@ -360,8 +360,12 @@ impl QueueTx for SqlTx {
         );
         let query = q(&sql)
             .bind(c.name.clone())
-            .bind(c.concurrency.map(|v| v as i32))
-            .bind(c.rate_per_minute.map(|v| v as i32))
+            // Range-checked at the door; saturate rather than wrap regardless.
+            .bind(c.concurrency.map(|v| i32::try_from(v).unwrap_or(i32::MAX)))
+            .bind(
+                c.rate_per_minute
+                    .map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
+            )
             .bind(c.invoke_url.clone())
             .bind(c.created_at)
             .bind(c.updated_at);
