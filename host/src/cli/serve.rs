@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// Timeout of each outbound webhook call (recovery, invoke, channels), in milliseconds.
     #[arg(long, env = "TIDEBASE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
     webhook_timeout_ms: u64,
+    /// The one origin browsers may call the API from (`*`: any).
+    #[arg(long, env = "TIDEBASE_CORS_ORIGIN", default_value = "*")]
+    cors_origin: String,
     /// Reconciler tick interval in milliseconds.
     #[arg(long, env = "TIDEBASE_RECONCILE_MS", default_value_t = 5_000)]
     reconcile_ms: u64,
@@ -56,6 +59,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .to_string(),
         webhook_secret: args.webhook_secret.filter(|k| !k.is_empty()),
         webhook_timeout_ms: args.webhook_timeout_ms,
+        cors_origin: Some(args.cors_origin)
+            .filter(|o| !o.is_empty())
+            .unwrap_or_else(|| "*".into()),
     };
     let engine = Engine::new(store, crate::clock::system(), settings);
     let runtime = super::host::runtime(&args.db, args.wasm_workers.max(1) as u32)?;
