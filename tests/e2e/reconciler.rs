@@ -219,4 +219,40 @@ backend_tests! {
         assert_eq!(d["events"].as_array().unwrap().last().unwrap()["type"], "recovery.failed");
         assert_eq!(d["run"]["status"], "queued");
     }
+
+    async fn stale_pending_deliveries_are_sent_oldest_first_per_run(srv: TestServer) {
+        let hook = Receiver::ok().await;
+        let rid = srv.running_run("stale", "w").await;
+        // Two deliveries recorded a minute ago by a process that stopped
+        // before sending them.
+        let long_ago = srv.engine.now() - 60_000_000;
+        let mut tx = srv.engine.store().write().await.unwrap();
+        for (i, kind) in ["state.updated", "usage.recorded"].into_iter().enumerate() {
+            let d = tidebase_host::model::Delivery {
+                id: format!("del_stale{i}"),
+                run_id: Some(rid.clone()),
+                channel_id: None,
+                gate_id: None,
+                event_type: kind.into(),
+                url: hook.url.clone(),
+                secret: None,
+                payload: json!({"n": i}),
+                created_at: long_ago + i as i64,
+            };
+            tx.insert_delivery(&d).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        // One per run and tick, in order, final when the tick returns.
+        for (tick, sent) in [(1, "del_stale0"), (2, "del_stale1")] {
+            assert_eq!(srv.engine.reconcile_once().await.unwrap().redelivered, 1, "tick {tick}");
+            let hits = hook.hits();
+            assert_eq!((hits.len(), hits[tick - 1].json()["deliveryId"].as_str()), (tick, Some(sent)));
+            let rows = srv.detail(&rid).await["channelDeliveries"].clone();
+            let row = rows.as_array().unwrap().iter().find(|r| r["id"] == sent).unwrap().clone();
+            assert_eq!((row["status"].as_str(), row["httpStatus"].as_i64()), (Some("delivered"), Some(200)), "{row}");
+        }
+        assert_eq!(srv.engine.reconcile_once().await.unwrap().redelivered, 0);
+        assert_eq!(hook.hits().len(), 2, "nothing is sent twice");
+    }
 }

@@ -10,8 +10,8 @@
 //!
 //! The webhook calls a tick decides on (lease-expiry nudges, push dispatch,
 //! stale channel deliveries) are recorded during the sweeps and sent once the
-//! exclusion is released, all at once: a tick returns after their outcomes
-//! are recorded, which takes at most about one webhook timeout.
+//! exclusion is released, up to 64 at once: a tick returns after their
+//! outcomes are recorded, which takes a few webhook timeouts at most.
 
 use super::runs::backoff_ms;
 use super::webhooks::Outbox;

@@ -20,20 +20,22 @@ use crate::clock::Micros;
 use crate::ids;
 use crate::model::{CallOutcome, Delivery, Event, RecoveryAttempt, Run};
 use crate::store::Tx;
+use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 
 pub const RECOVERY_USER_AGENT: &str = "tidebase-recovery/0.5.0";
 pub const CHANNEL_USER_AGENT: &str = "tidebase-channel/0.3.0";
 /// Stored response bodies keep this many characters.
 const BODY_CHARS: usize = 8000;
-/// Outbound calls in flight at once, per process.
-const MAX_IN_FLIGHT: usize = 64;
+/// Calls of one reconciler tick in flight at once. Calls made for an API
+/// caller are not throttled here: incoming connections bound them, and a
+/// shared limit could starve a receiver's own API calls (a recovery handler
+/// resuming the run) of the slots its caller holds.
+const TICK_IN_FLIGHT: usize = 64;
 
 /// Event types that reach channels (`http-api.md` §4.2).
 pub const DELIVERABLE: [&str; 8] = [
@@ -51,7 +53,6 @@ pub const DELIVERABLE: [&str; 8] = [
 pub(crate) struct Outbound {
     client: reqwest::Client,
     pub(crate) timeout: Duration,
-    in_flight: Arc<Semaphore>,
     /// Keeps reconciler ticks of this process from overlapping (the only
     /// exclusion needed on SQLite, whose database has one process).
     pub(crate) tick: tokio::sync::Mutex<()>,
@@ -68,14 +69,12 @@ impl Outbound {
         Outbound {
             client,
             timeout,
-            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             tick: tokio::sync::Mutex::new(()),
         }
     }
 
     /// POST `body` to `url`; any 2xx is success. Never fails: transport
-    /// problems come back as [`CallOutcome::Transport`]. The timeout covers
-    /// waiting for an outbound slot too, so a caller waits at most that long.
+    /// problems come back as [`CallOutcome::Transport`].
     async fn post(
         &self,
         url: &str,
@@ -83,15 +82,9 @@ impl Outbound {
         user_agent: &str,
         secret: Option<&str>,
     ) -> CallOutcome {
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let Ok(_permit) = tokio::time::timeout_at(deadline, self.in_flight.acquire()).await else {
-            return CallOutcome::Transport(self.timed_out());
-        };
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let mut req = self
             .client
             .post(url)
-            .timeout(left.max(Duration::from_millis(1)))
             .header("content-type", "application/json")
             .header("user-agent", user_agent);
         if let Some(secret) = secret {
@@ -124,16 +117,12 @@ impl Outbound {
         CallOutcome::Response { status, body }
     }
 
-    fn timed_out(&self) -> String {
-        format!(
-            "fetch failed: timed out after {} ms",
-            self.timeout.as_millis()
-        )
-    }
-
     fn describe(&self, e: &reqwest::Error) -> String {
         if e.is_timeout() {
-            return self.timed_out();
+            return format!(
+                "fetch failed: timed out after {} ms",
+                self.timeout.as_millis()
+            );
         }
         let mut cause: &dyn std::error::Error = e;
         while let Some(inner) = cause.source() {
@@ -386,13 +375,19 @@ impl Engine {
     /// Send an outbox's calls concurrently (each bounded by the timeout)
     /// and record their outcomes.
     pub(crate) async fn send_outbox(&self, outbox: Outbox) {
-        let recoveries = outbox.recoveries.into_iter().map(|c| self.send_recovery(c));
-        let deliveries = outbox.deliveries.iter().map(|id| self.deliver_one(id));
-        futures::future::join(
-            futures::future::join_all(recoveries),
-            futures::future::join_all(deliveries),
-        )
-        .await;
+        let mut calls: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
+        for call in outbox.recoveries {
+            let engine = self.clone();
+            calls.push(Box::pin(async move { engine.send_recovery(call).await }));
+        }
+        for id in outbox.deliveries {
+            let engine = self.clone();
+            calls.push(Box::pin(async move { engine.deliver_one(&id).await }));
+        }
+        futures::stream::iter(calls)
+            .buffer_unordered(TICK_IN_FLIGHT)
+            .collect::<Vec<()>>()
+            .await;
     }
 
     /// Record a `pending` recovery attempt and its `recovery.started` event
