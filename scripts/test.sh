@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and end-to-end tests (every invariant on
 # Postgres and SQLite, real wasm components), then the real Python client
-# against `tidebase-host serve` on both backends.
+# (tidebase 0.5.0 and 0.7.0) against `tidebase-host serve` on both backends.
 #
 # Needs: Rust with the wasm32-wasip2 target, Python 3.11 with venv, and a
 # Postgres reachable at TIDEBASE_TEST_DATABASE_URL
@@ -18,5 +18,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 cargo build -p tidebase-host
 
-TIDEBASE_TEST_BACKEND=postgres tests/sdk-python/run.sh
-TIDEBASE_TEST_BACKEND=sqlite tests/sdk-python/run.sh
+for sdk in 0.5.0 0.7.0; do
+  for backend in postgres sqlite; do
+    echo "== Python client tidebase==$sdk on $backend"
+    TIDEBASE_SDK_VERSION=$sdk TIDEBASE_TEST_BACKEND=$backend tests/sdk-python/run.sh
+  done
+done

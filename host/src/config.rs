@@ -12,6 +12,9 @@ pub struct Settings {
     pub webhook_secret: Option<String>,
     /// Timeout of every outbound webhook call (`TIDEBASE_WEBHOOK_TIMEOUT_MS`).
     pub webhook_timeout_ms: u64,
+    /// The one origin browsers may call from (`TIDEBASE_CORS_ORIGIN`); `*`
+    /// allows any.
+    pub cors_origin: String,
 }
 
 impl Default for Settings {
@@ -22,6 +25,7 @@ impl Default for Settings {
             public_url: "http://localhost:7373".into(),
             webhook_secret: None,
             webhook_timeout_ms: 10_000,
+            cors_origin: "*".into(),
         }
     }
 }

@@ -8,8 +8,14 @@ const KEY: &str = "s3cret-key";
 
 backend_tests!(
     every_route_but_health_requires_the_key = Opts::api_key(KEY),
-    cors_preflight_needs_no_key = Opts::api_key(KEY)
+    cors_preflight_needs_no_key = Opts::api_key(KEY),
+    cors_origin_can_be_one_origin = Opts {
+        cors_origin: ORIGIN.into(),
+        ..Opts::api_key(KEY)
+    }
 );
+
+const ORIGIN: &str = "https://app.example";
 
 async fn every_route_but_health_requires_the_key(srv: TestServer) {
     let run = srv.running_run("guarded", "w").await;
@@ -28,6 +34,7 @@ async fn every_route_but_health_requires_the_key(srv: TestServer) {
         (Method::GET, format!("/runs/{run}")),
         (Method::HEAD, format!("/runs/{run}")),
         (Method::POST, format!("/runs/{run}/begin")),
+        (Method::POST, format!("/runs/{run}/heartbeat")),
         (Method::POST, format!("/runs/{run}/complete")),
         (Method::POST, format!("/runs/{run}/fail")),
         (Method::POST, format!("/runs/{run}/cancel")),
@@ -49,7 +56,6 @@ async fn every_route_but_health_requires_the_key(srv: TestServer) {
         // Unknown routes: auth runs first.
         (Method::GET, "/nope".into()),
         (Method::DELETE, format!("/runs/{run}")),
-        (Method::POST, "/health".into()),
         // ?token= is only honoured on the event stream.
         (Method::GET, format!("/runs/{run}?token={KEY}")),
         (Method::POST, format!("/runs/{run}/cancel?token={KEY}")),
@@ -91,11 +97,15 @@ async fn every_route_but_health_requires_the_key(srv: TestServer) {
         "rejected requests wrote nothing"
     );
 
-    // /health is open (GET and HEAD).
+    // /health is open for every method (v0.7): other methods are the 404.
     let r = TestServer::send(srv.bare(Method::GET, "/health")).await;
     assert_eq!((r.status, r.json()), (200, json!({"ok": true})));
     let r = TestServer::send(srv.bare(Method::HEAD, "/health")).await;
     assert_eq!(r.status, 200);
+    for method in [Method::POST, Method::PUT, Method::DELETE] {
+        let r = TestServer::send(srv.bare(method.clone(), "/health")).await;
+        assert_eq!(r.status, 404, "{method} /health without a key");
+    }
 
     // The correct key works; an unknown route with the key is a plain 404.
     let r = TestServer::send(
@@ -170,6 +180,51 @@ async fn cors_preflight_needs_no_key(srv: TestServer) {
     // Normal responses carry the origin header too.
     let (s, _) = srv.get("/runs").await;
     assert_eq!(s, 200);
-    let r = TestServer::send(srv.request(Method::GET, "/runs")).await;
+    let r = TestServer::send(
+        srv.request(Method::GET, "/runs")
+            .header("origin", "https://a.example"),
+    )
+    .await;
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(r.header("vary"), None, "any origin: nothing varies");
+}
+
+/// `TIDEBASE_CORS_ORIGIN` (v0.7): only that exact origin is allowed, and
+/// every response varies by `Origin`.
+async fn cors_origin_can_be_one_origin(srv: TestServer) {
+    for (from, allowed) in [
+        (Some(ORIGIN), Some(ORIGIN)),
+        (Some("https://evil.example"), None),
+        (Some("https://app.example.evil"), None),
+        (None, None),
+    ] {
+        let mut preflight = srv
+            .bare(Method::OPTIONS, "/runs/wf")
+            .header("access-control-request-method", "POST");
+        let mut get = srv.request(Method::GET, "/runs");
+        let mut denied = srv.bare(Method::GET, "/runs");
+        if let Some(from) = from {
+            preflight = preflight.header("origin", from);
+            get = get.header("origin", from);
+            denied = denied.header("origin", from);
+        }
+        let r = TestServer::send(preflight).await;
+        assert_eq!(r.status, 204, "preflight from {from:?} needs no key");
+        assert_eq!(r.header("access-control-allow-origin"), allowed, "{from:?}");
+        assert_eq!(r.header("vary"), Some("Origin"));
+        for (r, status) in [
+            (TestServer::send(get).await, 200),
+            (TestServer::send(denied).await, 401),
+        ] {
+            assert_eq!(r.status, status);
+            assert_eq!(r.header("access-control-allow-origin"), allowed, "{from:?}");
+            let vary: Vec<&str> = r
+                .headers
+                .get_all("vary")
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert!(vary.contains(&"Origin"), "{vary:?}");
+        }
+    }
 }

@@ -31,6 +31,8 @@ pub struct Opts {
     pub webhook_timeout_ms: u64,
     /// Concurrent wasm activations of the in-process worker (0: no worker).
     pub wasm_workers: usize,
+    /// `TIDEBASE_CORS_ORIGIN`.
+    pub cors_origin: String,
 }
 
 impl Default for Opts {
@@ -41,6 +43,7 @@ impl Default for Opts {
             webhook_secret: None,
             webhook_timeout_ms: 10_000,
             wasm_workers: 0,
+            cors_origin: "*".into(),
         }
     }
 }
@@ -199,6 +202,7 @@ impl TestServer {
             api_key: opts.api_key.clone(),
             webhook_secret: opts.webhook_secret.clone(),
             webhook_timeout_ms: opts.webhook_timeout_ms,
+            cors_origin: opts.cors_origin.clone(),
             ..Settings::default()
         };
         let engine = Engine::new(store.clone(), tidebase_host::clock::system(), settings);

@@ -1,8 +1,9 @@
 //! The reconciler, one tick at a time (`Engine::reconcile_once`): expired
-//! leases, deadlines, the stalled-run nudge and push dispatch.
+//! leases, deadlines, the stalled-run nudge and push dispatch. A tick
+//! returns once the webhook calls it made are recorded.
 
 use crate::harness::*;
-use crate::webhooks::{Receiver, signature, wait_detail};
+use crate::webhooks::{Receiver, signature};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -85,9 +86,11 @@ backend_tests! {
         })
         .await;
         assert_eq!(reports.iter().map(|r| r.recovered).sum::<usize>(), 1, "one nudge across concurrent ticks: {reports:?}");
-        let hit = &hook.wait_for(1, Duration::from_secs(5)).await[0];
-        assert_eq!(hit.json(), json!({"type": "run.resume", "runId": rid, "workflowName": "stall", "reason": "lease_expired", "attempt": 1}));
-        let d = wait_detail(&srv, &rid, Duration::from_secs(5), "the nudge outcome", |d| d["recoveryAttempts"][0]["status"] == "delivered").await;
+        let hits = hook.hits();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].json(), json!({"type": "run.resume", "runId": rid, "workflowName": "stall", "reason": "lease_expired", "attempt": 1}));
+        let d = srv.detail(&rid).await;
+        assert_eq!(d["recoveryAttempts"][0]["status"], "delivered");
         assert_eq!(d["recoveryAttempts"].as_array().unwrap().len(), 1);
         assert_eq!(d["run"]["status"], "running", "the run itself is not modified");
 
@@ -158,9 +161,8 @@ backend_tests! {
         })
         .await;
         assert_eq!(reports.iter().map(|r| r.invoked).sum::<usize>(), 3, "{reports:?}");
-        let hits = app.wait_for(3, Duration::from_secs(5)).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(app.hits().len(), 3, "no double dispatch");
+        let hits = app.hits();
+        assert_eq!(hits.len(), 3, "no double dispatch");
         let mut seen: Vec<String> = Vec::new();
         for hit in &hits {
             assert_eq!(hit.header("x-tidebase-signature"), Some(signature(SECRET, &hit.body).as_str()), "HMAC over the raw body");
@@ -175,7 +177,8 @@ backend_tests! {
         assert_eq!(seen, expected, "the delayed and the wasm run are not dispatched");
 
         for (rid, old) in ids.iter().zip(&before) {
-            let d = wait_detail(&srv, rid, Duration::from_secs(5), "the invoke outcome", |d| d["recoveryAttempts"][0]["status"] == "delivered").await;
+            let d = srv.detail(rid).await;
+            assert_eq!(d["recoveryAttempts"][0]["status"], "delivered");
             let run = &d["run"];
             assert_eq!(run["status"], "queued", "dispatch does not claim");
             assert_eq!(run["updatedAt"], old["updatedAt"], "the runAt bump leaves updatedAt alone");
@@ -201,7 +204,7 @@ backend_tests! {
         assert_eq!(srv.engine.reconcile_once().await.unwrap().invoked, 0, "the running handler fills the cap");
         srv.post(&format!("/runs/{}/complete", ids[0]), json!({})).await;
         assert_eq!(srv.engine.reconcile_once().await.unwrap().invoked, 1);
-        let hit = app.wait_for(4, Duration::from_secs(5)).await.pop().unwrap();
+        let hit = app.hits().pop().unwrap();
         assert_eq!(hit.json()["runId"], fresh.as_str());
     }
 
@@ -209,10 +212,47 @@ backend_tests! {
         srv.put("/queues/dead/config", json!({"invokeUrl": "http://127.0.0.1:1/nobody"})).await;
         let rid = enqueue(&srv, "dead", json!({"workflowName": "w"})).await;
         assert_eq!(srv.engine.reconcile_once().await.unwrap().invoked, 1);
-        let d = wait_detail(&srv, &rid, Duration::from_secs(10), "the failed invoke", |d| d["recoveryAttempts"][0]["status"] == "failed").await;
+        let d = srv.detail(&rid).await;
+        assert_eq!(d["recoveryAttempts"][0]["status"], "failed");
         let a = &d["recoveryAttempts"][0];
         assert!(a["errorText"].as_str().unwrap().starts_with("fetch failed"), "{a}");
         assert_eq!(d["events"].as_array().unwrap().last().unwrap()["type"], "recovery.failed");
         assert_eq!(d["run"]["status"], "queued");
+    }
+
+    async fn stale_pending_deliveries_are_sent_oldest_first_per_run(srv: TestServer) {
+        let hook = Receiver::ok().await;
+        let rid = srv.running_run("stale", "w").await;
+        // Two deliveries recorded a minute ago by a process that stopped
+        // before sending them.
+        let long_ago = srv.engine.now() - 60_000_000;
+        let mut tx = srv.engine.store().write().await.unwrap();
+        for (i, kind) in ["state.updated", "usage.recorded"].into_iter().enumerate() {
+            let d = tidebase_host::model::Delivery {
+                id: format!("del_stale{i}"),
+                run_id: Some(rid.clone()),
+                channel_id: None,
+                gate_id: None,
+                event_type: kind.into(),
+                url: hook.url.clone(),
+                secret: None,
+                payload: json!({"n": i}),
+                created_at: long_ago + i as i64,
+            };
+            tx.insert_delivery(&d).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        // One per run and tick, in order, final when the tick returns.
+        for (tick, sent) in [(1, "del_stale0"), (2, "del_stale1")] {
+            assert_eq!(srv.engine.reconcile_once().await.unwrap().redelivered, 1, "tick {tick}");
+            let hits = hook.hits();
+            assert_eq!((hits.len(), hits[tick - 1].json()["deliveryId"].as_str()), (tick, Some(sent)));
+            let rows = srv.detail(&rid).await["channelDeliveries"].clone();
+            let row = rows.as_array().unwrap().iter().find(|r| r["id"] == sent).unwrap().clone();
+            assert_eq!((row["status"].as_str(), row["httpStatus"].as_i64()), (Some("delivered"), Some(200)), "{row}");
+        }
+        assert_eq!(srv.engine.reconcile_once().await.unwrap().redelivered, 0);
+        assert_eq!(hook.hits().len(), 2, "nothing is sent twice");
     }
 }

@@ -302,7 +302,14 @@ def webhook_receiver():
     receiver.close()
 
 
-# ------------------------------------------------ log tail on failure
+# ------------------------------------------------ report header, log tail on failure
+
+
+def pytest_report_header(config):
+    from helpers import SDK_VERSION
+
+    return f"tidebase client {SDK_VERSION}, backend {_backend()}, server {_server_bin()}"
+
 
 
 @pytest.hookimpl(hookwrapper=True)

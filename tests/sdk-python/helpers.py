@@ -8,9 +8,20 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
 from typing import Any, Callable, Optional
 from urllib import error as urlerror
 from urllib import request as urlrequest
+
+import pytest
+
+SDK_VERSION = metadata.version("tidebase")
+
+# v0.6 session runs (runs.attach, heartbeats, run.gates) exist from 0.6 on.
+needs_sessions = pytest.mark.skipif(
+    tuple(int(p) for p in SDK_VERSION.split(".")[:2]) < (0, 6),
+    reason=f"tidebase {SDK_VERSION} has no v0.6 session API (runs.attach, heartbeat, gates.begin)",
+)
 
 
 def unique(prefix: str) -> str:

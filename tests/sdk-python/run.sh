@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Python client-compatibility suite: drives the real `tidebase==0.5.0` client
-# against a freshly started `tidebase-host serve`.
+# Python client-compatibility suite: drives the real `tidebase` client from
+# PyPI against a freshly started `tidebase-host serve`.
 #
+#   TIDEBASE_SDK_VERSION        client version to test: 0.7.0 (default) or 0.5.0;
+#                               each gets its own venv (.venv-<version>)
 #   TIDEBASE_HOST_BIN           server binary (default target/debug/tidebase-host,
 #                               relative paths are taken from the repo root)
 #   TIDEBASE_TEST_BACKEND       postgres (default) | sqlite
@@ -13,12 +15,18 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-VENV="$HERE/.venv"
+SDK="${TIDEBASE_SDK_VERSION:-0.7.0}"
+case "$SDK" in
+  0.5.0|0.7.0) ;;
+  *) echo "run.sh: TIDEBASE_SDK_VERSION must be 0.5.0 or 0.7.0, not '$SDK'" >&2; exit 2 ;;
+esac
+VENV="$HERE/.venv-$SDK"
 
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+  -r "$HERE/requirements.txt" "tidebase==$SDK"
 
 BIN="${TIDEBASE_HOST_BIN:-target/debug/tidebase-host}"
 case "$BIN" in

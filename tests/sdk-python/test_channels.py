@@ -1,6 +1,8 @@
 """tide.run(..., channels=[...]): stored webhook channels receive signed
-deliveries of the subscribed event types (http-api.md §4.2); the SDK's
-verify_webhook_signature accepts them. Module helpers without HTTP."""
+deliveries of the subscribed event types (http-api.md §4.2), sent before the
+triggering call returns, so the rows are final in the run detail read right
+after it (semantics.md §16); the SDK's verify_webhook_signature accepts them.
+Module helpers without HTTP."""
 
 from __future__ import annotations
 
@@ -8,9 +10,8 @@ import re
 
 from tidebase import new_run_id, verify_webhook_signature
 
-from helpers import assert_gap_free, unique, wait_until
+from helpers import assert_gap_free, unique
 
-WAIT = 20.0
 SECRET = "channel-secret-1"
 
 
@@ -23,21 +24,21 @@ def test_run_channels_receive_signed_deliveries(tide, webhook_receiver):
         seen["run_id"] = run.run_id
         run.step("s", lambda: 1)
         run.state.set({"progress": 1})
+        # state.set returned: its delivery was sent and recorded.
+        seen["after_set"] = tide.runs.get(run.run_id)["channelDeliveries"]
+        seen["sent_after_set"] = len(webhook_receiver.requests)
         run.usage.record(input_tokens=1)  # not subscribed: no delivery
         return {"done": True}
 
     assert tide.run(name, wf, channels=[channel]) == {"done": True}
     run_id = seen["run_id"]
+    assert [(d["eventType"], d["status"], d["httpStatus"]) for d in seen["after_set"]] == [
+        ("state.updated", "delivered", 200)
+    ]
+    assert seen["sent_after_set"] == 1
 
-    # tidebase-host sends deliveries after commit (docs/compatibility.md): poll, bounded.
-    wait_until(lambda: len(webhook_receiver.requests) >= 2, WAIT, "two channel deliveries")
-    detail = wait_until(
-        lambda: (d := tide.runs.get(run_id))["channelDeliveries"]
-        and all(x["status"] != "pending" for x in d["channelDeliveries"])
-        and d,
-        WAIT,
-        "channel deliveries to be recorded as sent",
-    )
+    # run() returned after its complete call, which waited for run.completed's delivery.
+    detail = tide.runs.get(run_id)
     requests = list(webhook_receiver.requests)
     assert len(requests) == 2, [r["raw"][:80] for r in requests]
     envelopes = webhook_receiver.bodies()

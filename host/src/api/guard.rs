@@ -16,8 +16,22 @@ pub async fn not_found() -> Response {
         .into_response()
 }
 
-/// Preflights are answered before auth; every response allows any origin.
-pub async fn cors(req: Request, next: Next) -> Response {
+/// `Access-Control-Allow-Origin` for a request: `*` when any origin is
+/// allowed, else the configured origin only if the request comes from it.
+fn allowed_origin(configured: &str, req: &Request) -> Option<HeaderValue> {
+    if configured == "*" {
+        return Some(HeaderValue::from_static("*"));
+    }
+    let from = req.headers().get(header::ORIGIN)?;
+    (from.as_bytes() == configured.as_bytes()).then(|| from.clone())
+}
+
+/// Preflights are answered before auth. With a single configured origin
+/// (`TIDEBASE_CORS_ORIGIN`) every response varies by `Origin`.
+pub async fn cors(State(engine): State<Engine>, req: Request, next: Next) -> Response {
+    let configured = engine.settings.cors_origin.as_str();
+    let origin = allowed_origin(configured, &req);
+    let vary_origin = configured != "*";
     if req.method() == Method::OPTIONS {
         let mut res = StatusCode::NO_CONTENT.into_response();
         let h = res.headers_mut();
@@ -25,24 +39,29 @@ pub async fn cors(req: Request, next: Next) -> Response {
             header::ACCESS_CONTROL_ALLOW_METHODS,
             HeaderValue::from_static("GET,HEAD,PUT,POST,DELETE,PATCH"),
         );
+        if vary_origin {
+            h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
         if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
             h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
-            h.insert(
+            h.append(
                 header::VARY,
                 HeaderValue::from_static("Access-Control-Request-Headers"),
             );
         }
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
+        if let Some(origin) = origin {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
         return res;
     }
     let mut res = next.run(req).await;
-    res.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    let h = res.headers_mut();
+    if let Some(origin) = origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    if vary_origin {
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
     res
 }
 
@@ -99,9 +118,8 @@ pub async fn auth(State(engine): State<Engine>, req: Request, next: Next) -> Res
     let Some(key) = engine.settings.api_key.as_deref() else {
         return next.run(req).await;
     };
-    let is_health =
-        req.uri().path() == "/health" && matches!(*req.method(), Method::GET | Method::HEAD);
-    let allowed = is_health
+    // `/health` is open for every method (v0.7; v0.5 only for GET/HEAD).
+    let allowed = req.uri().path() == "/health"
         || match req.headers().get(header::AUTHORIZATION) {
             // A bearer header, when present, decides on its own.
             Some(h) => h

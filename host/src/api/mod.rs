@@ -28,6 +28,7 @@ pub fn router(engine: Engine, runtime: Option<Arc<Runtime>>) -> Router {
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::detail).post(runs::create))
         .route("/runs/{id}/begin", post(runs::begin))
+        .route("/runs/{id}/heartbeat", post(runs::heartbeat))
         .route("/runs/{id}/complete", post(runs::complete))
         .route("/runs/{id}/fail", post(runs::fail))
         .route("/runs/{id}/cancel", post(runs::cancel))
@@ -83,6 +84,9 @@ pub fn router(engine: Engine, runtime: Option<Arc<Runtime>>) -> Router {
             engine.clone(),
             guard::auth,
         ))
-        .layer(axum::middleware::from_fn(guard::cors))
+        .layer(axum::middleware::from_fn_with_state(
+            engine.clone(),
+            guard::cors,
+        ))
         .with_state(engine)
 }

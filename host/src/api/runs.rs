@@ -1,4 +1,5 @@
-//! Run endpoints: create, list, detail, begin, complete, fail, cancel, children.
+//! Run endpoints: create, list, detail, begin, heartbeat, complete, fail,
+//! cancel, children.
 
 use super::body::RawBody;
 use super::error::{ApiError, ApiResult};
@@ -55,6 +56,23 @@ pub async fn begin(
         .map(String::from);
     let (run, owner) = engine.begin_run(&id, owner).await?;
     Ok(Json(json!({"run": run, "leaseOwner": owner})))
+}
+
+/// `POST /runs/:id/heartbeat`: the body is not schema-checked; a falsy
+/// `leaseOwner` is missing, any other is compared by its text form.
+pub async fn heartbeat(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> ApiResult {
+    let owner = match unvalidated(&body)?.get("leaseOwner") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => None,
+        Some(Value::String(s)) => Some(s.clone()).filter(|s| !s.is_empty()),
+        Some(Value::Number(n)) if n.as_f64() == Some(0.0) => None,
+        Some(other) => Some(other.to_string()),
+    };
+    let owner = owner.ok_or_else(|| ApiError::bad_request("leaseOwner is required"))?;
+    Ok(Json(json!({"run": engine.heartbeat(&id, &owner).await?})))
 }
 
 /// Complete and fail bodies are not schema-checked: a non-object counts as

@@ -34,6 +34,9 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDEBASE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000,
           value_parser = limits::WEBHOOK_TIMEOUT_MS.parser::<u64>(Some("TIDEBASE_WEBHOOK_TIMEOUT_MS")))]
     webhook_timeout_ms: u64,
+    /// The one origin browsers may call the API from (`*`: any).
+    #[arg(long, env = "TIDEBASE_CORS_ORIGIN", default_value = "*")]
+    cors_origin: String,
     /// Reconciler tick interval in milliseconds (10 to 3600000).
     #[arg(long, env = "TIDEBASE_RECONCILE_MS", default_value_t = 5_000,
           value_parser = limits::RECONCILE_MS.parser::<u64>(Some("TIDEBASE_RECONCILE_MS")))]
@@ -61,6 +64,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .to_string(),
         webhook_secret: args.webhook_secret.filter(|k| !k.is_empty()),
         webhook_timeout_ms: args.webhook_timeout_ms,
+        cors_origin: Some(args.cors_origin)
+            .filter(|o| !o.is_empty())
+            .unwrap_or_else(|| "*".into()),
     };
     let engine = Engine::new(store, crate::clock::system(), settings);
     let runtime = super::host::runtime(&args.db, args.wasm_workers.max(1))?;

@@ -7,8 +7,14 @@
 //! uses) on Postgres, an in-process guard on SQLite. Every sweep is also safe
 //! on its own under concurrent ticks (row locks and conditional updates), so
 //! the exclusion saves work rather than providing correctness.
+//!
+//! The webhook calls a tick decides on (lease-expiry nudges, push dispatch,
+//! stale channel deliveries) are recorded during the sweeps and sent once the
+//! exclusion is released, up to 64 at once: a tick returns after their
+//! outcomes are recorded, which takes a few webhook timeouts at most.
 
 use super::runs::backoff_ms;
+use super::webhooks::Outbox;
 use super::{Engine, Result};
 use crate::clock::Micros;
 use crate::model::{Run, RunStatus};
@@ -40,7 +46,7 @@ pub struct TickReport {
     pub cancelled_by_deadline: usize,
     pub scheduled: usize,
     pub invoked: usize,
-    /// Pending channel deliveries nobody had sent, started again.
+    /// Pending channel deliveries nobody had sent, sent now.
     pub redelivered: usize,
 }
 
@@ -48,7 +54,8 @@ impl Engine {
     /// One reconciler tick, unless another one (in any replica) is running,
     /// in which case the report says `skipped`.
     pub async fn reconcile_once(&self) -> Result<TickReport> {
-        match self.store.backend() {
+        let mut outbox = Outbox::default();
+        let report = match self.store.backend() {
             Backend::Postgres => {
                 let mut conn = self.read().await?;
                 if !conn.try_session_lock(RECONCILER_LOCK_KEY).await? {
@@ -57,7 +64,7 @@ impl Engine {
                         ..TickReport::default()
                     });
                 }
-                let report = self.reconcile_sweeps().await;
+                let report = self.sweeps(&mut outbox).await;
                 if let Err(e) = conn.session_unlock(RECONCILER_LOCK_KEY).await {
                     // A connection that cannot unlock is unusable anyway;
                     // the lock ends with its session.
@@ -72,21 +79,33 @@ impl Engine {
                         ..TickReport::default()
                     });
                 };
-                self.reconcile_sweeps().await
+                self.sweeps(&mut outbox).await
             }
-        }
+        };
+        // Sent even when a later sweep failed: their attempts are recorded.
+        self.send_outbox(outbox).await;
+        report
     }
 
     /// The sweeps of one tick without the cross-replica exclusion, with the
-    /// tick's start as "now". Safe to run concurrently with itself.
+    /// tick's start as "now", then the calls they decided on. Safe to run
+    /// concurrently with itself.
     pub async fn reconcile_sweeps(&self) -> Result<TickReport> {
+        let mut outbox = Outbox::default();
+        let report = self.sweeps(&mut outbox).await;
+        self.send_outbox(outbox).await;
+        report
+    }
+
+    async fn sweeps(&self, outbox: &mut Outbox) -> Result<TickReport> {
         let now = self.now();
         let mut report = TickReport::default();
-        self.sweep_expired_leases(now, &mut report).await?;
+        self.sweep_expired_leases(now, &mut report, outbox).await?;
         self.sweep_deadlines(now, &mut report).await?;
         report.scheduled = self.fire_due_schedules(now).await?;
-        self.sweep_push_queues(now, &mut report).await?;
-        report.redelivered = self.resend_stale_deliveries(now).await?;
+        self.sweep_push_queues(now, &mut report, outbox).await?;
+        outbox.deliveries = self.stale_deliveries(now).await?;
+        report.redelivered = outbox.deliveries.len();
         Ok(report)
     }
 
@@ -110,7 +129,12 @@ impl Engine {
         })
     }
 
-    async fn sweep_expired_leases(&self, now: Micros, report: &mut TickReport) -> Result<()> {
+    async fn sweep_expired_leases(
+        &self,
+        now: Micros,
+        report: &mut TickReport,
+        outbox: &mut Outbox,
+    ) -> Result<()> {
         let expired = self
             .read()
             .await?
@@ -161,7 +185,7 @@ impl Engine {
                     .start_recovery(&mut w, &run, "run.resume", &url, "lease_expired", now)
                     .await?;
                 self.commit(w).await?;
-                self.spawn_recovery(call);
+                outbox.recoveries.push(call);
                 report.recovered += 1;
             }
         }
@@ -208,7 +232,12 @@ impl Engine {
 
     /// Push mode (`semantics.md` §13.6): signed `run.invoke` calls for ready
     /// runs of queues with an `invokeUrl`, each run at most once per horizon.
-    async fn sweep_push_queues(&self, now: Micros, report: &mut TickReport) -> Result<()> {
+    async fn sweep_push_queues(
+        &self,
+        now: Micros,
+        report: &mut TickReport,
+        outbox: &mut Outbox,
+    ) -> Result<()> {
         let configs = self.read().await?.queue_configs().await?;
         for config in configs {
             let Some(url) = config.invoke_url.clone() else {
@@ -239,7 +268,7 @@ impl Engine {
                     .start_recovery(&mut w, &run, "run.invoke", &url, "queue_dispatch", now)
                     .await?;
                 self.commit(w).await?;
-                self.spawn_recovery(call);
+                outbox.recoveries.push(call);
                 report.invoked += 1;
             }
         }

@@ -1,4 +1,5 @@
-//! Run lifecycle: create, begin (run lease), complete, fail, cancel, read.
+//! Run lifecycle: create, begin and heartbeat (run lease), complete, fail,
+//! cancel, read.
 
 use super::write::Write;
 use super::{Engine, EngineError, Result};
@@ -180,6 +181,34 @@ impl Engine {
         Ok((run, owner))
     }
 
+    /// Extend the run lease `owner` holds (`POST /runs/:id/heartbeat`, and
+    /// the worker during long wasm activations; `sessions.md` §1). Fenced
+    /// by owner and status only: a lapsed lease nobody took over is revived.
+    /// No event, no attempt, nothing else changes.
+    pub async fn heartbeat(&self, id: &str, owner: &str) -> Result<Run> {
+        let now = self.now();
+        let mut w = self.write().await?;
+        let mut run =
+            w.tx.run(id, true)
+                .await?
+                .ok_or_else(EngineError::run_not_found)?;
+        if run.status != RunStatus::Running || run.lease_owner.as_deref() != Some(owner) {
+            let code = if run.status == RunStatus::Cancelled {
+                "run_cancelled"
+            } else {
+                "lease_lost"
+            };
+            return Err(EngineError::Conflict(
+                json!({"error": "lease lost", "code": code, "run": run}),
+            ));
+        }
+        run.lease_expires_at = Some(self.lease_expiry(now));
+        run.updated_at = now;
+        w.tx.update_run(&run).await?;
+        self.commit(w).await?;
+        Ok(run)
+    }
+
     /// Finish a run successfully. Completed and cancelled runs are final:
     /// a repeat complete answers with the run unchanged.
     pub async fn complete_run(&self, id: &str, result: Value) -> Result<Run> {
@@ -218,8 +247,22 @@ impl Engine {
     }
 
     /// Fail a run, or put a queue run with attempts left back on its queue.
-    /// Returns the run and whether it was requeued.
+    /// Returns the run and whether it was requeued, after the deliveries and
+    /// the recovery webhook call the failure triggers were made.
     pub async fn fail_run(
+        &self,
+        id: &str,
+        error: Value,
+        failure_class: Option<String>,
+    ) -> Result<(Run, bool)> {
+        let (engine, id) = (self.clone(), id.to_string());
+        let failing = async move { engine.fail_detached(&id, error, failure_class).await };
+        super::webhooks::detached(failing)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("shutting down: fail abandoned"))?
+    }
+
+    async fn fail_detached(
         &self,
         id: &str,
         error: Value,
@@ -245,7 +288,7 @@ impl Engine {
             .await?;
         self.commit(w).await?;
         if !outcome.1 {
-            self.after_run_failed(&outcome.0);
+            self.after_run_failed(&outcome.0).await;
         }
         Ok(outcome)
     }
@@ -311,7 +354,7 @@ impl Engine {
         };
         self.commit(w).await?;
         if failed && !outcome.1 {
-            self.after_run_failed(&outcome.0);
+            self.after_run_failed(&outcome.0).await;
         }
         Ok(outcome)
     }

@@ -1,5 +1,5 @@
 //! Rules for runs executed by the host's own wasm worker loop: deployment
-//! and digest pinning, claiming, lease fencing and heartbeat, suspension
+//! and digest pinning, claiming, lease fencing, suspension
 //! (parking) and the events that wake a parked run.
 
 use super::write::Write;
@@ -163,16 +163,6 @@ impl Engine {
             ));
         }
         Ok(run)
-    }
-
-    /// Extend a live run lease held by `owner` (long wasm activations).
-    pub async fn heartbeat(&self, run_id: &str, owner: &str) -> Result<()> {
-        let now = self.now();
-        let mut w = self.write().await?;
-        let mut run = self.fence_run(&mut w, run_id, owner).await?;
-        run.lease_expires_at = Some(self.lease_expiry(now));
-        w.tx.update_run(&run).await?;
-        self.commit(w).await
     }
 
     /// Make a failed wasm run claimable again: its checkpoints replay and it

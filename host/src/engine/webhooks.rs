@@ -4,10 +4,15 @@
 //!
 //! Every call happens after the transaction that decided it has committed,
 //! outside any lock, with a timeout; its bookkeeping is written in its own
-//! transactions. Channel deliveries are recorded `pending` beside the event
-//! that triggers them ([`record_deliveries`], called from the one place
-//! events are appended) and sent by a spawned task, so neither the API
-//! response nor any other writer ever waits on a receiver.
+//! transactions. The caller that triggered a call waits for it and for its
+//! outcome to be recorded (`semantics.md` §15.2, §16): channel deliveries are
+//! recorded `pending` beside the event that triggers them
+//! ([`record_deliveries`], called from the one place events are appended)
+//! and sent one at a time when that transaction commits; a run's recovery
+//! webhook after `fail` is sent after those. Since nothing is locked while a
+//! receiver is called, other writers to the run never wait on it, and a
+//! receiver may itself call the API for the same run (the SDKs' recovery
+//! handlers resume the run inside the webhook call).
 
 use super::write::Write;
 use super::{Engine, EngineError, Result};
@@ -15,21 +20,22 @@ use crate::clock::Micros;
 use crate::ids;
 use crate::model::{CallOutcome, Delivery, Event, RecoveryAttempt, Run};
 use crate::store::Tx;
+use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
 
 pub const RECOVERY_USER_AGENT: &str = "tidebase-recovery/0.5.0";
 pub const CHANNEL_USER_AGENT: &str = "tidebase-channel/0.3.0";
 /// Stored response bodies keep this many characters.
 const BODY_CHARS: usize = 8000;
-/// Outbound calls in flight at once, per process.
-const MAX_IN_FLIGHT: usize = 64;
+/// Calls of one reconciler tick in flight at once. Calls made for an API
+/// caller are not throttled here: incoming connections bound them, and a
+/// shared limit could starve a receiver's own API calls (a recovery handler
+/// resuming the run) of the slots its caller holds.
+const TICK_IN_FLIGHT: usize = 64;
 
 /// Event types that reach channels (`http-api.md` §4.2).
 pub const DELIVERABLE: [&str; 8] = [
@@ -47,9 +53,6 @@ pub const DELIVERABLE: [&str; 8] = [
 pub(crate) struct Outbound {
     client: reqwest::Client,
     pub(crate) timeout: Duration,
-    in_flight: Arc<Semaphore>,
-    /// Deliveries of one run are sent one at a time, in event order.
-    run_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Keeps reconciler ticks of this process from overlapping (the only
     /// exclusion needed on SQLite, whose database has one process).
     pub(crate) tick: tokio::sync::Mutex<()>,
@@ -66,8 +69,6 @@ impl Outbound {
         Outbound {
             client,
             timeout,
-            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
-            run_locks: Mutex::new(HashMap::new()),
             tick: tokio::sync::Mutex::new(()),
         }
     }
@@ -81,7 +82,6 @@ impl Outbound {
         user_agent: &str,
         secret: Option<&str>,
     ) -> CallOutcome {
-        let _permit = self.in_flight.acquire().await;
         let mut req = self
             .client
             .post(url)
@@ -137,18 +137,6 @@ impl Outbound {
             cause = inner;
         }
         format!("fetch failed: {cause}")
-    }
-
-    fn run_lock(&self, run_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self.run_locks.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(run_id.to_string()).or_default().clone()
-    }
-
-    fn release_run_lock(&self, run_id: &str) {
-        let mut map = self.run_locks.lock().unwrap_or_else(|p| p.into_inner());
-        if map.get(run_id).is_some_and(|m| Arc::strong_count(m) == 1) {
-            map.remove(run_id);
-        }
     }
 }
 
@@ -303,42 +291,43 @@ pub(crate) async fn record_deliveries(tx: &mut dyn Tx, event: &Event) -> Result<
     Ok(ids)
 }
 
+/// Run `work` to its end even if the caller is dropped (an HTTP client that
+/// hung up mid-request), and wait for it: a webhook call, once its row is
+/// committed, is always made and its outcome recorded. `None` only when the
+/// runtime is shutting down.
+pub(crate) async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    match tokio::spawn(work).await {
+        Ok(value) => Some(value),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
+    }
+}
+
+/// Outbound calls decided while a caller held something it must release
+/// first (the reconciler's tick lock): sent by [`Engine::send_outbox`].
+#[derive(Default)]
+pub(crate) struct Outbox {
+    pub recoveries: Vec<RecoveryCall>,
+    /// Delivery ids, at most one per run (so they may go out concurrently).
+    pub deliveries: Vec<String>,
+}
+
 impl Engine {
-    /// Send committed deliveries in a background task: one run's deliveries
-    /// in order, runs independently of each other.
-    pub(crate) fn send_deliveries(&self, pending: Vec<(String, String)>) {
-        if pending.is_empty() {
-            return;
+    /// Send committed deliveries one at a time, in the order they were
+    /// recorded, each recorded `delivered`/`failed` before the next; returns
+    /// when all are final. Called after commit, holding nothing.
+    pub(crate) async fn deliver(&self, ids: &[String]) {
+        for id in ids {
+            self.deliver_one(id).await;
         }
-        let engine = self.clone();
-        tokio::spawn(async move {
-            let mut by_run: Vec<(String, Vec<String>)> = Vec::new();
-            for (run_id, id) in pending {
-                match by_run.iter_mut().find(|(r, _)| *r == run_id) {
-                    Some((_, ids)) => ids.push(id),
-                    None => by_run.push((run_id, vec![id])),
-                }
-            }
-            let sends = by_run.into_iter().map(|(run_id, ids)| {
-                let engine = engine.clone();
-                async move { engine.send_run_deliveries(&run_id, &ids).await }
-            });
-            futures::future::join_all(sends).await;
-        });
     }
 
-    async fn send_run_deliveries(&self, run_id: &str, ids: &[String]) {
-        let lock = self.outbound.run_lock(run_id);
-        {
-            let _turn = lock.lock().await;
-            for id in ids {
-                if let Err(e) = self.send_delivery(id).await {
-                    tracing::warn!(delivery = %id, error = format!("{e:#}"), "channel delivery not recorded");
-                }
-            }
+    async fn deliver_one(&self, id: &str) {
+        if let Err(e) = self.send_delivery(id).await {
+            tracing::warn!(delivery = %id, error = format!("{e:#}"), "channel delivery not recorded");
         }
-        drop(lock);
-        self.outbound.release_run_lock(run_id);
     }
 
     /// Claim, send and record one delivery; a delivery someone else holds
@@ -371,22 +360,42 @@ impl Engine {
         Ok(())
     }
 
-    /// Send pending deliveries that no sender picked up (e.g. left by a
-    /// process that stopped before sending); returns how many were started.
-    pub(crate) async fn resend_stale_deliveries(&self, now: Micros) -> Result<usize> {
+    /// Pending deliveries that no sender picked up (e.g. left by a process
+    /// that stopped before sending): the oldest of each run, so one tick
+    /// keeps each run's order and sends to every run at once.
+    pub(crate) async fn stale_deliveries(&self, now: Micros) -> Result<Vec<String>> {
         let stale = self
             .read()
             .await?
             .stale_deliveries(now - 30_000_000, now, 100)
             .await?;
-        let n = stale.len();
-        self.send_deliveries(
-            stale
-                .into_iter()
-                .map(|d| (d.run_id.unwrap_or_default(), d.id))
-                .collect(),
-        );
-        Ok(n)
+        let mut runs: Vec<Option<String>> = Vec::new();
+        let mut ids = Vec::new();
+        for d in stale {
+            if !runs.contains(&d.run_id) {
+                runs.push(d.run_id);
+                ids.push(d.id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Send an outbox's calls concurrently (each bounded by the timeout)
+    /// and record their outcomes.
+    pub(crate) async fn send_outbox(&self, outbox: Outbox) {
+        let mut calls: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
+        for call in outbox.recoveries {
+            let engine = self.clone();
+            calls.push(Box::pin(async move { engine.send_recovery(call).await }));
+        }
+        for id in outbox.deliveries {
+            let engine = self.clone();
+            calls.push(Box::pin(async move { engine.deliver_one(&id).await }));
+        }
+        futures::stream::iter(calls)
+            .buffer_unordered(TICK_IN_FLIGHT)
+            .collect::<Vec<()>>()
+            .await;
     }
 
     /// Record a `pending` recovery attempt and its `recovery.started` event
@@ -461,20 +470,24 @@ impl Engine {
         Ok(attempt)
     }
 
-    /// Send a recorded call in the background.
-    pub(crate) fn spawn_recovery(&self, call: RecoveryCall) {
-        let engine = self.clone();
-        tokio::spawn(async move {
-            let id = call.attempt.id.clone();
-            if let Err(e) = engine.finish_recovery(call).await {
-                tracing::warn!(attempt = %id, error = %e, "recovery attempt outcome not recorded");
-            }
-        });
+    /// Send a recorded call; a failure to record its outcome is logged.
+    pub(crate) async fn send_recovery(&self, call: RecoveryCall) {
+        let id = call.attempt.id.clone();
+        if let Err(e) = self.finish_recovery(call).await {
+            tracing::warn!(attempt = %id, error = %e, "recovery attempt outcome not recorded");
+        }
     }
 
     /// `POST /runs/:id/recover`: fire `run.resume` now and wait for the
     /// outcome, which is returned (a failed call is still a result).
     pub async fn recover_run(&self, id: &str, reason: Option<String>) -> Result<RecoveryAttempt> {
+        let (engine, id) = (self.clone(), id.to_string());
+        detached(async move { engine.recover_detached(&id, reason).await })
+            .await
+            .ok_or_else(|| anyhow::anyhow!("shutting down: recovery call abandoned"))?
+    }
+
+    async fn recover_detached(&self, id: &str, reason: Option<String>) -> Result<RecoveryAttempt> {
         let now = self.now();
         let mut w = self.write().await?;
         let run =
@@ -494,30 +507,31 @@ impl Engine {
         self.finish_recovery(call).await
     }
 
-    /// After a run failed terminally through the API: fire `run.resume`
-    /// (reason `run_failed`) if it has a recovery webhook. The caller's
-    /// response does not wait for it (our deviation from v0.5).
-    pub(crate) fn after_run_failed(&self, run: &Run) {
-        let Some(url) = run.recovery_webhook.clone() else {
+    /// After a run failed terminally: call its recovery webhook
+    /// (`run.resume`, reason `run_failed`), if it has one, and record the
+    /// outcome before returning. The handler may resume the run meanwhile
+    /// (`semantics.md` §15.3); nothing it needs is held here. Neither a
+    /// failed call nor a failure to record it changes the fail's result.
+    pub(crate) async fn after_run_failed(&self, run: &Run) {
+        let Some(url) = run.recovery_webhook.as_deref() else {
             return;
         };
-        let engine = self.clone();
-        let run = run.clone();
-        tokio::spawn(async move {
-            let result = async {
-                let now = engine.now();
-                let mut w = engine.write().await?;
-                let call = engine
-                    .start_recovery(&mut w, &run, "run.resume", &url, "run_failed", now)
-                    .await?;
-                engine.commit(w).await?;
-                engine.finish_recovery(call).await
+        let started = async {
+            let now = self.now();
+            let mut w = self.write().await?;
+            let call = self
+                .start_recovery(&mut w, run, "run.resume", url, "run_failed", now)
+                .await?;
+            self.commit(w).await?;
+            Ok::<_, EngineError>(call)
+        }
+        .await;
+        match started {
+            Ok(call) => self.send_recovery(call).await,
+            Err(e) => {
+                tracing::warn!(run = %run.id, error = %e, "run_failed recovery webhook not recorded")
             }
-            .await;
-            if let Err(e) = result {
-                tracing::warn!(run = %run.id, error = %e, "run_failed recovery webhook not recorded");
-            }
-        });
+        }
     }
 }
 

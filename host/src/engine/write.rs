@@ -1,5 +1,6 @@
-//! A write transaction that remembers which runs got new events, so the event
-//! feed is poked only after the data is committed.
+//! A write transaction that remembers which runs got new events and which
+//! channel deliveries it recorded, so the event feed is poked and the
+//! deliveries are sent only after the data is committed.
 
 use super::{Engine, Result};
 use crate::model::Event;
@@ -9,8 +10,8 @@ use serde_json::Value;
 pub(crate) struct Write {
     pub tx: Box<dyn Tx>,
     touched: Vec<String>,
-    /// Channel deliveries recorded here, `(run id, delivery id)`: sent after commit.
-    deliveries: Vec<(String, String)>,
+    /// Channel deliveries recorded here, in event order: sent after commit.
+    deliveries: Vec<String>,
     /// Events written through this transaction reach no channel (the
     /// reconciler's lease-expiry failures and deadline cancellations).
     pub quiet: bool,
@@ -47,7 +48,11 @@ impl Engine {
         if w.wasm_work {
             self.wasm_ready.notify_one();
         }
-        self.send_deliveries(w.deliveries);
+        // The caller answers only once its deliveries are final (§16).
+        if !w.deliveries.is_empty() {
+            let engine = self.clone();
+            super::webhooks::detached(async move { engine.deliver(&w.deliveries).await }).await;
+        }
         Ok(())
     }
 }
@@ -62,9 +67,8 @@ impl Write {
     ) -> Result<Event> {
         let event = self.tx.append_event(run_id, kind, &payload, now).await?;
         if !self.quiet {
-            for id in super::webhooks::record_deliveries(&mut *self.tx, &event).await? {
-                self.deliveries.push((run_id.to_string(), id));
-            }
+            let ids = super::webhooks::record_deliveries(&mut *self.tx, &event).await?;
+            self.deliveries.extend(ids);
         }
         self.touch(run_id);
         Ok(event)
