@@ -403,7 +403,7 @@ backend_tests!(queued_wasm_runs_run_under_queue_caps = Opts::wasm());
 /// never picked up a second time while it is alive.
 async fn long_activations_keep_their_lease(srv: TestServer) {
     deploy(&srv, "steps", tidebase_fixtures::STEPS, "").await;
-    let id = start(&srv, "steps", json!({"steps": 400})).await;
+    let id = start(&srv, "steps", json!({"steps": 1000})).await;
     let started = Instant::now();
     let d = wait_status(&srv, &id, "completed").await;
     let took = started.elapsed();
@@ -413,7 +413,7 @@ async fn long_activations_keep_their_lease(srv: TestServer) {
         1,
         "run was taken over while alive (ran {took:?})"
     );
-    assert_eq!(count_events(events, "step.completed"), 400);
+    assert_eq!(count_events(events, "step.completed"), 1000);
     assert!(
         took > Duration::from_millis(3 * srv.opts.lease_ms as u64),
         "the run ({took:?}) did not outlive the lease, so this proves nothing"
@@ -422,7 +422,7 @@ async fn long_activations_keep_their_lease(srv: TestServer) {
 
 backend_tests!(
     long_activations_keep_their_lease = Opts {
-        lease_ms: 100,
+        lease_ms: 300,
         ..Opts::wasm()
     }
 );

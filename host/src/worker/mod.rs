@@ -247,8 +247,15 @@ impl Worker {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                if engine.heartbeat(&run_id, &owner).await.is_err() {
-                    return;
+                match engine.heartbeat(&run_id, &owner).await {
+                    // Lost, cancelled or gone: the activation's own writes
+                    // are fenced and will stop it.
+                    Err(EngineError::Conflict(_) | EngineError::NotFound(_)) => return,
+                    // A busy store is no reason to let a live lease lapse.
+                    Err(e) => {
+                        tracing::warn!(run = %run_id, error = %e, "lease renewal failed; retrying")
+                    }
+                    Ok(_) => {}
                 }
             }
         })
