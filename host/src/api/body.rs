@@ -4,34 +4,79 @@
 use super::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value, json};
+use std::time::Duration;
+use tokio::time::Instant;
 
-/// Largest accepted request body.
+/// Largest accepted request body (the deploy endpoint allows more).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// The raw body, read with a size cap; oversize answers 413 with JSON.
-pub struct RawBody(pub Bytes);
+/// When the body of a request must have arrived, set by the connection
+/// layer when the request head is read.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyDeadline {
+    at: Instant,
+    within: Duration,
+}
 
-impl<S: Send + Sync> FromRequest<S> for RawBody {
+impl BodyDeadline {
+    pub fn after(within: Duration) -> BodyDeadline {
+        BodyDeadline {
+            at: Instant::now() + within,
+            within,
+        }
+    }
+}
+
+/// The raw body, at most `MAX` bytes: a larger `Content-Length` is a 413
+/// before anything is read, a body that outgrows it while streaming is a
+/// 413 too, and one that misses its [`BodyDeadline`] is a 408.
+pub struct RawBody<const MAX: usize = MAX_BODY_BYTES>(pub Bytes);
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::Json(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        json!({"error": format!("request body exceeds the limit of {limit} bytes")}),
+    )
+}
+
+impl<S: Send + Sync, const MAX: usize> FromRequest<S> for RawBody<MAX> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Bytes::from_request(req, state).await {
-            Ok(b) => Ok(RawBody(b)),
-            Err(rej) if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::Json(
-                    rej.status(),
-                    json!({"error": format!("request body exceeds {MAX_BODY_BYTES} bytes")}),
-                ))
-            }
-            Err(rej) => Err(ApiError::bad_request(format!(
-                "cannot read request body: {rej}"
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX as u64) {
+            return Err(too_large(MAX));
+        }
+        let deadline = req.extensions().get::<BodyDeadline>().copied();
+        let read = Limited::new(req.into_body(), MAX).collect();
+        let collected = match deadline {
+            Some(d) => tokio::time::timeout_at(d.at, read).await.map_err(|_| {
+                ApiError::Json(
+                    StatusCode::REQUEST_TIMEOUT,
+                    json!({"error": format!(
+                        "request body not received within {} ms", d.within.as_millis()
+                    )}),
+                )
+            })?,
+            None => read.await,
+        };
+        match collected {
+            Ok(body) => Ok(RawBody(body.to_bytes())),
+            Err(e) if e.is::<LengthLimitError>() => Err(too_large(MAX)),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "cannot read request body: {e}"
             ))),
         }
     }
 }
 
-impl RawBody {
+impl<const MAX: usize> RawBody<MAX> {
     /// Parse as JSON whatever the content type. Missing or malformed JSON is
     /// a 400 naming the problem (v0.5 answered 500).
     pub fn json(&self) -> Result<Value, ApiError> {

@@ -2,10 +2,11 @@
 
 use super::body::{Fields, RawBody};
 use super::error::{ApiError, ApiResult};
+use super::path::Path;
 use crate::clock::Micros;
 use crate::engine::{Engine, Enqueue, NewRun, Patch, QueueConfigPatch, ScheduleSpec};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde_json::{Value, json};
 
 /// A Zod-style issue for checks `Fields` has no helper for.

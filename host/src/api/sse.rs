@@ -6,9 +6,10 @@
 //! backlog and the live tail are the same query, so nothing is missed or
 //! sent twice. `Last-Event-ID` resumes after the given seq.
 
+use super::path::Path;
 use crate::engine::Engine;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;

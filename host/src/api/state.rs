@@ -2,9 +2,10 @@
 
 use super::body::{Fields, RawBody};
 use super::error::ApiResult;
+use super::path::Path;
 use crate::engine::{Engine, NewUsage, StateWrite, WriteMode};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 

@@ -1,10 +1,11 @@
 //! Deploying wasm workflows over HTTP (our addition to the v0.5 API).
 
+use super::body::RawBody;
 use super::error::{ApiError, ApiResult};
+use super::path::Path;
 use crate::engine::{DeployLimits, Engine};
 use crate::runtime::Runtime;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde_json::json;
@@ -29,11 +30,17 @@ fn limit(q: &HashMap<String, String>, key: &str, scale: i64) -> Result<Option<i6
 /// `?memoryMb=&cpuMs=` set sandbox limits.
 pub async fn deploy(
     State(engine): State<Engine>,
-    Extension(runtime): Extension<Arc<Runtime>>,
+    runtime: Option<Extension<Arc<Runtime>>>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-    body: Bytes,
+    RawBody(body): RawBody<MAX_COMPONENT_BYTES>,
 ) -> ApiResult {
+    let Some(Extension(runtime)) = runtime else {
+        return Err(ApiError::Json(
+            StatusCode::NOT_FOUND,
+            json!({"error": "this server does not run wasm workflows"}),
+        ));
+    };
     let limits = DeployLimits {
         memory_limit_bytes: limit(&q, "memoryMb", 1 << 20)?,
         cpu_limit_ms: limit(&q, "cpuMs", 1)?,
