@@ -19,8 +19,18 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 VENV="$HERE/.venv"
 
+# CPython 3.11 before 3.11.8 (and 3.12 before 3.12.2) can raise "AST
+# constructor recursion depth mismatch" inside hypothesis (CPython
+# gh-106905), which aborts the run; use a newer interpreter when pyenv has one.
+PYTHON=python3
+if command -v pyenv >/dev/null 2>&1; then
+  for v in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[3-9](\.[0-9]+)?$' | sort -V -r); do
+    PYTHON="$(pyenv root)/versions/$v/bin/python3"
+    break
+  done
+fi
 if [ ! -x "$VENV/bin/schemathesis" ]; then
-  python3 -m venv "$VENV"
+  "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
 
