@@ -61,15 +61,12 @@ impl Default for ConnLimits {
 }
 
 /// Raise the open-file soft limit to the hard limit where the OS allows it;
-/// returns the limit in force.
+/// returns the limit in force (assumed to be the common 1024 if unknown).
 pub fn raise_fd_limit() -> u64 {
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot raise the open-file limit");
-            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
-        }
-    }
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot raise the open-file limit");
+        1024
+    })
 }
 
 /// The default connection cap for a descriptor limit: 10,000, or fewer when
