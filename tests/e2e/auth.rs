@@ -97,7 +97,7 @@ async fn every_route_but_health_requires_the_key(srv: TestServer) {
     let r = TestServer::send(srv.bare(Method::HEAD, "/health")).await;
     assert_eq!(r.status, 200);
 
-    // The correct key works; an unknown route with the key is a plain 404.
+    // The correct key works; an unknown route with the key is a JSON 404.
     let r = TestServer::send(
         srv.bare(Method::GET, &format!("/runs/{run}"))
             .header("authorization", format!("Bearer {KEY}")),
@@ -109,7 +109,8 @@ async fn every_route_but_health_requires_the_key(srv: TestServer) {
             .header("authorization", format!("Bearer {KEY}")),
     )
     .await;
-    assert_eq!((r.status, r.text.as_str()), (404, "404 Not Found"));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"], "no route for GET /nope");
 
     // The event stream accepts ?token= instead of the header ...
     let events = format!("/runs/{run}/events");

@@ -4,75 +4,19 @@
 use super::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value, json};
-use std::time::Duration;
-use tokio::time::Instant;
 
 /// Largest accepted request body (the deploy endpoint allows more).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// When the body of a request must have arrived, set by the connection
-/// layer when the request head is read.
-#[derive(Clone, Copy, Debug)]
-pub struct BodyDeadline {
-    at: Instant,
-    within: Duration,
-}
-
-impl BodyDeadline {
-    pub fn after(within: Duration) -> BodyDeadline {
-        BodyDeadline {
-            at: Instant::now() + within,
-            within,
-        }
-    }
-}
-
-/// The raw body, at most `MAX` bytes: a larger `Content-Length` is a 413
-/// before anything is read, a body that outgrows it while streaming is a
-/// 413 too, and one that misses its [`BodyDeadline`] is a 408.
+/// The raw body, at most `MAX` bytes (see `api::reading`).
 pub struct RawBody<const MAX: usize = MAX_BODY_BYTES>(pub Bytes);
-
-fn too_large(limit: usize) -> ApiError {
-    ApiError::Json(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        json!({"error": format!("request body exceeds the limit of {limit} bytes")}),
-    )
-}
 
 impl<S: Send + Sync, const MAX: usize> FromRequest<S> for RawBody<MAX> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > MAX as u64) {
-            return Err(too_large(MAX));
-        }
-        let deadline = req.extensions().get::<BodyDeadline>().copied();
-        let read = Limited::new(req.into_body(), MAX).collect();
-        let collected = match deadline {
-            Some(d) => tokio::time::timeout_at(d.at, read).await.map_err(|_| {
-                ApiError::Json(
-                    StatusCode::REQUEST_TIMEOUT,
-                    json!({"error": format!(
-                        "request body not received within {} ms", d.within.as_millis()
-                    )}),
-                )
-            })?,
-            None => read.await,
-        };
-        match collected {
-            Ok(body) => Ok(RawBody(body.to_bytes())),
-            Err(e) if e.is::<LengthLimitError>() => Err(too_large(MAX)),
-            Err(e) => Err(ApiError::bad_request(format!(
-                "cannot read request body: {e}"
-            ))),
-        }
+        super::reading::read_body(req, MAX).await.map(RawBody)
     }
 }
 

@@ -8,6 +8,7 @@ mod guard;
 mod openapi;
 mod path;
 mod queues;
+mod reading;
 mod runs;
 mod sse;
 mod state;

@@ -5,7 +5,7 @@
 //!   the same timer when it waits for the next request). A head over
 //!   [`MAX_HEAD_BYTES`] is a 431, a URI over [`MAX_URI_BYTES`] a 414.
 //! - **Request bodies** must arrive within `body_timeout` of the head; the
-//!   body reader answers 408 past that (see `api::body`).
+//!   body reader answers 408 past that (see `api::reading`).
 //! - **Connections** are capped at `max_connections`. A connection arriving
 //!   at the cap closes the one idle the longest (no request in flight: an
 //!   idle keep-alive, or a client still sending its head); only when every
@@ -18,7 +18,7 @@
 mod bare_errors;
 mod registry;
 
-use crate::api::body::BodyDeadline;
+use crate::api::reading::BodyDeadline;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response};
