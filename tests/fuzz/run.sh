@@ -10,7 +10,7 @@
 #   TIDEBASE_TEST_DATABASE_URL  admin Postgres URL; a fresh tb_fuzz_* database
 #                               is created and dropped
 #                               (default postgres://postgres@127.0.0.1:5432/postgres)
-#   FUZZ_MAX_EXAMPLES           generated cases per operation (default 25)
+#   FUZZ_MAX_EXAMPLES           generated cases per operation (default 50)
 #   FUZZ_SEED                   fix the generator seed to replay a run
 # Extra arguments go to `schemathesis run`.
 set -euo pipefail
@@ -93,7 +93,7 @@ status=0
 cd "$WORK" # hypothesis keeps its example database in the working directory
 "$VENV/bin/schemathesis" run "$BASE/openapi.json" \
   --checks not_a_server_error,response_schema_conformance \
-  --max-examples "${FUZZ_MAX_EXAMPLES:-25}" \
+  --max-examples "${FUZZ_MAX_EXAMPLES:-50}" \
   ${FUZZ_SEED:+--seed "$FUZZ_SEED"} \
   --request-timeout 10 \
   --workers 2 \
