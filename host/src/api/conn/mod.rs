@@ -21,13 +21,16 @@ mod registry;
 use crate::api::reading::BodyDeadline;
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, Response};
+use axum::http::{Request, Response, StatusCode};
+use axum::response::IntoResponse;
 use bytes::Bytes;
+use futures::FutureExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use registry::{Busy, Registry};
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -191,9 +194,23 @@ impl hyper::service::Service<Request<Incoming>> for Conn {
             .insert(BodyDeadline::after(self.body_timeout));
         let app = self.app.clone();
         Box::pin(async move {
-            let res = app.oneshot(req).await?;
+            let res = answer(app, req).await;
             Ok(res.map(|body| Body::new(Tracked { body, _busy: busy })))
         })
+    }
+}
+
+/// The app's response. A panicking handler still gets its client a JSON
+/// 500 (and the connection survives); the panic itself is a bug to fix.
+async fn answer(app: Router, req: Request<Body>) -> Response<Body> {
+    match AssertUnwindSafe(app.oneshot(req)).catch_unwind().await {
+        Ok(Ok(res)) => res,
+        Ok(Err(never)) => match never {},
+        Err(_) => {
+            tracing::error!("request handler panicked");
+            let body = serde_json::json!({"error": "internal server error"});
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+        }
     }
 }
 
@@ -233,6 +250,18 @@ mod tests {
         assert_eq!(default_max_connections(1_048_576), 10_000);
         assert_eq!(default_max_connections(4096), 3840);
         assert_eq!(default_max_connections(100), MIN_CONNECTIONS);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_json_500() {
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let app = Router::new().route("/", axum::routing::get(boom));
+        let res = answer(app, Request::new(Body::empty())).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], br#"{"error":"internal server error"}"#);
     }
 
     #[test]
