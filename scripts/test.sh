@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and end-to-end tests (every invariant on
 # Postgres and SQLite, real wasm components), then the real Python client
-# (tidebase 0.5.0 and 0.7.0) against `tidebase-host serve` on both backends.
+# (tidebase 0.5.0 and 0.7.0) against `tidebase-host serve` on both backends,
+# then schemathesis fuzzing of the HTTP API on both backends.
 #
 # Needs: Rust with the wasm32-wasip2 target, Python 3.11 with venv, and a
 # Postgres reachable at TIDEBASE_TEST_DATABASE_URL
@@ -24,3 +25,7 @@ for sdk in 0.5.0 0.7.0; do
     TIDEBASE_SDK_VERSION=$sdk TIDEBASE_TEST_BACKEND=$backend tests/sdk-python/run.sh
   done
 done
+
+# The HTTP API against its OpenAPI document (schemathesis), both backends.
+TIDEBASE_TEST_BACKEND=postgres tests/fuzz/run.sh
+TIDEBASE_TEST_BACKEND=sqlite tests/fuzz/run.sh

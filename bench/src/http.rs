@@ -333,11 +333,13 @@ pub async fn serve(engine: Engine) -> Result<(String, tokio::task::JoinHandle<()
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let app = tidebase_host::api::router(engine, None);
-    let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            eprintln!("server stopped: {e}");
-        }
-    });
+    let limits = tidebase_host::api::ConnLimits::default();
+    let server = tokio::spawn(tidebase_host::api::serve(
+        listener,
+        app,
+        limits,
+        std::future::pending(),
+    ));
     Ok((format!("http://{addr}"), server))
 }
 

@@ -225,9 +225,13 @@ impl TestServer {
             (stop, tokio::spawn(w.run(stopped)))
         });
         let app = tidebase_host::api::router(engine.clone(), runtime);
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
-        });
+        let limits = tidebase_host::api::ConnLimits::default();
+        let server = tokio::spawn(tidebase_host::api::serve(
+            listener,
+            app,
+            limits,
+            std::future::pending(),
+        ));
         let client = reqwest::Client::builder()
             .no_proxy()
             .build()

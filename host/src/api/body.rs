@@ -7,32 +7,21 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde_json::{Map, Value, json};
 
-/// Largest accepted request body.
+/// Largest accepted request body (the deploy endpoint allows more).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// The raw body, read with a size cap; oversize answers 413 with JSON.
-pub struct RawBody(pub Bytes);
+/// The raw body, at most `MAX` bytes (see `api::reading`).
+pub struct RawBody<const MAX: usize = MAX_BODY_BYTES>(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for RawBody {
+impl<S: Send + Sync, const MAX: usize> FromRequest<S> for RawBody<MAX> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Bytes::from_request(req, state).await {
-            Ok(b) => Ok(RawBody(b)),
-            Err(rej) if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::Json(
-                    rej.status(),
-                    json!({"error": format!("request body exceeds {MAX_BODY_BYTES} bytes")}),
-                ))
-            }
-            Err(rej) => Err(ApiError::bad_request(format!(
-                "cannot read request body: {rej}"
-            ))),
-        }
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        super::reading::read_body(req, MAX).await.map(RawBody)
     }
 }
 
-impl RawBody {
+impl<const MAX: usize> RawBody<MAX> {
     /// Parse as JSON whatever the content type. Missing or malformed JSON is
     /// a 400 naming the problem (v0.5 answered 500).
     pub fn json(&self) -> Result<Value, ApiError> {

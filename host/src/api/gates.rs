@@ -2,9 +2,10 @@
 
 use super::body::RawBody;
 use super::error::ApiResult;
+use super::path::Path;
 use crate::engine::{Engine, GateBegin, GateResolve};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde_json::{Value, json};
 
 pub async fn begin(

@@ -1,19 +1,44 @@
-//! Cross-cutting HTTP rules: CORS, bearer auth, and the plain-text 404.
+//! Cross-cutting HTTP rules: CORS, bearer auth, URI length, and the JSON
+//! answers for unknown routes and methods.
 
 use crate::engine::Engine;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde_json::json;
 use subtle::ConstantTimeEq;
 
-pub async fn not_found() -> Response {
-    (
+fn json_error(status: StatusCode, message: String) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+pub async fn not_found(method: Method, uri: Uri) -> Response {
+    json_error(
         StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "text/plain; charset=UTF-8")],
-        "404 Not Found",
+        format!("no route for {method} {}", uri.path()),
     )
-        .into_response()
+}
+
+/// The route exists with other methods (axum adds the `Allow` header).
+pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// A 414 for URIs longer than the API accepts, before routing or auth.
+pub async fn uri_limit(req: Request, next: Next) -> Response {
+    let max = super::conn::MAX_URI_BYTES;
+    let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if len > max {
+        return json_error(
+            StatusCode::URI_TOO_LONG,
+            format!("request URI is {len} bytes long; the limit is {max}"),
+        );
+    }
+    next.run(req).await
 }
 
 /// `Access-Control-Allow-Origin` for a request: `*` when any origin is

@@ -1,11 +1,15 @@
 //! The HTTP door: decode, call the engine, encode. No SQL and no rules here.
 
 mod body;
+pub mod conn;
 mod error;
 mod gates;
 mod guard;
+mod openapi;
 mod params;
+mod path;
 mod queues;
+mod reading;
 mod runs;
 mod sse;
 mod state;
@@ -13,77 +17,91 @@ mod steps;
 mod workflows;
 
 pub use body::MAX_BODY_BYTES;
+pub use conn::{ConnLimits, serve};
 
 use crate::engine::Engine;
 use crate::runtime::Runtime;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Extension, Router};
 use std::sync::Arc;
 
-/// The API; with a runtime, also the wasm deploy endpoints.
+/// One endpoint: method, path (axum's syntax, which is also OpenAPI's) and
+/// handler.
+type Route = (Method, &'static str, MethodRouter<Engine>);
+
+fn route<H: Handler<T, Engine>, T: 'static>(
+    method: Method,
+    path: &'static str,
+    handler: H,
+) -> Route {
+    let filter = MethodFilter::try_from(method.clone()).expect("a routable method");
+    (method, path, on(filter, handler))
+}
+
+/// Every endpoint, in one list: the router is built from it and the OpenAPI
+/// document is checked against it.
+fn routes() -> Vec<Route> {
+    use Method as M;
+    vec![
+        route(M::GET, "/health", runs::health),
+        route(M::GET, "/openapi.json", openapi::document),
+        route(M::GET, "/runs", runs::list),
+        route(M::GET, "/runs/{id}", runs::detail),
+        route(M::POST, "/runs/{id}", runs::create),
+        route(M::POST, "/runs/{id}/begin", runs::begin),
+        route(M::POST, "/runs/{id}/heartbeat", runs::heartbeat),
+        route(M::POST, "/runs/{id}/complete", runs::complete),
+        route(M::POST, "/runs/{id}/fail", runs::fail),
+        route(M::POST, "/runs/{id}/cancel", runs::cancel),
+        route(M::POST, "/runs/{id}/recover", queues::recover),
+        route(M::POST, "/runs/{id}/children", runs::child),
+        route(M::POST, "/runs/{id}/steps/begin", steps::begin),
+        route(M::POST, "/runs/{id}/steps/{step}/complete", steps::complete),
+        route(M::POST, "/runs/{id}/steps/{step}/fail", steps::fail),
+        route(M::POST, "/runs/{id}/gates/begin", gates::begin),
+        route(M::GET, "/runs/{id}/gates/{gate}", gates::get),
+        route(M::POST, "/runs/{id}/gates/{gate}/resolve", gates::resolve),
+        route(M::PUT, "/runs/{id}/state", state::put),
+        route(M::PATCH, "/runs/{id}/state", state::patch),
+        route(M::POST, "/runs/{id}/state/save", state::save),
+        route(M::GET, "/runs/{id}/state/versions", state::versions),
+        route(M::POST, "/runs/{id}/snapshots", state::snapshot),
+        route(M::GET, "/runs/{id}/snapshots", state::snapshots),
+        route(M::POST, "/runs/{id}/usage", state::usage),
+        route(M::GET, "/runs/{id}/events", sse::events),
+        route(M::GET, "/queues", queues::list),
+        route(M::POST, "/queues/claim", queues::claim),
+        route(M::POST, "/queues/{queue}/enqueue", queues::enqueue),
+        route(M::PUT, "/queues/{queue}/config", queues::configure),
+        route(M::GET, "/schedules", queues::list_schedules),
+        route(M::PUT, "/schedules/{name}", queues::put_schedule),
+        route(M::GET, "/schedules/{name}", queues::get_schedule),
+        route(M::DELETE, "/schedules/{name}", queues::delete_schedule),
+        route(M::GET, "/workflows", workflows::list),
+        route(M::POST, "/workflows/{name}", workflows::deploy),
+    ]
+}
+
+/// The API. With a runtime it also deploys wasm workflows.
 pub fn router(engine: Engine, runtime: Option<Arc<Runtime>>) -> Router {
-    let mut api = Router::new()
-        .route("/health", get(runs::health))
-        .route("/runs", get(runs::list))
-        .route("/runs/{id}", get(runs::detail).post(runs::create))
-        .route("/runs/{id}/begin", post(runs::begin))
-        .route("/runs/{id}/heartbeat", post(runs::heartbeat))
-        .route("/runs/{id}/complete", post(runs::complete))
-        .route("/runs/{id}/fail", post(runs::fail))
-        .route("/runs/{id}/cancel", post(runs::cancel))
-        .route("/runs/{id}/recover", post(queues::recover))
-        .route("/runs/{id}/children", post(runs::child))
-        .route("/runs/{id}/steps/begin", post(steps::begin))
-        .route("/runs/{id}/steps/{step}/complete", post(steps::complete))
-        .route("/runs/{id}/steps/{step}/fail", post(steps::fail))
-        .route("/runs/{id}/gates/begin", post(gates::begin))
-        .route("/runs/{id}/gates/{gate}", get(gates::get))
-        .route("/runs/{id}/gates/{gate}/resolve", post(gates::resolve))
-        .route(
-            "/runs/{id}/state",
-            axum::routing::put(state::put).patch(state::patch),
-        )
-        .route("/runs/{id}/state/save", post(state::save))
-        .route("/runs/{id}/state/versions", get(state::versions))
-        .route(
-            "/runs/{id}/snapshots",
-            post(state::snapshot).get(state::snapshots),
-        )
-        .route("/runs/{id}/usage", post(state::usage))
-        .route("/runs/{id}/events", get(sse::events))
-        .route("/queues", get(queues::list))
-        .route("/queues/claim", post(queues::claim))
-        .route("/queues/{queue}/enqueue", post(queues::enqueue))
-        .route(
-            "/queues/{queue}/config",
-            axum::routing::put(queues::configure),
-        )
-        .route("/schedules", get(queues::list_schedules))
-        .route(
-            "/schedules/{name}",
-            axum::routing::put(queues::put_schedule)
-                .get(queues::get_schedule)
-                .delete(queues::delete_schedule),
-        );
+    let mut api = routes()
+        .into_iter()
+        .fold(Router::new(), |api, (_, path, handler)| {
+            api.route(path, handler)
+        });
     if let Some(runtime) = runtime {
-        let deploy = post(workflows::deploy)
-            .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(
-                workflows::MAX_COMPONENT_BYTES,
-            ))
-            .layer::<_, std::convert::Infallible>(Extension(runtime));
-        api = api
-            .route("/workflows", get(workflows::list))
-            .route("/workflows/{name}", deploy);
+        api = api.layer(Extension(runtime));
     }
     api.route_layer(axum::middleware::from_fn(params::check))
         .fallback(guard::not_found)
-        .method_not_allowed_fallback(guard::not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .method_not_allowed_fallback(guard::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             engine.clone(),
             guard::auth,
         ))
+        .layer(axum::middleware::from_fn(guard::uri_limit))
         .layer(axum::middleware::from_fn_with_state(
             engine.clone(),
             guard::cors,

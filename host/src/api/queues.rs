@@ -2,11 +2,12 @@
 
 use super::body::{Fields, RawBody};
 use super::error::{ApiError, ApiResult};
+use super::path::Path;
 use crate::clock::Micros;
 use crate::engine::limits::{self, Range};
 use crate::engine::{Engine, Enqueue, NewRun, Patch, QueueConfigPatch, ScheduleSpec};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde_json::{Value, json};
 
 /// A checked integer that fits a 32-bit column.

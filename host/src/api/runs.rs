@@ -3,10 +3,11 @@
 
 use super::body::RawBody;
 use super::error::{ApiError, ApiResult};
+use super::path::Path;
 use crate::engine::limits;
 use crate::engine::{Engine, NewChild, NewRun};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 

@@ -7,9 +7,10 @@
 //! sent twice. `Last-Event-ID` resumes after the given seq.
 
 use super::error::ApiError;
+use super::path::Path;
 use crate::engine::Engine;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;

@@ -2,10 +2,11 @@
 
 use super::body::{Fields, RawBody};
 use super::error::{ApiError, ApiResult};
+use super::path::Path;
 use crate::engine::limits;
 use crate::engine::{Engine, NewUsage, StateWrite, WriteMode};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 

@@ -1,11 +1,12 @@
 //! Deploying wasm workflows over HTTP (our addition to the v0.5 API).
 
+use super::body::RawBody;
 use super::error::{ApiError, ApiResult};
+use super::path::Path;
 use crate::engine::limits::{self, Range};
 use crate::engine::{DeployLimits, Engine};
 use crate::runtime::Runtime;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde_json::json;
@@ -30,11 +31,17 @@ fn param(q: &HashMap<String, String>, key: &str, range: Range) -> Result<Option<
 /// `?memoryMb=&cpuMs=` set sandbox limits.
 pub async fn deploy(
     State(engine): State<Engine>,
-    Extension(runtime): Extension<Arc<Runtime>>,
+    runtime: Option<Extension<Arc<Runtime>>>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-    body: Bytes,
+    RawBody(body): RawBody<MAX_COMPONENT_BYTES>,
 ) -> ApiResult {
+    let Some(Extension(runtime)) = runtime else {
+        return Err(ApiError::Json(
+            StatusCode::NOT_FOUND,
+            json!({"error": "this server does not run wasm workflows"}),
+        ));
+    };
     let limits = DeployLimits::from_flags(
         param(&q, "memoryMb", limits::MEMORY_MB)?,
         param(&q, "cpuMs", limits::CPU_MS)?,

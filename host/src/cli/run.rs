@@ -134,6 +134,20 @@ async fn resume(engine: &Engine, id: &str, name: &str, takeover: bool) -> anyhow
     Ok(engine.reopen_run(id).await?)
 }
 
+/// A run error as a person reads it: `Name: message` for the usual
+/// `{name, message}` object, compact JSON for anything else.
+fn error_text(error: Option<&Value>) -> String {
+    let Some(error) = error else {
+        return "no error recorded".into();
+    };
+    match (error["name"].as_str(), error["message"].as_str(), error) {
+        (Some(name), Some(message), _) => format!("{name}: {message}"),
+        (None, Some(message), _) => message.to_string(),
+        (_, _, Value::String(s)) => s.clone(),
+        _ => error.to_string(),
+    }
+}
+
 /// Wait for the run to finish (or to stop at a gate with `--no-wait`).
 async fn follow(engine: &Engine, args: &RunArgs, run_id: &str) -> anyhow::Result<ExitCode> {
     let mut wake = engine.subscribe();
@@ -149,10 +163,10 @@ async fn follow(engine: &Engine, args: &RunArgs, run_id: &str) -> anyhow::Result
                 return Ok(ExitCode::SUCCESS);
             }
             RunStatus::Failed => {
-                let error = run.error.unwrap_or(Value::Null);
                 eprintln!(
-                    "run {run_id} failed ({}): {error}",
-                    run.failure_class.as_deref().unwrap_or("error")
+                    "run {run_id} failed ({}): {}",
+                    run.failure_class.as_deref().unwrap_or("error"),
+                    error_text(run.error.as_ref())
                 );
                 eprintln!("resume with: {}", args.resume_command(run_id));
                 return Ok(ExitCode::FAILURE);

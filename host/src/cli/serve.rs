@@ -1,18 +1,22 @@
 //! `tidebase-host serve`.
 
 use super::DbArgs;
+use crate::api::ConnLimits;
 use crate::config::Settings;
 use crate::engine::{Engine, limits};
+use anyhow::Context;
 use clap::Args;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Port to listen on.
     #[arg(long, env = "PORT", default_value_t = 7373)]
     port: u16,
-    /// Address to bind.
-    #[arg(long, env = "TIDEBASE_BIND", default_value = "0.0.0.0")]
+    /// Address to listen on; the default accepts local connections only
+    /// (`0.0.0.0` or `::` for every interface).
+    #[arg(long, env = "TIDEBASE_BIND", default_value = "127.0.0.1")]
     bind: String,
     #[command(flatten)]
     db: DbArgs,
@@ -48,9 +52,36 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDEBASE_WASM_WORKERS", default_value_t = 32,
           value_parser = limits::WASM_WORKERS.parser::<u32>(Some("TIDEBASE_WASM_WORKERS")))]
     wasm_workers: u32,
+    /// Time a client has to send a request head, and the longest a
+    /// keep-alive connection may sit idle, in milliseconds.
+    #[arg(long, env = "TIDEBASE_HEADER_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    header_timeout_ms: u64,
+    /// Time a client has to send a request body once its head arrived, in
+    /// milliseconds.
+    #[arg(long, env = "TIDEBASE_BODY_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    body_timeout_ms: u64,
+    /// Open connections at most; when full, the longest-idle one is closed
+    /// for a newcomer [default: 10000, less if the open-file limit is low].
+    #[arg(long, env = "TIDEBASE_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: Option<u64>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let fd_limit = crate::api::conn::raise_fd_limit();
+    let limits = ConnLimits {
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        body_timeout: Duration::from_millis(args.body_timeout_ms),
+        max_connections: args.max_connections.map_or_else(
+            || crate::api::conn::default_max_connections(fd_limit),
+            |n| n as usize,
+        ),
+    };
+    let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port))?;
     let opts = args.db.connect_options(super::auto_migrate());
     let (_, backend) = opts.resolve()?;
     let store = crate::store::connect(&opts).await?;
@@ -76,19 +107,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             crate::worker::Worker::new(engine.clone(), runtime.clone(), args.wasm_workers as usize);
         tokio::spawn(w.run(stop_rx))
     });
-    let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port)).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, store = ?backend, "tidebase-host listening");
+    tracing::info!(%addr, store = ?backend, max_connections = limits.max_connections, "tidebase-host listening");
     eprintln!("tidebase-host: serving on http://{addr} (store: {backend:?})");
     let reconciler = (args.reconciler != "0")
         .then(|| engine.spawn_reconciler(std::time::Duration::from_millis(args.reconcile_ms)));
     let stopping = engine.clone();
-    axum::serve(listener, crate::api::router(engine, Some(runtime)))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            stopping.begin_shutdown();
-        })
-        .await?;
+    let app = crate::api::router(engine, Some(runtime));
+    crate::api::serve(listener, app, limits, async move {
+        shutdown_signal().await;
+        stopping.begin_shutdown();
+    })
+    .await;
     if let Some(reconciler) = reconciler {
         reconciler.abort();
     }

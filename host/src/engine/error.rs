@@ -6,8 +6,8 @@ pub enum EngineError {
     /// 404 with `{"error": <what> }`.
     #[error("{0}")]
     NotFound(&'static str),
-    /// 409 with the given body.
-    #[error("conflict: {0}")]
+    /// 409 with the given body; shown as its `error` message.
+    #[error("{}", .0["error"].as_str().unwrap_or("conflict"))]
     Conflict(Value),
     /// 400 with `{"error": <message>}`.
     #[error("{0}")]

@@ -288,6 +288,11 @@ fn load_component(
     bytes: &[u8],
     cache: Option<PathBuf>,
 ) -> anyhow::Result<Component> {
+    // wasmtime's own complaint about a file that is not wasm at all quotes
+    // its first bytes; say it in words instead.
+    if !bytes.starts_with(b"\0asm") {
+        anyhow::bail!("not a WebAssembly file (expected a wasm32-wasip2 component)");
+    }
     let compile = || {
         Component::from_binary(wasm, bytes).map_err(|e| anyhow::anyhow!("invalid component: {e:#}"))
     };

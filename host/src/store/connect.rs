@@ -2,10 +2,15 @@
 
 use super::{Result, SqlStore, Store};
 use anyhow::{Context, bail};
+use sqlx::Connection;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migrate, Migrator};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long opening the first Postgres connection may take.
+const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -66,12 +71,15 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
     let pool = match backend {
         // No ping on every checkout: it is a round trip per transaction, and
         // a dead connection surfaces as an error on first use anyway.
-        Backend::Postgres => AnyPoolOptions::new()
-            .max_connections(opts.max_connections)
-            .test_before_acquire(false)
-            .connect(&url)
-            .await
-            .with_context(|| format!("cannot connect to {}", redact(&url)))?,
+        Backend::Postgres => {
+            reach_postgres(&url).await?;
+            AnyPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .test_before_acquire(false)
+                .connect(&url)
+                .await
+                .with_context(|| format!("cannot connect to {}", redact(&url)))?
+        }
         Backend::Sqlite => {
             let url = if url.contains('?') {
                 url
@@ -116,10 +124,33 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
     Ok(Arc::new(SqlStore::new(pool, backend)))
 }
 
+/// Open and close one connection, to fail within seconds with the real
+/// cause (refused, authentication, unknown database, unreachable host): the
+/// pool would retry a refused connection until its 30 s acquire timeout and
+/// then report only that it timed out.
+async fn reach_postgres(url: &str) -> Result<()> {
+    let what = || format!("cannot connect to {}", redact(url));
+    let conn = tokio::time::timeout(PG_CONNECT_TIMEOUT, sqlx::AnyConnection::connect(url))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "no answer within {} s (is the host reachable?)",
+                PG_CONNECT_TIMEOUT.as_secs()
+            )
+        })
+        .with_context(what)?
+        .with_context(what)?;
+    conn.close().await.ok();
+    Ok(())
+}
+
 /// Names of migrations not yet applied to the database at `opts`.
 pub async fn pending_migrations(opts: &ConnectOptions) -> Result<Vec<String>> {
     sqlx::any::install_default_drivers();
     let (url, backend) = opts.resolve()?;
+    if backend == Backend::Postgres {
+        reach_postgres(&url).await?;
+    }
     let pool = AnyPoolOptions::new()
         .max_connections(1)
         .connect(&url)
