@@ -15,6 +15,7 @@ mod children;
 mod cli;
 mod events;
 mod gates;
+mod guest;
 mod input;
 mod leases;
 mod limits;
