@@ -86,7 +86,9 @@ pub async fn snapshot(
         None => None,
         Some(t) => {
             let mut t = Fields::new(t)?;
-            let (kind, id) = (t.name("type"), t.name("id"));
+            // Only HTTP takes snapshots; the stream `<type>:<id>` they make
+            // stays within a Postgres index entry.
+            let (kind, id) = (t.key("type"), t.key("id"));
             t.finish()?;
             Some((kind, id))
         }
