@@ -93,6 +93,19 @@
 //! Step names identify checkpoints, so they must be unique within a run and must
 //! not depend on nondeterministic data.
 //!
+//! # Input limits
+//!
+//! The host checks what a workflow hands it by the same rules as the HTTP API
+//! (the server's `docs/compatibility.md`, "Input limits"). Names (steps,
+//! gates, state streams, child edges, workflows) are 1 to 256 characters; no
+//! name or other stored text (prompt, label, reason, usage strings) may hold
+//! a NUL character; token counts lie between 0 and 2^53 − 1 and a cost is not
+//! negative. A call that breaks a rule fails with a `HostError` naming the
+//! call, the field and the limit (`step-begin: name: String must contain at
+//! most 256 character(s)`), and nothing is recorded; the workflow decides
+//! whether that fails the run. Step names starting with `__` are reserved for
+//! the values the host records (`__now:1`, …). Log lines are kept as given.
+//!
 //! # Exactly-once host calls
 //!
 //! The host records the state, usage and log calls a workflow makes outside
@@ -325,6 +338,10 @@ impl Run {
 
     /// Durable sleep: the run is suspended on the host and resumed after
     /// `duration` (millisecond precision). A resumed run does not sleep again.
+    /// A duration beyond what the host can represent sleeps forever (until
+    /// the run is cancelled). Inside step code the run cannot be suspended
+    /// without abandoning the attempt, so the call waits in place, holding
+    /// its worker, until the duration passes or the run is cancelled.
     pub fn sleep(&self, duration: Duration) {
         self.host
             .sleep(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));

@@ -16,6 +16,7 @@ mod cli;
 mod conn;
 mod events;
 mod gates;
+mod guest;
 mod heartbeat;
 mod input;
 mod leases;

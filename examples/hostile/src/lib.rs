@@ -11,14 +11,22 @@
 //!   (needs a result size limit). The string is streamed into the JSON result,
 //!   so the guest needs about 1.5–3 times `bytes` of memory (buffer growth);
 //! - `escape`: tries to reach outside the sandbox (environment, files,
-//!   network, stdout) and reports what it got.
+//!   network, stdout) and reports what it got;
+//! - `refused`: hands the host names and numbers it must refuse (NUL,
+//!   over-long, reserved, out of range) and returns the error of each call
+//!   by case, `"accepted"` for a call that was not refused; logs a line
+//!   holding a NUL;
+//! - `nap`: logs `napping` and sleeps forever inside a step (only
+//!   cancellation ends it);
+//! - `hibernate`: a durable sleep of `u64::MAX` ms outside steps.
 
 use std::fmt;
 use std::hint::black_box;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
-use serde_json::{Value, json};
-use tidebase_guest::{Error, Run};
+use serde_json::{Map, Value, json};
+use tidebase_guest::{Error, Run, StateOptions, Usage};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -31,6 +39,9 @@ enum Mode {
     Stack,
     Output,
     Escape,
+    Refused,
+    Nap,
+    Hibernate,
 }
 
 #[derive(Deserialize)]
@@ -126,7 +137,84 @@ fn hostile(run: &Run, input: Input) -> Result<Output, Error> {
         Mode::Stack => Ok(Output::Json(json!({ "depth": recurse(0) }))),
         Mode::Output => Ok(Output::Filler(Filler(input.bytes))),
         Mode::Escape => Ok(Output::Json(escape())),
+        Mode::Refused => refused(run).map(Output::Json),
+        Mode::Nap => {
+            run.step("nap", || {
+                run.info("napping");
+                run.sleep(Duration::MAX);
+                Ok::<_, Error>(())
+            })?;
+            Ok(Output::Json(json!({ "woke": true })))
+        }
+        Mode::Hibernate => {
+            run.sleep(Duration::MAX);
+            Ok(Output::Json(json!({ "woke": true })))
+        }
     }
+}
+
+/// Calls the host must refuse, by case: each call's error, or `"accepted"`.
+fn refused(run: &Run) -> Result<Value, Error> {
+    run.state().set(&json!({ "n": 1 }))?;
+    run.info("a line with a \0 in it");
+    let long = |c: &str| c.repeat(257);
+    let usage = |u: Usage| run.usage().record(u);
+    let set_with = |o: StateOptions| run.state().set_with(&2, o).map(drop);
+    let cases: Vec<(&str, Result<(), Error>)> = vec![
+        ("stepNul", run.step("a\0b", || Ok::<_, Error>(1)).map(drop)),
+        (
+            "stepLong",
+            run.step(&long("s"), || Ok::<_, Error>(1)).map(drop),
+        ),
+        (
+            "stepHidden",
+            run.step("__now:1", || Ok::<_, Error>(1)).map(drop),
+        ),
+        ("gateLong", run.gate(&long("g"), "p").map(drop)),
+        ("gatePromptNul", run.gate("g", "a\0b").map(drop)),
+        ("streamNul", set_with(StateOptions::new().stream("a\0b"))),
+        ("reasonNul", set_with(StateOptions::new().reason("a\0b"))),
+        ("labelEmpty", run.state().save("").map(drop)),
+        (
+            "usageModelNul",
+            usage(Usage {
+                model: Some("a\0b".into()),
+                ..Usage::default()
+            }),
+        ),
+        (
+            "usageTokens",
+            usage(Usage {
+                input_tokens: Some(u64::MAX),
+                ..Usage::default()
+            }),
+        ),
+        (
+            "usageCost",
+            usage(Usage {
+                cost_usd: Some(-1.0),
+                ..Usage::default()
+            }),
+        ),
+        (
+            "childEdgeLong",
+            run.child::<Value, _>(&long("e"), "hostile", &json!({}))
+                .map(drop),
+        ),
+        (
+            "childWorkflowNul",
+            run.child::<Value, _>("c", "a\0b", &json!({})).map(drop),
+        ),
+    ];
+    let mut out = Map::new();
+    for (case, result) in cases {
+        let got = match result {
+            Ok(()) => json!("accepted"),
+            Err(e) => json!({ "name": e.name, "message": e.message }),
+        };
+        out.insert(case.into(), got);
+    }
+    Ok(Value::Object(out))
 }
 
 /// Everything a sandboxed workflow should be denied, and what it got.

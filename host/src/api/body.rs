@@ -85,10 +85,6 @@ impl Fields {
         }));
     }
 
-    fn issue(&mut self, key: &str, code: &str, message: String) {
-        self.push_issue(json!({"code": code, "message": message, "path": [key]}));
-    }
-
     /// An issue from a check `Fields` has no helper for.
     pub fn push_issue(&mut self, issue: Value) {
         self.issues.push(issue);
@@ -128,15 +124,19 @@ impl Fields {
     /// A string of length ≥ 1, if present.
     pub fn opt_name(&mut self, key: &str) -> Option<String> {
         let s = self.opt_str(key)?;
-        if s.is_empty() {
-            self.issue(
-                key,
-                "too_small",
-                "String must contain at least 1 character(s)".into(),
-            );
-            return None;
+        match limits::check_nonempty(key, &s) {
+            Ok(()) => Some(s),
+            Err(v) => self.violated(v),
         }
-        Some(s)
+    }
+
+    /// A required string. The engine checks what it must look like (e.g. a
+    /// name's length), the same for every door.
+    pub fn string(&mut self, key: &str) -> String {
+        if !self.has(key) {
+            self.wrong_type(key, "string");
+        }
+        self.opt_str(key).unwrap_or_default()
     }
 
     /// A required string of length ≥ 1.
@@ -198,18 +198,9 @@ impl Fields {
                 return None;
             }
         };
-        let value = if let Some(i) = n.as_i64() {
-            i
-        } else if n.is_u64() {
-            i64::MAX
-        } else {
-            match n.as_f64() {
-                Some(f) if f.fract() == 0.0 => f as i64, // saturates
-                _ => {
-                    self.wrong_type(key, "integer");
-                    return None;
-                }
-            }
+        let Some(value) = limits::json_int(&n) else {
+            self.wrong_type(key, "integer");
+            return None;
         };
         match range.check(key, value) {
             Ok(v) => Some(v),
@@ -217,21 +208,11 @@ impl Fields {
         }
     }
 
-    pub fn opt_num(&mut self, key: &str, min: Option<f64>) -> Option<f64> {
+    /// A number, if present.
+    pub fn opt_num(&mut self, key: &str) -> Option<f64> {
         match self.map.get(key) {
             None => None,
-            Some(Value::Number(n)) => {
-                let f = n.as_f64().unwrap_or(0.0);
-                if min.is_some_and(|m| f < m) {
-                    self.issue(
-                        key,
-                        "too_small",
-                        "Number must be greater than or equal to 0".into(),
-                    );
-                    return None;
-                }
-                Some(f)
-            }
+            Some(Value::Number(n)) => n.as_f64(),
             Some(_) => {
                 self.wrong_type(key, "number");
                 None

@@ -14,8 +14,8 @@ pub async fn begin(
     body: RawBody,
 ) -> ApiResult {
     let mut f = body.fields()?;
-    let name = f.key("name");
-    let prompt = f.name("prompt");
+    let name = f.string("name");
+    let prompt = f.string("prompt");
     // Channels are validated like run channels but stored verbatim.
     f.opt_channels("channels");
     let req = GateBegin {

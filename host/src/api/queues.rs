@@ -51,7 +51,7 @@ pub async fn enqueue(
     body: RawBody,
 ) -> ApiResult {
     let mut f = body.fields()?;
-    let workflow = f.key("workflowName");
+    let workflow = f.string("workflowName");
     let run = NewRun {
         workflow_name: workflow,
         input: f.any("input").unwrap_or(Value::Null),

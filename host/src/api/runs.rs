@@ -141,10 +141,10 @@ pub async fn child(
     body: RawBody,
 ) -> ApiResult {
     let mut f = body.fields()?;
-    let edge_name = f.key("name");
-    let workflow = f.key("workflowName");
+    let edge_name = f.string("name");
+    let workflow = f.string("workflowName");
     let run = new_run(&mut f, workflow);
-    let edge_type = f.opt_name("edgeType").unwrap_or_else(|| "child".into());
+    let edge_type = f.opt_str("edgeType").unwrap_or_else(|| "child".into());
     let edge_metadata = f.opt_record("edgeMetadata").unwrap_or_else(|| json!({}));
     f.finish()?;
     let req = NewChild {

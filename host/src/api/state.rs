@@ -14,8 +14,8 @@ const IMPORTANCE: [&str; 4] = ["transient", "normal", "checkpoint", "milestone"]
 
 fn version_meta(f: &mut Fields) -> StateWrite {
     StateWrite {
-        stream: f.opt_key("stream"),
-        label: f.opt_name("label"),
+        stream: f.opt_str("stream"),
+        label: f.opt_str("label"),
         reason: f.opt_str("reason"),
         importance: f.opt_enum("importance", &IMPORTANCE),
         metadata: f.opt_record("metadata"),
@@ -51,7 +51,7 @@ pub async fn save(
     body: RawBody,
 ) -> ApiResult {
     let mut f = body.fields()?;
-    let label = f.name("label");
+    let label = f.string("label");
     let meta = version_meta(&mut f);
     f.finish()?;
     Ok(Json(
@@ -81,13 +81,15 @@ pub async fn snapshot(
     body: RawBody,
 ) -> ApiResult {
     let mut f = body.fields()?;
-    let label = f.name("label");
+    let label = f.string("label");
     let state = f.any("state").unwrap_or(Value::Null);
     let target = match f.any("target") {
         None => None,
         Some(t) => {
             let mut t = Fields::new(t)?;
-            let (kind, id) = (t.name("type"), t.name("id"));
+            // Only HTTP takes snapshots; the stream `<type>:<id>` they make
+            // stays within a Postgres index entry.
+            let (kind, id) = (t.key("type"), t.key("id"));
             t.finish()?;
             Some((kind, id))
         }
@@ -116,16 +118,16 @@ pub async fn usage(
     let mut f = body.fields()?;
     let req = NewUsage {
         step_id: f.opt_str("stepId"),
-        kind: f.opt_name("kind"),
+        kind: f.opt_str("kind"),
         provider: f.opt_str("provider"),
         model: f.opt_str("model"),
         label: f.opt_str("label"),
-        quantity: f.opt_num("quantity", None),
+        quantity: f.opt_num("quantity"),
         unit: f.opt_str("unit"),
         input_tokens: f.int_in("inputTokens", limits::TOKENS),
         output_tokens: f.int_in("outputTokens", limits::TOKENS),
         total_tokens: f.int_in("totalTokens", limits::TOKENS),
-        cost_usd: f.opt_num("costUsd", Some(0.0)),
+        cost_usd: f.opt_num("costUsd"),
         metadata: f.opt_record("metadata"),
     };
     f.finish()?;

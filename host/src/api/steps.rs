@@ -16,8 +16,8 @@ pub async fn begin(
     let mut f = body.fields()?;
     let req = StepBegin {
         id: None,
-        name: f.key("name"),
-        input_hash: f.name("inputHash"),
+        name: f.string("name"),
+        input_hash: f.string("inputHash"),
         input: f.any("input").unwrap_or(Value::Null),
         options: f.opt_record("options").unwrap_or_else(|| json!({})),
         lease_owner: f.opt_str("leaseOwner"),

@@ -58,6 +58,22 @@ impl HostCall {
     }
 }
 
+/// Starts the names of the hidden steps that record a wasm run's `now`,
+/// `random` and `sleep` values (`__<kind>:<n>`).
+const HIDDEN_PREFIX: &str = "__";
+
+/// Refuse a wasm guest's step name that starts like a hidden step's: the
+/// guest's checkpoint would be replayed as a recorded value, or the other
+/// way round.
+pub fn check_guest_step_name(name: &str) -> Result<()> {
+    if name.starts_with(HIDDEN_PREFIX) {
+        return Err(EngineError::BadRequest(format!(
+            "name: step names starting with {HIDDEN_PREFIX:?} are reserved for the values the host records"
+        )));
+    }
+    Ok(())
+}
+
 /// One activation's place in its run's sequences of outside-step calls,
 /// with the answers earlier activations recorded.
 pub struct CallLog {
@@ -84,7 +100,7 @@ impl CallLog {
     pub fn next_key(&mut self, kind: &'static str) -> String {
         let n = self.numbers.entry(kind).or_insert(0);
         *n += 1;
-        format!("__{kind}:{n}")
+        format!("{HIDDEN_PREFIX}{kind}:{n}")
     }
 
     /// Perform `call` for the activation: exactly once per run outside step

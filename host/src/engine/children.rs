@@ -1,7 +1,7 @@
 //! Child runs, idempotent by `(parent, edge name)`.
 
 use super::runs::NewRun;
-use super::{Engine, EngineError, Result};
+use super::{Engine, EngineError, Result, limits};
 use crate::ids;
 use crate::model::{Run, RunEdge};
 use serde_json::{Value, json};
@@ -14,6 +14,15 @@ pub struct NewChild {
     pub edge_metadata: Value,
 }
 
+impl NewChild {
+    /// The limits on a child, whichever door it came through.
+    pub fn check(&self) -> Result<()> {
+        limits::check_name("name", &self.edge_name)?;
+        limits::check_nonempty("edgeType", &self.edge_type)?;
+        self.run.check()
+    }
+}
+
 impl Engine {
     /// Returns the child run, its edge, and whether this call created it.
     pub async fn create_child(
@@ -21,6 +30,7 @@ impl Engine {
         parent_id: &str,
         req: NewChild,
     ) -> Result<(Run, RunEdge, bool)> {
+        req.check()?;
         let now = self.now();
         let mut w = self.write().await?;
         // The parent row lock serialises concurrent creations of one edge.

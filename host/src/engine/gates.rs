@@ -2,7 +2,7 @@
 //! resolve, and timeouts for gates of runs the host executes.
 
 use super::write::Write;
-use super::{Engine, EngineError, Result};
+use super::{Engine, EngineError, Result, limits};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::{Gate, Run, RunStatus, TIMED_OUT};
@@ -39,6 +39,15 @@ fn check_timeout(timeout_ms: Option<i64>) -> Result<()> {
     }
 }
 
+impl GateBegin {
+    /// The limits on a gate begin, whichever door it came through.
+    pub fn check(&self) -> Result<()> {
+        limits::check_name("name", &self.name)?;
+        limits::check_nonempty("prompt", &self.prompt)?;
+        check_timeout(self.timeout_ms)
+    }
+}
+
 /// Whether `gate` timed out: only gates of runs the host executes have a
 /// server-side timeout (SDK-driven runs keep v0.5's: none).
 fn is_due(run: &Run, gate: &Gate, now: Micros) -> bool {
@@ -52,7 +61,7 @@ impl Engine {
     /// unless its timeout has passed meanwhile (then it is recorded as timed
     /// out first).
     pub async fn begin_gate(&self, run_id: &str, req: GateBegin) -> Result<Gate> {
-        check_timeout(req.timeout_ms)?;
+        req.check()?;
         let now = self.now();
         let mut w = self.write().await?;
         let run =

@@ -113,9 +113,11 @@ pub const PRIORITY: Range = Range::new(i32::MIN as i64, i32::MAX as i64);
 pub const POSITIVE_INT32: Range = Range::new(1, i32::MAX as i64);
 /// `limit` of `POST /queues/claim` (the protocol's bound).
 pub const CLAIM_LIMIT: Range = Range::new(1, 100);
-/// Deploy `memoryMb`: the host's instance pool reserves 256 MiB of linear
-/// memory per instance, so more could never be granted.
+/// Deploy `memoryMb`: the host's instance pool reserves the largest of
+/// these ([`MAX_MEMORY_BYTES`]) per instance, so more could never be granted.
 pub const MEMORY_MB: Range = Range::new(1, 256);
+/// Linear memory the instance pool reserves per instance: `MEMORY_MB.max`.
+pub const MAX_MEMORY_BYTES: usize = (MEMORY_MB.max as usize) << 20;
 /// Deploy `cpuMs`: guest CPU per activation, up to one hour.
 pub const CPU_MS: Range = Range::new(1, 3_600_000);
 /// `TIDEBASE_LEASE_MS`: run and step leases from 100 ms to one day.
@@ -175,8 +177,8 @@ pub fn check_text(field: &str, s: &str) -> Result<(), Violation> {
     Ok(())
 }
 
-/// A name (see [`NAME_CHARS`]): text of 1 to `NAME_CHARS` characters.
-pub fn check_name(field: &str, s: &str) -> Result<(), Violation> {
+/// Text that must not be empty (a prompt, a label, an input hash).
+pub fn check_nonempty(field: &str, s: &str) -> Result<(), Violation> {
     check_text(field, s)?;
     if s.is_empty() {
         return Err(Violation::new(
@@ -185,6 +187,17 @@ pub fn check_name(field: &str, s: &str) -> Result<(), Violation> {
             "String must contain at least 1 character(s)".into(),
         ));
     }
+    Ok(())
+}
+
+/// [`check_text`] of an optional field.
+pub fn check_opt_text(field: &str, s: Option<&str>) -> Result<(), Violation> {
+    s.map_or(Ok(()), |s| check_text(field, s))
+}
+
+/// A name (see [`NAME_CHARS`]): text of 1 to `NAME_CHARS` characters.
+pub fn check_name(field: &str, s: &str) -> Result<(), Violation> {
+    check_nonempty(field, s)?;
     if s.chars().count() > NAME_CHARS {
         return Err(Violation::new(
             field,
@@ -193,6 +206,33 @@ pub fn check_name(field: &str, s: &str) -> Result<(), Violation> {
         ));
     }
     Ok(())
+}
+
+/// An amount that cannot be negative (a cost). JSON has no NaN, so every
+/// number a door decodes compares.
+pub fn check_non_negative(field: &str, n: f64) -> Result<(), Violation> {
+    if n < 0.0 {
+        return Err(Violation::new(
+            field,
+            json!({"code": "too_small", "minimum": 0, "type": "number", "inclusive": true}),
+            "Number must be greater than or equal to 0".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A JSON number as a 64-bit integer for a [`Range`] check: integers beyond
+/// 64 bits, and integral floats, saturate (and so fall out of range);
+/// fractions are not integers (`None`).
+pub fn json_int(n: &serde_json::Number) -> Option<i64> {
+    if let Some(i) = n.as_i64() {
+        return Some(i);
+    }
+    if n.is_u64() {
+        return Some(i64::MAX);
+    }
+    // `as` saturates from float to integer, which is the point here.
+    n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)
 }
 
 /// Webhook, invoke and channel URLs: absolute `http` or `https` with a host.
@@ -271,6 +311,25 @@ mod tests {
         assert!(check_name("n", "a\0b").is_err());
         assert!(check_text("t", &"x".repeat(100_000)).is_ok());
         assert!(check_text("t", "\0").is_err());
+        assert!(check_nonempty("t", &"x".repeat(100_000)).is_ok());
+        assert!(check_nonempty("t", "").is_err());
+        assert!(check_opt_text("t", None).is_ok());
+        assert!(check_opt_text("t", Some("\0")).is_err());
+    }
+
+    #[test]
+    fn json_numbers_become_integers_that_saturate() {
+        let int = |text: &str| json_int(&serde_json::from_str(text).unwrap());
+        assert_eq!(int("42"), Some(42));
+        assert_eq!(int("-7"), Some(-7));
+        assert_eq!(int("18446744073709551615"), Some(i64::MAX));
+        assert_eq!(int("3.0"), Some(3));
+        assert_eq!(int("1e300"), Some(i64::MAX));
+        assert_eq!(int("-1e300"), Some(i64::MIN));
+        assert_eq!(int("1.5"), None);
+        assert!(check_non_negative("c", 0.0).is_ok());
+        let e = check_non_negative("c", -0.01).unwrap_err();
+        assert_eq!(e.issue(json!(["c"]))["code"], "too_small");
     }
 
     #[test]

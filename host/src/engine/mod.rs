@@ -21,7 +21,7 @@ mod wasm;
 mod webhooks;
 mod write;
 
-pub use calls::{CallLog, HostCall};
+pub use calls::{CallLog, HostCall, check_guest_step_name};
 pub use children::NewChild;
 pub use cron::{Cron, next_fire};
 pub use error::EngineError;

@@ -93,6 +93,7 @@ impl Engine {
     /// Enqueue a run. With a dedupe key held by an active run of the queue,
     /// nothing is written and that run is returned with `true`.
     pub async fn enqueue(&self, req: Enqueue) -> Result<(Run, bool)> {
+        req.run.check()?;
         let now = self.now();
         let mut w = self.write().await?;
         // The insert does nothing when the key is taken; the holder is then

@@ -2,7 +2,7 @@
 //! cancel, read.
 
 use super::write::Write;
-use super::{Engine, EngineError, Result};
+use super::{Engine, EngineError, Result, limits};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::{Channel, Run, RunStatus};
@@ -34,6 +34,12 @@ impl NewRun {
             channels: vec![],
         }
     }
+
+    /// The limits on a new run, whichever door created it. (URLs are
+    /// checked where they are decoded: only HTTP bodies carry them.)
+    pub fn check(&self) -> Result<()> {
+        Ok(limits::check_name("workflowName", &self.workflow_name)?)
+    }
 }
 
 /// `channels` as they appear in `run.created` payloads: no secrets.
@@ -53,6 +59,7 @@ impl Engine {
         extra_created: Value,
         now: Micros,
     ) -> Result<Run> {
+        new.check()?;
         let mut run = Run::new(ids::new_id("run"), new.workflow_name, now);
         run.input = if new.input.is_null() {
             json!({})

@@ -25,6 +25,22 @@ pub struct StateWrite {
     pub created_by: Option<String>,
 }
 
+impl StateWrite {
+    /// The limits on version metadata, whichever door it came through: the
+    /// stream is a name (streams are looked up by it), a label is not empty.
+    pub fn check(&self) -> Result<()> {
+        if let Some(stream) = &self.stream {
+            limits::check_name("stream", stream)?;
+        }
+        if let Some(label) = &self.label {
+            limits::check_nonempty("label", label)?;
+        }
+        limits::check_opt_text("reason", self.reason.as_deref())?;
+        limits::check_opt_text("createdBy", self.created_by.as_deref())?;
+        Ok(())
+    }
+}
+
 /// `jsonb ||`: shallow merge of two objects, otherwise array concatenation.
 fn merge(old: Value, patch: &Value) -> Value {
     match (old, patch) {
@@ -164,6 +180,7 @@ impl Engine {
         meta: StateWrite,
         now: Micros,
     ) -> Result<LiveState> {
+        meta.check()?;
         // Serialise writers of this run's live state, including the first
         // ones (before the row exists, `FOR UPDATE` locks nothing).
         w.tx.lock_key(&format!("{run_id}:state")).await?;
@@ -243,6 +260,11 @@ impl Engine {
         meta: StateWrite,
         now: Micros,
     ) -> Result<StateVersion> {
+        let meta = StateWrite {
+            label: Some(label),
+            ..meta
+        };
+        meta.check()?;
         let stream_name = meta.stream.clone().unwrap_or_else(|| "run".into());
         let not_found = || EngineError::NotFound("run state not found");
         let (value, kind, id) = if stream_name == "run" {
@@ -254,10 +276,6 @@ impl Engine {
                     .await?
                     .ok_or_else(not_found)?;
             (s.current_value, s.target_type, s.target_id)
-        };
-        let meta = StateWrite {
-            label: Some(label),
-            ..meta
         };
         let target = Target {
             kind: &kind,
@@ -309,6 +327,12 @@ impl Engine {
         target: Option<(String, String)>,
         meta: StateWrite,
     ) -> Result<StateVersion> {
+        let meta = StateWrite {
+            label: Some(label),
+            importance: Some("milestone".into()),
+            ..meta
+        };
+        meta.check()?;
         let now = self.now();
         let mut w = self.write().await?;
         w.tx.run(run_id, false)
@@ -316,11 +340,6 @@ impl Engine {
             .ok_or_else(EngineError::run_not_found)?;
         let (kind, id) = target.unwrap_or_else(|| ("run".into(), run_id.to_string()));
         let stream = format!("{kind}:{id}");
-        let meta = StateWrite {
-            label: Some(label),
-            importance: Some("milestone".into()),
-            ..meta
-        };
         let value = if state.is_null() { json!({}) } else { state };
         let target = Target {
             kind: &kind,

@@ -6,7 +6,7 @@
 //! attempt in one commit when it ends ([`Engine::checkpoint_step`]).
 
 use super::write::Write;
-use super::{Engine, EngineError, NewUsage, Result};
+use super::{Engine, EngineError, NewUsage, Result, limits};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::{ResumeContract, RunStatus, Step, classify_failure};
@@ -22,6 +22,16 @@ pub struct StepBegin {
     pub input: Value,
     pub options: Value,
     pub lease_owner: Option<String>,
+}
+
+impl StepBegin {
+    /// The limits on a begin, whichever door it came through.
+    pub fn check(&self) -> Result<()> {
+        limits::check_name("name", &self.name)?;
+        limits::check_nonempty("inputHash", &self.input_hash)?;
+        limits::check_opt_text("leaseOwner", self.lease_owner.as_deref())?;
+        Ok(())
+    }
 }
 
 /// The answer to a step begin (semantics §5).
@@ -265,6 +275,7 @@ impl Engine {
     }
 
     pub async fn begin_step(&self, run_id: &str, req: StepBegin) -> Result<StepAction> {
+        req.check()?;
         let existing = match self.settle_step(run_id, &req.name, &req.input_hash).await? {
             Settled::Done(action) => return Ok(action),
             Settled::Open(existing) => existing,
@@ -374,6 +385,7 @@ impl Engine {
         outcome: StepOutcome,
         usage: Vec<NewUsage>,
     ) -> Result<Step> {
+        req.check()?;
         let now = self.now();
         if let (true, StepOutcome::Completed(output)) = (usage.is_empty(), &outcome) {
             // Fast path for a step that completes on its first attempt: one

@@ -25,11 +25,29 @@ pub struct NewUsage {
 }
 
 impl NewUsage {
-    /// The record's `totalTokens`: as given, else the sum of the given sides
-    /// (null if neither is given). Every count must lie in
-    /// [`limits::TOKENS`], the sum too, whichever door the record came
-    /// through; a door may call this to refuse a record before queueing it.
-    pub fn checked_total(&self) -> Result<Option<i64>> {
+    /// The limits on a record, whichever door it came through: stored text
+    /// holds no NUL, a kind is not empty, a cost is not negative, and every
+    /// token count lies in [`limits::TOKENS`], a derived total too. Returns
+    /// the record's `totalTokens`: as given, else the sum of the given sides
+    /// (null if neither is given). A door may call this to refuse a record
+    /// before queueing it.
+    pub fn check(&self) -> Result<Option<i64>> {
+        let texts = [
+            ("stepId", &self.step_id),
+            ("provider", &self.provider),
+            ("model", &self.model),
+            ("label", &self.label),
+            ("unit", &self.unit),
+        ];
+        for (field, text) in texts {
+            limits::check_opt_text(field, text.as_deref())?;
+        }
+        if let Some(kind) = &self.kind {
+            limits::check_nonempty("kind", kind)?;
+        }
+        if let Some(cost) = self.cost_usd {
+            limits::check_non_negative("costUsd", cost)?;
+        }
         let counts = [
             ("inputTokens", self.input_tokens),
             ("outputTokens", self.output_tokens),
@@ -89,7 +107,7 @@ impl Engine {
         req: NewUsage,
         now: Micros,
     ) -> Result<UsageRecord> {
-        let total_tokens = req.checked_total()?;
+        let total_tokens = req.check()?;
         let usage = UsageRecord {
             id: ids::new_id("use"),
             run_id: run_id.to_string(),
@@ -128,31 +146,34 @@ mod tests {
     }
 
     #[test]
-    fn totals_are_derived_without_wrapping() {
+    fn records_are_checked_and_totals_never_wrap() {
         let max = limits::TOKENS.max;
-        assert_eq!(usage(None, None, None).checked_total().unwrap(), None);
-        assert_eq!(usage(Some(2), None, None).checked_total().unwrap(), Some(2));
-        assert_eq!(
-            usage(Some(2), Some(3), None).checked_total().unwrap(),
-            Some(5)
-        );
-        assert_eq!(
-            usage(Some(2), Some(3), Some(1)).checked_total().unwrap(),
-            Some(1)
-        );
-        assert_eq!(
-            usage(Some(max), Some(0), None).checked_total().unwrap(),
-            Some(max)
-        );
+        assert_eq!(usage(None, None, None).check().unwrap(), None);
+        assert_eq!(usage(Some(2), None, None).check().unwrap(), Some(2));
+        assert_eq!(usage(Some(2), Some(3), None).check().unwrap(), Some(5));
+        assert_eq!(usage(Some(2), Some(3), Some(1)).check().unwrap(), Some(1));
+        assert_eq!(usage(Some(max), Some(0), None).check().unwrap(), Some(max));
         for bad in [
             usage(Some(max), Some(1), None),
             usage(Some(i64::MAX), Some(i64::MAX), None),
             usage(Some(i64::MAX), None, Some(1)),
             usage(Some(-1), None, None),
             usage(None, None, Some(i64::MIN)),
+            NewUsage {
+                model: Some("a\0b".into()),
+                ..NewUsage::default()
+            },
+            NewUsage {
+                kind: Some(String::new()),
+                ..NewUsage::default()
+            },
+            NewUsage {
+                cost_usd: Some(-1.0),
+                ..NewUsage::default()
+            },
         ] {
             assert!(
-                matches!(bad.checked_total(), Err(EngineError::Invalid(_))),
+                matches!(bad.check(), Err(EngineError::Invalid(_))),
                 "{bad:?}"
             );
         }

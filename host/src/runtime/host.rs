@@ -11,17 +11,22 @@ use super::interrupt::Interrupt;
 use crate::clock::Micros;
 use crate::engine::{
     CallLog, Engine, EngineError, GateBegin, HostCall, NewChild, NewRun, NewUsage, StateWrite,
-    StepAction, StepBegin, StepOutcome, WriteMode, settled,
+    StepAction, StepBegin, StepOutcome, WriteMode, check_guest_step_name, limits, settled,
 };
 use crate::model::{RunStatus, Step, TIMED_OUT};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Result as Wt, StoreLimits};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// How often a sleep inside step code checks for cancellation.
+const SLEEP_SLICE: Duration = Duration::from_millis(100);
 
 /// Receives one line per durable effect, for `tidebase-host run`'s stderr.
 pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
@@ -277,13 +282,64 @@ fn state_write(o: StateOptions) -> Result<StateWrite, GuestError> {
     })
 }
 
-/// A guest-visible error from an engine call that did not end the activation.
-fn answer<T>(r: Result<T, EngineError>) -> Wt<Result<T, GuestError>> {
+/// A guest-visible error from an engine call that did not end the
+/// activation. A refusal is a `HostError` prefixed with the import's name
+/// (`call`); the engine's message names the field and its limit.
+fn answer<T>(call: &str, r: Result<T, EngineError>) -> Wt<Result<T, GuestError>> {
     match r {
         Ok(v) => Ok(Ok(v)),
-        Err(e) if e.is_refusal() => Ok(Err(guest_error("HostError", e.to_string()))),
+        Err(e) if e.is_refusal() => Ok(Err(guest_error("HostError", format!("{call}: {e}")))),
         Err(e) => Err(trap(e)),
     }
+}
+
+/// A usage record from the guest's JSON object. Each field has the type
+/// the protocol gives it, as over HTTP: one of another type is refused, not
+/// dropped. The engine checks the values ([`NewUsage::check`]).
+fn usage_json(text: &str) -> Result<NewUsage, GuestError> {
+    let wrong = |key: &str, expected: &str| {
+        let message = format!("usage-record: {key}: expected {expected}");
+        guest_error("HostError", message)
+    };
+    let Value::Object(m) = parse("usage", text)? else {
+        return Err(wrong("usage", "a JSON object"));
+    };
+    let s = |key: &str| match m.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(wrong(key, "a string")),
+    };
+    let i = |key: &str| match m.get(key) {
+        None => Ok(None),
+        Some(Value::Number(n)) => limits::json_int(n)
+            .map(Some)
+            .ok_or_else(|| wrong(key, "an integer")),
+        Some(_) => Err(wrong(key, "an integer")),
+    };
+    let f = |key: &str| match m.get(key) {
+        None => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_f64()),
+        Some(_) => Err(wrong(key, "a number")),
+    };
+    let metadata = match m.get("metadata") {
+        None => None,
+        Some(v @ Value::Object(_)) => Some(v.clone()),
+        Some(_) => return Err(wrong("metadata", "an object")),
+    };
+    Ok(NewUsage {
+        step_id: s("stepId")?,
+        kind: s("kind")?,
+        provider: s("provider")?,
+        model: s("model")?,
+        label: s("label")?,
+        quantity: f("quantity")?,
+        unit: s("unit")?,
+        input_tokens: i("inputTokens")?,
+        output_tokens: i("outputTokens")?,
+        total_tokens: i("totalTokens")?,
+        cost_usd: f("costUsd")?,
+        metadata,
+    })
 }
 
 /// A recorded state version as the guest sees it.
@@ -310,6 +366,18 @@ impl host::Host for RunCtx {
             .input_hash
             .clone()
             .unwrap_or_else(|| crate::engine::stable_hash(&input));
+        let mut req = StepBegin {
+            id: None,
+            name: name.clone(),
+            input_hash: hash.clone(),
+            input,
+            options: opts,
+            lease_owner: None,
+        };
+        // Refused before the step's code runs, not at its checkpoint.
+        if let Err(e) = check_guest_step_name(&name).and_then(|()| req.check()) {
+            return answer("step-begin", Err(e));
+        }
         match settled(self.steps.get(&name), &hash) {
             Some(StepAction::Return { step }) => {
                 self.say(format!("step {name}: replayed from checkpoint"));
@@ -333,14 +401,7 @@ impl host::Host for RunCtx {
                 // The attempt's id is the step row's id (existing or to be inserted).
                 let existing = self.steps.get(&name).map(|s| s.id.clone());
                 let id = existing.unwrap_or_else(|| crate::ids::new_id("step"));
-                let req = StepBegin {
-                    id: Some(id.clone()),
-                    name,
-                    input_hash: hash,
-                    input,
-                    options: opts,
-                    lease_owner: None,
-                };
+                req.id = Some(id.clone());
                 self.attempts.insert(id.clone(), (req, Vec::new()));
                 Ok(Ok(StepStart::Execute(id)))
             }
@@ -366,7 +427,7 @@ impl host::Host for RunCtx {
         let name = req.name.clone();
         let outcome = StepOutcome::Completed(output);
         let r = self.checkpoint(req, outcome, usage).await;
-        let done = answer(r.map(|_| ()))?;
+        let done = answer("step-complete", r.map(|_| ()))?;
         self.say(format!("step {name}: checkpointed"));
         Ok(done)
     }
@@ -389,7 +450,7 @@ impl host::Host for RunCtx {
         let r = self.checkpoint(req, outcome, usage).await;
         let retry = if retryable { " (will retry)" } else { "" };
         self.say(format!("step {name}: failed: {}{retry}", err.message));
-        answer(r.map(|_| ()))
+        answer("step-fail", r.map(|_| ()))
     }
 
     async fn gate(&mut self, request: GateRequest) -> Wt<Result<GateOutcome, GuestError>> {
@@ -423,7 +484,7 @@ impl host::Host for RunCtx {
                 .timeout_ms
                 .map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
         };
-        let gate = match answer(self.engine.begin_gate(&self.run_id, req).await)? {
+        let gate = match answer("gate", self.engine.begin_gate(&self.run_id, req).await)? {
             Ok(gate) => gate,
             Err(e) => return Ok(Err(e)),
         };
@@ -499,36 +560,19 @@ impl host::Host for RunCtx {
             Err(e) => return Ok(Err(e)),
         };
         let r = self.call(HostCall::StateSave { label, meta }).await;
-        Ok(answer(r)?.map(version))
+        Ok(answer("state-save", r)?.map(version))
     }
 
     async fn usage_record(&mut self, usage: String) -> Wt<Result<(), GuestError>> {
         self.live()?;
-        let v = match parse("usage", &usage) {
-            Ok(v) => v,
+        let req = match usage_json(&usage) {
+            Ok(req) => req,
             Err(e) => return Ok(Err(e)),
         };
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(String::from);
-        let i = |k: &str| v.get(k).and_then(Value::as_i64);
-        let f = |k: &str| v.get(k).and_then(Value::as_f64);
-        let req = NewUsage {
-            step_id: s("stepId"),
-            kind: s("kind"),
-            provider: s("provider"),
-            model: s("model"),
-            label: s("label"),
-            quantity: f("quantity"),
-            unit: s("unit"),
-            input_tokens: i("inputTokens"),
-            output_tokens: i("outputTokens"),
-            total_tokens: i("totalTokens"),
-            cost_usd: f("costUsd"),
-            metadata: v.get("metadata").cloned(),
-        };
-        // Refused here, not at the step's checkpoint: one bad count must
+        // Refused here, not at the step's checkpoint: one bad record must
         // not fail the whole step attempt.
-        if let Err(e) = req.checked_total() {
-            return answer(Err(e));
+        if let Err(e) = req.check() {
+            return answer("usage-record", Err(e));
         }
         if let Some((_, pending)) = req
             .step_id
@@ -539,7 +583,7 @@ impl host::Host for RunCtx {
             return Ok(Ok(()));
         }
         let r = self.call(HostCall::Usage(req)).await;
-        Ok(answer(r)?.map(|_| ()))
+        Ok(answer("usage-record", r)?.map(|_| ()))
     }
 
     async fn child(
@@ -559,11 +603,11 @@ impl host::Host for RunCtx {
             edge_type: "child".into(),
             edge_metadata: json!({}),
         };
-        let (child, _, created) = self
-            .engine
-            .create_child(&self.run_id, req)
-            .await
-            .map_err(trap)?;
+        let created = self.engine.create_child(&self.run_id, req).await;
+        let (child, _, created) = match answer("child", created)? {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
         match child.status {
             RunStatus::Completed => {
                 self.say(format!("child {edge}: completed ({})", child.id));
@@ -607,9 +651,17 @@ impl host::Host for RunCtx {
     async fn sleep(&mut self, duration_ms: u64) -> Wt<()> {
         self.live()?;
         if self.in_step() {
-            // Suspending would abandon the step attempt: wait in place.
-            tokio::time::sleep(std::time::Duration::from_millis(duration_ms)).await;
-            return Ok(());
+            // Suspending would abandon the step attempt: wait in place,
+            // in slices, so a cancellation ends even a sleep of years.
+            let end = Instant::now().checked_add(Duration::from_millis(duration_ms));
+            loop {
+                let left = end.map_or(SLEEP_SLICE, |e| e.saturating_duration_since(Instant::now()));
+                if left.is_zero() {
+                    return Ok(());
+                }
+                tokio::time::sleep(left.min(SLEEP_SLICE)).await;
+                self.live()?;
+            }
         }
         let now = self.engine.now();
         let micros = i64::try_from(duration_ms).map_or(i64::MAX, |ms| ms.saturating_mul(1000));
@@ -629,6 +681,9 @@ impl host::Host for RunCtx {
     }
 
     async fn log(&mut self, level: LogLevel, message: String) -> Wt<()> {
+        // Kept as given, NUL included: the line is stored inside the `log`
+        // event's JSON payload, where it is escaped, not in a text column.
+        self.check_size("log line", &message)?;
         let level = match level {
             LogLevel::Trace => "trace",
             LogLevel::Debug => "debug",
@@ -673,8 +728,12 @@ impl RunCtx {
             (Ok(v), Ok(m)) => (v, m),
             (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
         };
+        let call = match mode {
+            WriteMode::Replace => "state-set",
+            WriteMode::Merge => "state-patch",
+        };
         let r = self.call(HostCall::StateWrite { mode, value, meta }).await;
-        Ok(answer(r)?.map(version))
+        Ok(answer(call, r)?.map(version))
     }
 }
 

@@ -13,6 +13,7 @@ pub use host::Progress;
 pub use interrupt::Interrupt;
 
 use crate::engine::Engine;
+use crate::engine::limits::MAX_MEMORY_BYTES;
 use crate::model::{Deployment, Run};
 use anyhow::Context;
 use bindings::{Workflow, WorkflowPre};
@@ -30,7 +31,8 @@ use wasmtime::{
 };
 
 /// Epoch tick: the granularity of CPU accounting and cancellation checks.
-const TICK: Duration = Duration::from_millis(10);
+const TICK_MS: u64 = 10;
+const TICK: Duration = Duration::from_millis(TICK_MS);
 
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -104,7 +106,8 @@ impl Runtime {
             .total_memories(n * 2)
             .total_tables(n * 8)
             .total_stacks(n)
-            .max_memory_size(config.memory_limit_bytes.max(256 << 20));
+            // Every deployment's `memoryMb` must fit; see `limits::MEMORY_MB`.
+            .max_memory_size(config.memory_limit_bytes.max(MAX_MEMORY_BYTES));
         let mut cfg = Config::new();
         cfg.wasm_component_model(true)
             .epoch_interruption(true)
@@ -199,10 +202,16 @@ impl Runtime {
                 };
             }
         };
+        // Stored limits were range-checked at deploy; a value no deploy
+        // could have stored falls back to the default rather than wrapping.
         let memory = deployment
             .memory_limit_bytes
-            .map_or(self.config.memory_limit_bytes, |m| m as usize);
-        let cpu_limit_ms = deployment.cpu_limit_ms.unwrap_or(self.config.cpu_limit_ms);
+            .and_then(|m| usize::try_from(m).ok())
+            .unwrap_or(self.config.memory_limit_bytes);
+        let cpu_limit_ms = deployment
+            .cpu_limit_ms
+            .filter(|ms| *ms > 0)
+            .unwrap_or(self.config.cpu_limit_ms);
         let limits = StoreLimitsBuilder::new()
             .memory_size(memory)
             .trap_on_grow_failure(true)
@@ -230,8 +239,9 @@ impl Runtime {
         });
         let mut store = Store::new(&self.wasm, ctx);
         store.limiter(|c| &mut c.limits);
-        let budget_ticks = (cpu_limit_ms as u64)
-            .div_ceil(TICK.as_millis() as u64)
+        let budget_ticks = u64::try_from(cpu_limit_ms)
+            .unwrap_or(0)
+            .div_ceil(TICK_MS)
             .max(1);
         let mut used = 0u64;
         store.set_epoch_deadline(1);

@@ -50,6 +50,19 @@ async fn names_longer_than_the_limit_are_refused(srv: TestServer) {
             json!({"value": 1, "stream": long}),
             json!(["stream"]),
         ),
+        // A snapshot's stream is named `<type>:<id>`.
+        (
+            Method::POST,
+            format!("{runs}/snapshots"),
+            json!({"label": "l", "target": {"type": long, "id": "x"}}),
+            json!(["type"]),
+        ),
+        (
+            Method::POST,
+            format!("{runs}/snapshots"),
+            json!({"label": "l", "target": {"type": "t", "id": long.repeat(4)}}),
+            json!(["id"]),
+        ),
         (
             Method::POST,
             "/queues/q/enqueue".into(),
