@@ -97,14 +97,16 @@ async fn every_route_but_health_requires_the_key(srv: TestServer) {
         "rejected requests wrote nothing"
     );
 
-    // /health is open for every method (v0.7): other methods are the 404.
+    // /health is open for every method (v0.7): other methods are the JSON
+    // 405 of any known path, never a 401.
     let r = TestServer::send(srv.bare(Method::GET, "/health")).await;
     assert_eq!((r.status, r.json()), (200, json!({"ok": true})));
     let r = TestServer::send(srv.bare(Method::HEAD, "/health")).await;
     assert_eq!(r.status, 200);
     for method in [Method::POST, Method::PUT, Method::DELETE] {
         let r = TestServer::send(srv.bare(method.clone(), "/health")).await;
-        assert_eq!(r.status, 404, "{method} /health without a key");
+        assert_eq!(r.status, 405, "{method} /health without a key");
+        assert_eq!(r.header("allow"), Some("GET,HEAD"), "{method} /health");
     }
 
     // The correct key works; an unknown route with the key is a JSON 404.
