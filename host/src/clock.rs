@@ -22,8 +22,24 @@ pub fn system() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
 }
 
+/// The last instant every client can parse (year 9999); saturated deadlines
+/// ("never") are shown as this rather than wrapping to 1970.
+const LATEST: Micros = 253_402_300_799_999_999;
+
 /// ISO-8601 UTC with exactly three fractional digits, as the wire format requires.
 pub fn iso(micros: Micros) -> String {
-    let t = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
+    let t = chrono::DateTime::from_timestamp_micros(micros.min(LATEST)).unwrap_or_default();
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saturated_instants_stay_in_year_9999() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(iso(LATEST), "9999-12-31T23:59:59.999Z");
+    }
 }
