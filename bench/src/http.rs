@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tidebase_host::engine::{Engine, stable_hash};
+use tidebase_host::engine::{Engine, input_hash};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct HttpArgs {
@@ -54,7 +54,7 @@ pub struct Client {
 
 fn step_input(i: usize) -> (String, Value, String) {
     let input = json!({ "i": i });
-    let hash = stable_hash(&input);
+    let hash = input_hash(Some(&input));
     (format!("step-{i}"), input, hash)
 }
 

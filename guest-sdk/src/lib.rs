@@ -151,7 +151,6 @@
 mod error;
 mod host;
 mod options;
-mod stable_json;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -166,7 +165,7 @@ use crate::host::{Host, Imports};
 
 pub use crate::error::Error;
 pub use crate::options::{GateOptions, Importance, Replay, StateOptions, StepOptions};
-pub use crate::stable_json::{input_hash, stable_json};
+pub use tidebase_stable_json::{input_hash, stable_json};
 
 #[doc(hidden)]
 pub mod bindings {

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::bindings::tidebase::workflow::types as wit;
 use crate::error::Error;
-use crate::stable_json::input_hash;
+use tidebase_stable_json::input_hash;
 
 /// Serializes `value`, remembering the first failure so that builders can stay
 /// infallible; the operation that consumes the options reports it.

@@ -145,7 +145,7 @@ impl RunCtx {
 
     /// The value recorded as hidden step `key`, recording `fresh` first.
     async fn record_value(&mut self, key: &str, fresh: Value) -> Wt<Value> {
-        let hash = crate::engine::stable_hash(&Value::Null);
+        let hash = crate::engine::input_hash(None);
         match settled(self.steps.get(key), &hash) {
             Some(StepAction::Return { step }) => return Ok(step.output.unwrap_or(Value::Null)),
             Some(_) => {
@@ -365,7 +365,7 @@ impl host::Host for RunCtx {
         let hash = options
             .input_hash
             .clone()
-            .unwrap_or_else(|| crate::engine::stable_hash(&input));
+            .unwrap_or_else(|| crate::engine::input_hash(Some(&input)));
         let mut req = StepBegin {
             id: None,
             name: name.clone(),

@@ -1,5 +1,8 @@
 //! Stable JSON and step input hashes, byte-for-byte like the Python SDK.
 //!
+//! The one implementation the host (for wasm steps that send no hash, and its
+//! hidden recorded-value steps) and the Rust guest SDK share.
+//!
 //! The Python SDK hashes `json.dumps(input, sort_keys=True, separators=(",", ":"),
 //! ensure_ascii=False)`. The server compares the hash on replay, so a run started
 //! by one SDK and resumed by another only replays if both write the same bytes.
@@ -90,7 +93,7 @@ fn write_number(out: &mut String, n: &Number) {
 /// Python's `repr(float)`, which `json.dumps` uses: the shortest digits that
 /// round-trip, in positional notation when the decimal exponent is in
 /// `-4..16`, otherwise as `d.ddde±XX`.
-pub(crate) fn python_float_repr(f: f64) -> String {
+fn python_float_repr(f: f64) -> String {
     if f.is_nan() {
         return "NaN".to_owned();
     }
@@ -161,3 +164,6 @@ fn write_string(out: &mut String, s: &str) {
     }
     out.push('"');
 }
+
+#[cfg(test)]
+mod tests;
