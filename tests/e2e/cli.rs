@@ -267,6 +267,12 @@ async fn cli_approval_resolves_once(srv: TestServer) {
     };
     let first = output(approve(&run, "ship", "alice")).await;
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let printed: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(printed["gate"]["status"], "approved");
+    assert!(
+        printed["gate"].get("resolveToken").is_none(),
+        "the operator path hands out no token: {printed}"
+    );
     let gate = &srv.detail(&run).await["gates"][0];
     assert_eq!(
         (gate["status"].as_str(), gate["actor"].as_str()),

@@ -193,16 +193,23 @@ impl Engine {
 
     /// Decide a pending gate as an operator (CLI, later a UI), who is trusted
     /// by holding the database or an admin session: the resolve token is
-    /// never read, the actor is recorded, and refusals say why.
+    /// neither asked for nor handed out, the actor is recorded, and refusals
+    /// say why.
     pub async fn resolve_gate_as_operator(
         &self,
         run_id: &str,
         gate_name: &str,
         decision: Decision,
     ) -> Result<Gate> {
+        // Operators get no token back either: a gate they see has it blanked.
+        let tokenless = |mut gate: Gate| {
+            gate.resolve_token.clear();
+            gate
+        };
         let gate = self.gate_named(run_id, gate_name).await?;
         self.settle(run_id, &gate.id, Resolver::Operator, decision)
             .await
+            .map(tokenless)
             .map_err(|e| match e {
                 Settle::Refused(Some(gate)) => {
                     let error = if gate.status == TIMED_OUT {
@@ -210,8 +217,7 @@ impl Engine {
                     } else {
                         format!("gate {gate_name} is already {}", gate.status)
                     };
-                    let gate = gate.public(&self.settings.public_url);
-                    EngineError::Conflict(json!({"error": error, "gate": gate}))
+                    EngineError::Conflict(json!({"error": error, "gate": tokenless(*gate)}))
                 }
                 Settle::Refused(None) => EngineError::NotFound("gate not found"),
                 Settle::Failed(e) => e,
