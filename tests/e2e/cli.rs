@@ -1,7 +1,7 @@
 //! The command line as a user drives it: `tidebase-host run` crash-resume,
 //! a process killed while waiting at a gate, `gates approve`, `--no-wait`.
 
-use crate::harness::TestServer;
+use crate::harness::{TestServer, count_events};
 use crate::wasm::{wait_status, wait_suspended_at_gate};
 use serde_json::{Value, json};
 use std::process::{Command, Output, Stdio};
@@ -244,11 +244,92 @@ async fn bad_cli_input_is_refused(srv: TestServer) {
     );
 }
 
+/// `gates approve` goes through the engine's operator resolution, which
+/// never reads the resolve token: one approval wins and records its actor;
+/// approving again, approving a timed-out gate and approving an unknown gate
+/// fail with a message and a non-zero exit.
+async fn cli_approval_resolves_once(srv: TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = srv.running_run("gated", "w1").await;
+    let (s, b) = srv
+        .post(
+            &format!("/runs/{run}/gates/begin"),
+            json!({"name": "ship", "prompt": "ship it?"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let approve = |run: &str, gate: &str, actor: &str| {
+        host(
+            &srv,
+            dir.path(),
+            &["gates", "approve", run, gate, "--actor", actor],
+        )
+    };
+    let first = output(approve(&run, "ship", "alice")).await;
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let printed: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(printed["gate"]["status"], "approved");
+    assert!(
+        printed["gate"].get("resolveToken").is_none(),
+        "the operator path hands out no token: {printed}"
+    );
+    let gate = &srv.detail(&run).await["gates"][0];
+    assert_eq!(
+        (gate["status"].as_str(), gate["actor"].as_str()),
+        (Some("approved"), Some("alice"))
+    );
+
+    let second = output(approve(&run, "ship", "bob")).await;
+    let stderr = text(&second.stderr);
+    assert_ne!(second.status.code(), Some(0), "a second approval: {stderr}");
+    assert!(stderr.contains("gate ship is already approved"), "{stderr}");
+    let d = srv.detail(&run).await;
+    assert_eq!(d["gates"][0]["actor"], "alice", "the first decision stands");
+    assert_eq!(
+        count_events(d["events"].as_array().unwrap(), "gate.resolved"),
+        1
+    );
+
+    let unknown = output(approve(&run, "nope", "alice")).await;
+    let stderr = text(&unknown.stderr);
+    assert_ne!(unknown.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("gate not found"), "{stderr}");
+
+    // A host-executed run whose gate times out: stopped at the gate, then
+    // approved after its deadline.
+    let input = json!({"stages": 1, "timeoutMs": 200}).to_string();
+    let out = output(host(
+        &srv,
+        dir.path(),
+        &[
+            "run",
+            tidebase_fixtures::STAGES,
+            "--input",
+            &input,
+            "--no-wait",
+        ],
+    ))
+    .await;
+    let stderr = text(&out.stderr);
+    let timed = run_id_in(&stderr);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let late = output(approve(&timed, "stage-1", "alice")).await;
+    let stderr = text(&late.stderr);
+    assert_ne!(late.status.code(), Some(0), "a late approval: {stderr}");
+    assert!(stderr.contains("gate stage-1 timed out"), "{stderr}");
+    let gate = &srv.detail(&timed).await["gates"][0];
+    assert_eq!(
+        (gate["status"].as_str(), gate["actor"].as_str()),
+        (Some("timed_out"), None)
+    );
+}
+
 backend_tests!(
     crash_resume_replays_checkpoints,
     killed_run_resumes_after_cli_approval,
     no_wait_exits_at_gate,
     bad_cli_input_is_refused,
+    cli_approval_resolves_once,
 );
 
 /// With `TIDEBASE_AUTO_MIGRATE=0` an unmigrated database makes `serve` fail

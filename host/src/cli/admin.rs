@@ -2,7 +2,7 @@
 //! operations without curl.
 
 use super::DbArgs;
-use crate::engine::GateResolve;
+use crate::engine::Decision;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -80,14 +80,14 @@ pub async fn gates(cmd: GatesCmd) -> anyhow::Result<ExitCode> {
         None => json!({}),
     };
     let engine = super::host::engine(&args.db, super::host::env_settings()?).await?;
-    let gate = engine.gate_named(&args.run_id, &args.gate_name).await?;
-    let req = GateResolve {
-        token: gate.resolve_token.clone(),
+    let req = Decision {
         decision: decision.into(),
         actor: Some(args.actor.clone()),
         payload,
     };
-    let gate = engine.resolve_gate(&args.run_id, &gate.id, req).await?;
+    let gate = engine
+        .resolve_gate_as_operator(&args.run_id, &args.gate_name, req)
+        .await?;
     eprintln!("gate {} on {}: {decision}", gate.name, gate.run_id);
     print(&json!({"gate": gate}))
 }

@@ -30,6 +30,41 @@ pub struct GateResolve {
     pub payload: Value,
 }
 
+/// A gate decision as an operator gives it.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    pub decision: String,
+    pub actor: Option<String>,
+    pub payload: Value,
+}
+
+/// Who resolves a gate.
+enum Resolver<'a> {
+    /// Whoever presents the gate's resolve token.
+    Token(&'a str),
+    /// An operator, already trusted by the door it came through.
+    Operator,
+}
+
+/// Why `settle` did not resolve: refused (with the gate, if it exists), or
+/// the store failed.
+enum Settle {
+    Refused(Option<Box<Gate>>),
+    Failed(EngineError),
+}
+
+impl From<EngineError> for Settle {
+    fn from(e: EngineError) -> Settle {
+        Settle::Failed(e)
+    }
+}
+
+impl From<anyhow::Error> for Settle {
+    fn from(e: anyhow::Error) -> Settle {
+        Settle::Failed(e.into())
+    }
+}
+
 fn check_timeout(timeout_ms: Option<i64>) -> Result<()> {
     match timeout_ms {
         Some(ms) if !(1..=MAX_GATE_TIMEOUT_MS).contains(&ms) => Err(EngineError::BadRequest(
@@ -132,26 +167,79 @@ impl Engine {
         Ok((gate, run.status))
     }
 
-    /// Decide a pending gate. Of concurrent resolutions exactly one wins; the
-    /// row lock makes the pending check and the update one atomic step. A
-    /// gate whose timeout passed is recorded as timed out and refuses.
+    /// Decide a pending gate on behalf of a holder of its resolve token
+    /// (HTTP, channels). Every refusal reads the same, so the answer tells a
+    /// token guesser nothing.
     pub async fn resolve_gate(
         &self,
         run_id: &str,
         gate_id: &str,
         req: GateResolve,
     ) -> Result<Gate> {
-        let refused = || {
-            EngineError::Conflict(
-                json!({"error": "gate not found, already resolved, or invalid token"}),
-            )
+        let decision = Decision {
+            decision: req.decision,
+            actor: req.actor,
+            payload: req.payload,
         };
+        self.settle(run_id, gate_id, Resolver::Token(&req.token), decision)
+            .await
+            .map_err(|e| match e {
+                Settle::Refused(_) => EngineError::Conflict(
+                    json!({"error": "gate not found, already resolved, or invalid token"}),
+                ),
+                Settle::Failed(e) => e,
+            })
+    }
+
+    /// Decide a pending gate as an operator (CLI, later a UI), who is trusted
+    /// by holding the database or an admin session: the resolve token is
+    /// neither asked for nor handed out, the actor is recorded, and refusals
+    /// say why.
+    pub async fn resolve_gate_as_operator(
+        &self,
+        run_id: &str,
+        gate_name: &str,
+        decision: Decision,
+    ) -> Result<Gate> {
+        // Operators get no token back either: a gate they see has it blanked.
+        let tokenless = |mut gate: Gate| {
+            gate.resolve_token.clear();
+            gate
+        };
+        let gate = self.gate_named(run_id, gate_name).await?;
+        self.settle(run_id, &gate.id, Resolver::Operator, decision)
+            .await
+            .map(tokenless)
+            .map_err(|e| match e {
+                Settle::Refused(Some(gate)) => {
+                    let error = if gate.status == TIMED_OUT {
+                        format!("gate {gate_name} timed out")
+                    } else {
+                        format!("gate {gate_name} is already {}", gate.status)
+                    };
+                    EngineError::Conflict(json!({"error": error, "gate": tokenless(*gate)}))
+                }
+                Settle::Refused(None) => EngineError::NotFound("gate not found"),
+                Settle::Failed(e) => e,
+            })
+    }
+
+    /// The one resolve rule, whoever resolves: of concurrent resolutions
+    /// exactly one wins (the row lock makes the pending check and the update
+    /// one atomic step), and a gate whose timeout passed is recorded as timed
+    /// out and refuses.
+    async fn settle(
+        &self,
+        run_id: &str,
+        gate_id: &str,
+        resolver: Resolver<'_>,
+        decision: Decision,
+    ) -> std::result::Result<Gate, Settle> {
         let now = self.now();
         let mut w = self.write().await?;
-        let mut gate =
-            w.tx.gate(run_id, gate_id, true)
-                .await?
-                .ok_or_else(refused)?;
+        let Some(mut gate) = w.tx.gate(run_id, gate_id, true).await? else {
+            return Err(Settle::Refused(None));
+        };
         if gate.deadline().is_some_and(|d| now >= d) {
             let run =
                 w.tx.run(run_id, false)
@@ -160,17 +248,25 @@ impl Engine {
             if is_due(&run, &gate, now) {
                 self.time_out(&mut w, &mut gate, now).await?;
                 self.commit(w).await?;
-                return Err(refused());
+                return Err(Settle::Refused(Some(Box::new(gate))));
             }
         }
-        let token_ok: bool =
-            subtle::ConstantTimeEq::ct_eq(gate.resolve_token.as_bytes(), req.token.as_bytes())
-                .into();
-        if !gate.is_pending() || !token_ok {
-            return Err(refused());
+        let authorized = match resolver {
+            Resolver::Token(token) => {
+                subtle::ConstantTimeEq::ct_eq(gate.resolve_token.as_bytes(), token.as_bytes())
+                    .into()
+            }
+            Resolver::Operator => true,
+        };
+        if !gate.is_pending() || !authorized {
+            return Err(Settle::Refused(Some(Box::new(gate))));
         }
-        let decision = req.decision.clone();
-        self.decide(&mut w, &mut gate, &decision, req.actor, req.payload, now)
+        let Decision {
+            decision,
+            actor,
+            payload,
+        } = decision;
+        self.decide(&mut w, &mut gate, &decision, actor, payload, now)
             .await?;
         self.commit(w).await?;
         Ok(gate)

@@ -25,7 +25,7 @@ pub use children::NewChild;
 pub use cron::{Cron, next_fire};
 pub use error::EngineError;
 pub use events::EventFeed;
-pub use gates::{GateBegin, GateResolve, MAX_GATE_TIMEOUT_MS};
+pub use gates::{Decision, GateBegin, GateResolve, MAX_GATE_TIMEOUT_MS};
 pub use queues::{Enqueue, Patch, QueueConfigPatch};
 pub use reconciler::TickReport;
 pub use runs::{NewChannel, NewRun};

@@ -13,11 +13,11 @@
 //! exclusion is released, up to 64 at once: a tick returns after their
 //! outcomes are recorded, which takes a few webhook timeouts at most.
 
-use super::runs::backoff_ms;
+use super::runs::FailCause;
 use super::webhooks::Outbox;
 use super::{Engine, Result};
 use crate::clock::Micros;
-use crate::model::{Run, RunStatus};
+use crate::model::{Run, RunStatus, lease_expired};
 use crate::store::{Backend, Claimant};
 use serde::Serialize;
 use serde_json::json;
@@ -142,35 +142,22 @@ impl Engine {
             .await?;
         for seen in expired {
             let mut w = self.write().await?;
-            let Some(mut run) = w.tx.run(&seen.id, true).await? else {
+            let Some(run) = w.tx.run(&seen.id, true).await? else {
                 continue;
             };
-            let still_expired =
-                run.status == RunStatus::Running && run.lease_expires_at.is_some_and(|t| t < now);
+            let still_expired = run.status == RunStatus::Running
+                && run.lease_expires_at.is_some_and(|t| lease_expired(t, now));
             if !still_expired {
                 continue;
             }
             if run.queue.is_some() {
-                let attempt = run.attempt;
-                run.clear_lease();
-                run.updated_at = now;
                 w.quiet = true; // no channel delivery, no recovery webhook
-                if attempt < run.max_attempts {
-                    run.status = RunStatus::Queued;
-                    run.run_at = Some(now.saturating_add(backoff_ms(attempt) * 1000));
-                    w.tx.update_run(&run).await?;
-                    let payload = json!({"reason": "lease_expired", "attempt": attempt, "maxAttempts": run.max_attempts});
-                    w.event(&run.id, "run.requeued", payload, now).await?;
+                let (_, requeued) = self
+                    .apply_fail(&mut w, run, FailCause::LeaseExpired, now)
+                    .await?;
+                if requeued {
                     report.requeued += 1;
                 } else {
-                    run.status = RunStatus::Failed;
-                    run.failure_class = Some("max_retries".into());
-                    run.error =
-                        Some(json!({"message": "lease expired with no attempts remaining"}));
-                    w.tx.update_run(&run).await?;
-                    let payload = json!({"failureClass": "max_retries", "reason": "lease_expired"});
-                    w.event(&run.id, "run.failed", payload, now).await?;
-                    self.wake_parent(&mut w, &run, now).await?;
                     report.failed += 1;
                 }
                 self.commit(w).await?;
@@ -273,5 +260,59 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::clock::{Clock, Micros};
+    use crate::config::Settings;
+    use crate::engine::{Engine, Enqueue, NewRun};
+    use crate::store::{ConnectOptions, connect};
+    use serde_json::json;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    struct ManualClock(AtomicI64);
+
+    impl Clock for ManualClock {
+        fn now(&self) -> Micros {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    /// At exactly `leaseExpiresAt` a queue run's lease has expired, for the
+    /// reconciler and for the run's owner check alike; one microsecond
+    /// earlier it holds for both.
+    #[tokio::test]
+    async fn a_lease_expires_at_its_expiry_instant() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = ConnectOptions {
+            database_url: Some(format!("sqlite://{}/t.db", dir.path().display())),
+            data_dir: dir.path().to_path_buf(),
+            auto_migrate: true,
+            max_connections: 2,
+        };
+        let store = connect(&opts).await.unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(1_700_000_000_000_000)));
+        let engine = Engine::new(store, clock.clone(), Settings::default());
+        let mut req = Enqueue::new("q", NewRun::named("w", json!({})));
+        req.max_attempts = Some(2);
+        engine.enqueue(req).await.unwrap();
+        let queues = ["q".to_string()];
+        let claimed = engine
+            .claim_queued(Some(&queues), "w1", 1, false)
+            .await
+            .unwrap();
+        let run = &claimed[0];
+        let expires = run.lease_expires_at.unwrap();
+
+        clock.0.store(expires - 1, Ordering::SeqCst);
+        assert_eq!(run.live_lease_owner(expires - 1), Some("w1"));
+        assert_eq!(engine.reconcile_sweeps().await.unwrap().requeued, 0);
+
+        clock.0.store(expires, Ordering::SeqCst);
+        assert_eq!(run.live_lease_owner(expires), None);
+        assert_eq!(engine.reconcile_sweeps().await.unwrap().requeued, 1);
     }
 }

@@ -291,7 +291,15 @@ impl Engine {
             _ => {}
         }
         let outcome = self
-            .apply_fail(&mut w, run, error, failure_class, now)
+            .apply_fail(
+                &mut w,
+                run,
+                FailCause::Reported {
+                    error,
+                    failure_class,
+                },
+                now,
+            )
             .await?;
         self.commit(w).await?;
         if !outcome.1 {
@@ -300,16 +308,21 @@ impl Engine {
         Ok(outcome)
     }
 
-    async fn apply_fail(
+    /// The one run-fail rule: a queue run with attempts left is requeued
+    /// after its backoff, anything else fails (`max_retries` once a queue run
+    /// used up several attempts) and wakes its parent. The cause only shapes
+    /// the stored error and the event payloads.
+    pub(crate) async fn apply_fail(
         &self,
         w: &mut Write,
         mut run: Run,
-        error: Value,
-        failure_class: Option<String>,
+        cause: FailCause,
         now: Micros,
     ) -> Result<(Run, bool)> {
         let id = run.id.clone();
-        run.error = Some(error.clone());
+        if let FailCause::Reported { error, .. } = &cause {
+            run.error = Some(error.clone());
+        }
         run.clear_lease();
         run.updated_at = now;
         let requeued = run.queue.is_some() && run.attempt < run.max_attempts;
@@ -318,22 +331,44 @@ impl Engine {
             run.status = RunStatus::Queued;
             run.run_at = Some(next);
             w.tx.update_run(&run).await?;
-            let payload = json!({
-                "error": error,
-                "attempt": run.attempt,
-                "maxAttempts": run.max_attempts,
-                "nextRunAt": crate::clock::iso(next),
-            });
+            let payload = match &cause {
+                FailCause::Reported { error, .. } => json!({
+                    "error": error,
+                    "attempt": run.attempt,
+                    "maxAttempts": run.max_attempts,
+                    "nextRunAt": crate::clock::iso(next),
+                }),
+                FailCause::LeaseExpired => json!({
+                    "reason": "lease_expired",
+                    "attempt": run.attempt,
+                    "maxAttempts": run.max_attempts,
+                }),
+            };
             w.event(&id, "run.requeued", payload, now).await?;
         } else {
             run.status = RunStatus::Failed;
-            run.failure_class = if run.queue.is_some() && run.max_attempts > 1 {
-                Some("max_retries".into())
-            } else {
-                failure_class
+            let payload = match cause {
+                FailCause::Reported {
+                    error,
+                    failure_class,
+                } => {
+                    run.failure_class = if run.queue.is_some() && run.max_attempts > 1 {
+                        Some("max_retries".into())
+                    } else {
+                        failure_class
+                    };
+                    json!({"error": error, "failureClass": run.failure_class})
+                }
+                FailCause::LeaseExpired => {
+                    // Only queue runs expire into a failure, and they have
+                    // used every attempt: that is a `max_retries` failure.
+                    run.failure_class = Some("max_retries".into());
+                    run.error =
+                        Some(json!({"message": "lease expired with no attempts remaining"}));
+                    json!({"failureClass": "max_retries", "reason": "lease_expired"})
+                }
             };
             w.tx.update_run(&run).await?;
-            let payload = json!({"error": error, "failureClass": run.failure_class});
             w.event(&id, "run.failed", payload, now).await?;
             self.wake_parent(w, &run, now).await?;
         }
@@ -355,8 +390,11 @@ impl Engine {
         let outcome = match result {
             Ok(value) => (self.apply_complete(&mut w, run, value, now).await?, false),
             Err((error, class)) => {
-                self.apply_fail(&mut w, run, error, Some(class), now)
-                    .await?
+                let cause = FailCause::Reported {
+                    error,
+                    failure_class: Some(class),
+                };
+                self.apply_fail(&mut w, run, cause, now).await?
             }
         };
         self.commit(w).await?;
@@ -422,6 +460,17 @@ impl Engine {
         run.updated_at = now;
         w.cancelled.push(run.id.clone());
     }
+}
+
+/// Why a run fails (or is requeued for another attempt).
+pub(crate) enum FailCause {
+    /// The run's code reported an error (HTTP fail, wasm trap or error).
+    Reported {
+        error: Value,
+        failure_class: Option<String>,
+    },
+    /// The reconciler found a queue run's lease expired.
+    LeaseExpired,
 }
 
 /// Queue retry delay after attempt `a`: min(300 s, 5 s × 2^max(0, a−1)).

@@ -18,6 +18,8 @@ pub struct Gate {
     pub decision_payload: Option<Value>,
     pub capability: Value,
     pub channels: Value,
+    /// Empty (and then not serialised) in gates given to operators.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub resolve_token: String,
     #[serde(serialize_with = "ts::req")]
     pub created_at: Micros,

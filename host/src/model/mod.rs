@@ -4,6 +4,7 @@
 mod contract;
 mod deployment;
 mod gate;
+mod lease;
 mod misc;
 mod queue;
 mod run;
@@ -13,6 +14,7 @@ mod step;
 pub use contract::{ResumeContract, classify_failure};
 pub use deployment::Deployment;
 pub use gate::{Gate, TIMED_OUT};
+pub use lease::{lease_expired, lease_live};
 pub use misc::{Channel, Event, RunEdge, UsageRecord};
 pub use queue::{CallOutcome, Delivery, QueueConfig, QueueCounts, RecoveryAttempt, Schedule};
 pub use run::{Run, RunStatus};

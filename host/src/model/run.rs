@@ -131,12 +131,9 @@ impl Run {
         }
     }
 
-    /// A lease is live when it has an owner and an expiry still in the future.
+    /// The lease owner while the lease is live (see `model::lease`).
     pub fn live_lease_owner(&self, now: Micros) -> Option<&str> {
-        match (&self.lease_owner, self.lease_expires_at) {
-            (Some(owner), Some(exp)) if exp > now => Some(owner),
-            _ => None,
-        }
+        super::lease::live_owner(&self.lease_owner, self.lease_expires_at, now)
     }
 
     pub fn clear_lease(&mut self) {

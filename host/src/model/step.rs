@@ -33,9 +33,6 @@ pub struct Step {
 
 impl Step {
     pub fn live_lease_owner(&self, now: Micros) -> Option<&str> {
-        match (&self.lease_owner, self.lease_expires_at) {
-            (Some(owner), Some(exp)) if exp > now => Some(owner),
-            _ => None,
-        }
+        super::lease::live_owner(&self.lease_owner, self.lease_expires_at, now)
     }
 }

@@ -313,8 +313,9 @@ impl QueueTx for SqlTx {
         nudged_since: Micros,
         limit: i64,
     ) -> Result<Vec<Run>> {
+        // The lease rule of `model::lease`: expired once `lease_expires_at <= now`.
         let sql = format!(
-            "SELECT {} FROM runs WHERE status = 'running' AND lease_expires_at < $1 \
+            "SELECT {} FROM runs WHERE status = 'running' AND lease_expires_at <= $1 \
              AND component_digest IS NULL AND (queue_name IS NOT NULL OR (recovery_webhook IS NOT NULL \
              AND NOT EXISTS (SELECT 1 FROM recovery_attempts a WHERE a.run_id = runs.id AND a.created_at > $2))) \
              ORDER BY lease_expires_at LIMIT $3",

@@ -130,6 +130,8 @@ impl WasmTx for SqlTx {
         } else {
             ""
         };
+        // A running run is claimable once its lease has expired, by the rule
+        // of `model::lease`: `lease_expires_at <= now`.
         let sql = format!(
             "WITH RECURSIVE tree(id) AS (\
                SELECT CAST($3 AS TEXT) \
