@@ -24,6 +24,19 @@ pub async fn output(mut cmd: Command) -> Output {
         .unwrap()
 }
 
+/// `tidebase-host run COMPONENT --input INPUT --no-wait`: stops at the
+/// first pending gate (exit code 3).
+pub async fn run_no_wait(
+    srv: &TestServer,
+    data_dir: &std::path::Path,
+    component: &str,
+    input: &Value,
+) -> Output {
+    let input = input.to_string();
+    let args = ["run", component, "--input", &input, "--no-wait"];
+    output(host(srv, data_dir, &args)).await
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -170,18 +183,12 @@ async fn killed_run_resumes_after_cli_approval(srv: TestServer) {
 /// `--no-wait` stops at a pending gate with exit code 3 and says how to resolve it.
 async fn no_wait_exits_at_gate(srv: TestServer) {
     let dir = tempfile::tempdir().unwrap();
-    let input = json!({"topic": "later"}).to_string();
-    let out = output(host(
+    let out = run_no_wait(
         &srv,
         dir.path(),
-        &[
-            "run",
-            tidebase_fixtures::REPORT,
-            "--input",
-            &input,
-            "--no-wait",
-        ],
-    ))
+        tidebase_fixtures::REPORT,
+        &json!({"topic": "later"}),
+    )
     .await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
@@ -297,18 +304,12 @@ async fn cli_approval_resolves_once(srv: TestServer) {
 
     // A host-executed run whose gate times out: stopped at the gate, then
     // approved after its deadline.
-    let input = json!({"stages": 1, "timeoutMs": 200}).to_string();
-    let out = output(host(
+    let out = run_no_wait(
         &srv,
         dir.path(),
-        &[
-            "run",
-            tidebase_fixtures::STAGES,
-            "--input",
-            &input,
-            "--no-wait",
-        ],
-    ))
+        tidebase_fixtures::STAGES,
+        &json!({"stages": 1, "timeoutMs": 200}),
+    )
     .await;
     let stderr = text(&out.stderr);
     let timed = run_id_in(&stderr);

@@ -4,7 +4,7 @@
 //! gate is not a new attempt; a gate timeout is a durable decision; a panic
 //! in the host fails the run instead of leaving it looking alive.
 
-use crate::cli::{host, output, run_id_in, text};
+use crate::cli::{host, output, run_id_in, run_no_wait, text};
 use crate::harness::{Opts, TestServer, assert_gap_free, count_events};
 use crate::wasm::{deploy, resolve, start, step, wait_for, wait_status, wait_suspended_at_gate};
 use serde_json::{Value, json};
@@ -354,18 +354,12 @@ async fn takeover_records_outside_calls_once(srv: TestServer) {
 /// `--run-id` then takes the timeout branch.
 async fn late_approval_of_a_parked_run_is_refused(srv: TestServer) {
     let dir = tempfile::tempdir().unwrap();
-    let input = json!({"stages": 1, "timeoutMs": 2000}).to_string();
-    let out = output(host(
+    let out = run_no_wait(
         &srv,
         dir.path(),
-        &[
-            "run",
-            tidebase_fixtures::STAGES,
-            "--input",
-            &input,
-            "--no-wait",
-        ],
-    ))
+        tidebase_fixtures::STAGES,
+        &json!({"stages": 1, "timeoutMs": 2000}),
+    )
     .await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");

@@ -1,6 +1,7 @@
 //! Operator errors that help: each failure names its cause in one line of
 //! text, quickly, and `serve` starts local-only with plain-text logs.
 
+use crate::cli::{output, text};
 use crate::harness::TestServer;
 use serde_json::json;
 use std::io::{BufRead, BufReader};
@@ -19,14 +20,8 @@ fn host(args: &[&str]) -> Command {
     cmd
 }
 
-async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("spawn tidebase-host"))
-        .await
-        .unwrap()
-}
-
 fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    text(&o.stderr)
 }
 
 /// The `error:` line, which must be the only line mentioning the error.
