@@ -11,9 +11,14 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_tidebase-host");
 
 /// A command with no database or listener settings from the environment.
-fn host(args: &[&str]) -> Command {
+fn host(db_url: &str, data_dir: &std::path::Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).env("RUST_LOG", "info");
+    cmd.args(args)
+        .arg("--database-url")
+        .arg(db_url)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "info");
     for var in ["DATABASE_URL", "PORT", "TIDEBASE_BIND", "TIDEBASE_DATA_DIR"] {
         cmd.env_remove(var);
     }
@@ -51,15 +56,7 @@ async fn unreachable_postgres_fails_fast_with_the_cause() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let started = Instant::now();
-        let out = output(host(&[
-            "runs",
-            "list",
-            "--database-url",
-            url,
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ]))
-        .await;
+        let out = output(host(url, dir.path(), &["runs", "list"])).await;
         let line = error_line(&out);
         assert!(line.to_lowercase().contains(cause), "{url}: {line}");
         assert!(line.contains("cannot connect"), "{line}");
@@ -76,16 +73,7 @@ async fn port_in_use_names_the_port(srv: TestServer) {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let out = output(host(&[
-        "serve",
-        "--port",
-        &port,
-        "--database-url",
-        &srv.db_url,
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-    ]))
-    .await;
+    let out = output(host(&srv.db_url, dir.path(), &["serve", "--port", &port])).await;
     let line = error_line(&out);
     assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
     assert!(line.to_lowercase().contains("in use"), "{line}");
@@ -98,14 +86,11 @@ async fn non_wasm_files_get_one_line(srv: TestServer) {
     let file = dir.path().join("notes.wasm");
     std::fs::write(&file, "these are my notes, not a component\n".repeat(20)).unwrap();
     for verb in ["run", "deploy"] {
-        let out = output(host(&[
-            verb,
-            file.to_str().unwrap(),
-            "--database-url",
+        let out = output(host(
             &srv.db_url,
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ]))
+            dir.path(),
+            &[verb, file.to_str().unwrap()],
+        ))
         .await;
         let line = error_line(&out);
         assert!(line.contains("not a WebAssembly file"), "{verb}: {line}");
@@ -134,16 +119,7 @@ async fn cli_errors_are_sentences(srv: TestServer) {
         .await;
     assert_eq!(status, 200);
     let dir = tempfile::tempdir().unwrap();
-    let out = output(host(&[
-        "runs",
-        "cancel",
-        &id,
-        "--database-url",
-        &srv.db_url,
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-    ]))
-    .await;
+    let out = output(host(&srv.db_url, dir.path(), &["runs", "cancel", &id])).await;
     assert_eq!(error_line(&out), "error: run already completed");
 }
 
@@ -151,19 +127,11 @@ async fn cli_errors_are_sentences(srv: TestServer) {
 /// no colour codes when stderr is not a terminal.
 async fn serve_is_local_and_plain_by_default(srv: TestServer) {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = host(&[
-        "serve",
-        "--port",
-        "0",
-        "--database-url",
-        &srv.db_url,
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = host(&srv.db_url, dir.path(), &["serve", "--port", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     let lines = tokio::task::spawn_blocking(move || {
         let mut seen = Vec::new();
