@@ -34,8 +34,11 @@ pub struct CountingStore {
 
 #[async_trait]
 impl Store for CountingStore {
-    fn backend(&self) -> Backend {
-        self.inner.backend()
+    async fn try_exclusive(
+        &self,
+        key: i64,
+    ) -> tidebase_host::store::Result<Option<Box<dyn tidebase_host::store::Exclusive>>> {
+        self.inner.try_exclusive(key).await
     }
 
     async fn write(&self) -> tidebase_host::store::Result<Box<dyn Tx>> {

@@ -332,7 +332,7 @@ fn round2(v: f64) -> f64 {
 pub async fn serve(engine: Engine) -> Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let app = tidebase_host::api::router(engine, None);
+    let app = tidebase_host::api::router(engine);
     let limits = tidebase_host::api::ConnLimits::default();
     let server = tokio::spawn(tidebase_host::api::serve(
         listener,

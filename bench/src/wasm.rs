@@ -106,6 +106,7 @@ pub async fn run(g: &Global, a: &WasmArgs) -> Result<()> {
             ..RuntimeConfig::default()
         };
         let runtime = Arc::new(Runtime::new(config)?);
+        let engine = engine.with_component_check(runtime.clone());
         let backend = backend_name(db.backend);
         let ctx = Ctx {
             a,

@@ -219,12 +219,16 @@ impl TestServer {
             };
             Arc::new(tidebase_host::runtime::Runtime::new(config).expect("wasm runtime"))
         });
+        let engine = match &runtime {
+            Some(runtime) => engine.with_component_check(runtime.clone()),
+            None => engine,
+        };
         let worker = runtime.clone().map(|runtime| {
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let w = tidebase_host::worker::Worker::new(engine.clone(), runtime, opts.wasm_workers);
             (stop, tokio::spawn(w.run(stopped)))
         });
-        let app = tidebase_host::api::router(engine.clone(), runtime);
+        let app = tidebase_host::api::router(engine.clone());
         let limits = tidebase_host::api::ConnLimits::default();
         let server = tokio::spawn(tidebase_host::api::serve(
             listener,
@@ -611,4 +615,23 @@ fn database_url_replaces_the_database_name() {
         database_url("postgres://u@h:5432", "x"),
         "postgres://u@h:5432/x"
     );
+}
+
+/// Deploys placeholder bytes as `workflow`, pinning its new runs to a
+/// component. For servers without a wasm runtime: nothing executes them,
+/// which is the point of the queue tests that use this.
+pub async fn pin_to_component(srv: &TestServer, workflow: &str) {
+    struct Unchecked;
+    #[async_trait::async_trait]
+    impl tidebase_host::engine::ComponentCheck for Unchecked {
+        async fn check(&self, _: &[u8]) -> Result<(), String> {
+            Ok(())
+        }
+    }
+    srv.engine
+        .clone()
+        .with_component_check(Arc::new(Unchecked))
+        .deploy(workflow, b"placeholder", Default::default())
+        .await
+        .expect("deploy placeholder component");
 }

@@ -345,7 +345,7 @@ backend_tests! {
     }
 
     async fn external_claims_never_see_wasm_runs(srv: TestServer) {
-        srv.engine.deploy("wasm-wf", b"component bytes", Default::default()).await.expect("deploy");
+        pin_to_component(&srv, "wasm-wf").await;
         let wasm = id(&enqueue(&srv, "mixed", json!({"workflowName": "wasm-wf", "priority": 10})).await["run"]);
         let plain = id(&enqueue(&srv, "mixed", json!({"workflowName": "plain"})).await["run"]);
         let got: Vec<String> = claim(&srv, json!({"queues": ["mixed"], "limit": 10})).await.iter().map(id).collect();

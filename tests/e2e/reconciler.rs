@@ -143,7 +143,7 @@ backend_tests! {
             ids.push(enqueue(&srv, "push", json!({"workflowName": "pw", "priority": p})).await);
         }
         let delayed = enqueue(&srv, "push", json!({"workflowName": "pw", "delayMs": 3_600_000})).await;
-        srv.engine.deploy("wasm-pw", b"component", Default::default()).await.unwrap();
+        pin_to_component(&srv, "wasm-pw").await;
         let wasm = enqueue(&srv, "push", json!({"workflowName": "wasm-pw"})).await;
         let before: Vec<Value> = {
             let mut v = Vec::new();

@@ -4,7 +4,6 @@ use super::DbArgs;
 use crate::engine::limits;
 use crate::engine::{DeployLimits, Engine};
 use crate::model::Deployment;
-use crate::runtime::Runtime;
 use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -43,28 +42,25 @@ pub fn workflow_name(file: &Path, name: Option<&str>) -> String {
     })
 }
 
-/// Validate a component file and deploy it.
+/// Deploy a component file; the engine refuses what its runtime cannot run.
 pub async fn deploy_file(
     engine: &Engine,
-    runtime: &Runtime,
     file: &Path,
     name: &str,
     limits: &LimitArgs,
 ) -> anyhow::Result<Deployment> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    runtime
-        .validate(bytes.clone())
-        .await
-        .with_context(|| format!("{} is not a runnable workflow", file.display()))?;
     let limits = DeployLimits::from_flags(limits.memory_mb, limits.cpu_ms);
-    Ok(engine.deploy(name, &bytes, limits).await?)
+    engine
+        .deploy(name, &bytes, limits)
+        .await
+        .with_context(|| format!("{} is not deployable", file.display()))
 }
 
 pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
-    let engine = super::host::engine(&args.db, super::host::env_settings()?).await?;
-    let runtime = super::host::runtime(&args.db, 1)?;
+    let (engine, _) = super::host::wasm_engine(&args.db, super::host::env_settings()?, 1).await?;
     let name = workflow_name(&args.file, args.name.as_deref());
-    let d = deploy_file(&engine, &runtime, &args.file, &name, &args.limits).await?;
+    let d = deploy_file(&engine, &args.file, &name, &args.limits).await?;
     eprintln!(
         "deployed {} version {} ({})",
         d.workflow_name, d.version, d.digest

@@ -28,6 +28,18 @@ pub fn runtime(db: &DbArgs, instances: u32) -> anyhow::Result<Arc<Runtime>> {
     Ok(Arc::new(Runtime::new(config)?))
 }
 
+/// The engine of a verb that deploys or runs components, with the runtime
+/// that checks and runs them.
+pub async fn wasm_engine(
+    db: &DbArgs,
+    settings: Settings,
+    instances: u32,
+) -> anyhow::Result<(Engine, Arc<Runtime>)> {
+    let runtime = runtime(db, instances)?;
+    let engine = engine(db, settings).await?;
+    Ok((engine.with_component_check(runtime.clone()), runtime))
+}
+
 /// Settings from the environment, for verbs other than `serve`; a value
 /// out of range is an error naming the variable and its range.
 pub fn env_settings() -> anyhow::Result<Settings> {

@@ -83,10 +83,10 @@ impl RunArgs {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let input = args.input()?;
-    let engine = super::host::engine(&args.db, super::host::env_settings()?).await?;
-    let runtime = super::host::runtime(&args.db, 8)?;
+    let (engine, runtime) =
+        super::host::wasm_engine(&args.db, super::host::env_settings()?, 8).await?;
     let name = workflow_name(&args.file, args.workflow.as_deref());
-    let deployment = deploy_file(&engine, &runtime, &args.file, &name, &args.limits).await?;
+    let deployment = deploy_file(&engine, &args.file, &name, &args.limits).await?;
     eprintln!(
         "workflow {name} v{} ({})",
         deployment.version,

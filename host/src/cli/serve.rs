@@ -99,8 +99,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .filter(|o| !o.is_empty())
             .unwrap_or_else(|| "*".into()),
     };
-    let engine = Engine::new(store, crate::clock::system(), settings);
     let runtime = super::host::runtime(&args.db, args.wasm_workers.max(1))?;
+    let engine =
+        Engine::new(store, crate::clock::system(), settings).with_component_check(runtime.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = (args.wasm_workers > 0).then(|| {
         let w =
@@ -113,7 +114,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let reconciler = (args.reconciler != "0")
         .then(|| engine.spawn_reconciler(std::time::Duration::from_millis(args.reconcile_ms)));
     let stopping = engine.clone();
-    let app = crate::api::router(engine, Some(runtime));
+    let app = crate::api::router(engine);
     crate::api::serve(listener, app, limits, async move {
         shutdown_signal().await;
         stopping.begin_shutdown();

@@ -19,13 +19,14 @@ mod workflows;
 pub use body::MAX_BODY_BYTES;
 pub use conn::{ConnLimits, serve};
 
+// The engine's names at this crate's root, so modules read `crate::engine`.
+use tidebase_engine::{self as engine, clock, ids};
+
 use crate::engine::Engine;
-use crate::runtime::Runtime;
+use axum::Router;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
-use axum::{Extension, Router};
-use std::sync::Arc;
 
 /// One endpoint: method, path (axum's syntax, which is also OpenAPI's) and
 /// handler.
@@ -84,16 +85,14 @@ fn routes() -> Vec<Route> {
     ]
 }
 
-/// The API. With a runtime it also deploys wasm workflows.
-pub fn router(engine: Engine, runtime: Option<Arc<Runtime>>) -> Router {
-    let mut api = routes()
+/// The API. It deploys wasm workflows when the engine was given a
+/// component check.
+pub fn router(engine: Engine) -> Router {
+    let api = routes()
         .into_iter()
         .fold(Router::new(), |api, (_, path, handler)| {
             api.route(path, handler)
         });
-    if let Some(runtime) = runtime {
-        api = api.layer(Extension(runtime));
-    }
     api.route_layer(axum::middleware::from_fn(params::check))
         .fallback(guard::not_found)
         .method_not_allowed_fallback(guard::method_not_allowed)

@@ -3,12 +3,12 @@
 //! engine. A run waiting on a gate, sleep or child holds no instance and no
 //! slot: its lease is released and it is claimed again when woken.
 
-use crate::engine::{Engine, EngineError};
-use crate::model::{Run, RunStatus};
-use crate::runtime::{Outcome, Progress, Runtime};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tidebase_engine::model::{Run, RunStatus};
+use tidebase_engine::{Engine, EngineError};
+use tidebase_wasm::{Outcome, Progress, Runtime};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Semaphore, watch};
 

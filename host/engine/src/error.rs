@@ -18,6 +18,9 @@ pub enum EngineError {
     /// 422 with `{"error": <message>}`.
     #[error("{0}")]
     Unprocessable(&'static str),
+    /// Deployed bytes are not a runnable component (422); says why.
+    #[error("not a runnable tidebase:workflow component: {0}")]
+    InvalidComponent(String),
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }
@@ -43,6 +46,7 @@ impl EngineError {
             EngineError::BadRequest(_)
                 | EngineError::NotFound(_)
                 | EngineError::Unprocessable(_)
+                | EngineError::InvalidComponent(_)
                 | EngineError::Invalid(_)
         )
     }

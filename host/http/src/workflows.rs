@@ -5,13 +5,10 @@ use super::error::{ApiError, ApiResult};
 use super::path::Path;
 use crate::engine::limits::{self, Range};
 use crate::engine::{DeployLimits, Engine};
-use crate::runtime::Runtime;
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::{Extension, Json};
 use serde_json::json;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Largest component accepted by the deploy endpoint.
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
@@ -31,27 +28,14 @@ fn param(q: &HashMap<String, String>, key: &str, range: Range) -> Result<Option<
 /// `?memoryMb=&cpuMs=` set sandbox limits.
 pub async fn deploy(
     State(engine): State<Engine>,
-    runtime: Option<Extension<Arc<Runtime>>>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     RawBody(body): RawBody<MAX_COMPONENT_BYTES>,
 ) -> ApiResult {
-    let Some(Extension(runtime)) = runtime else {
-        return Err(ApiError::Json(
-            StatusCode::NOT_FOUND,
-            json!({"error": "this server does not run wasm workflows"}),
-        ));
-    };
     let limits = DeployLimits::from_flags(
         param(&q, "memoryMb", limits::MEMORY_MB)?,
         param(&q, "cpuMs", limits::CPU_MS)?,
     );
-    if let Err(e) = runtime.validate(body.to_vec()).await {
-        return Err(ApiError::Json(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"error": format!("not a runnable tidebase:workflow component: {e:#}")}),
-        ));
-    }
     Ok(Json(
         json!({"deployment": engine.deploy(&name, &body, limits).await?}),
     ))

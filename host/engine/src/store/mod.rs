@@ -1,18 +1,11 @@
 //! Persistence behind one boundary. The engine speaks to [`Store`] and [`Tx`]
-//! in terms of rows; it never sees SQL. One SQL implementation serves both
-//! backends (Postgres for production, SQLite embedded) through sqlx's `Any`
-//! driver; the handful of places where the dialects differ (write-transaction
-//! start, row locks, advisory locks) live in [`Dialect`].
+//! in terms of rows; it never sees SQL or which database it runs on. The SQL
+//! implementation for Postgres and SQLite is the `tidebase-store-sql` crate.
 
-mod connect;
 mod queues;
-mod rows;
-mod sql;
 mod wasm;
 
-pub use connect::{Backend, ConnectOptions, connect, pending_migrations};
 pub use queues::{Claimant, QueueTx};
-pub use sql::SqlStore;
 pub use wasm::WasmTx;
 
 use crate::clock::Micros;
@@ -28,7 +21,9 @@ pub type Result<T> = anyhow::Result<T>;
 /// Where runs, checkpoints and events live.
 #[async_trait]
 pub trait Store: Send + Sync {
-    fn backend(&self) -> Backend;
+    /// Exclusion across every process sharing this store (one reconciler
+    /// tick at a time); `None` while another holder has `key`.
+    async fn try_exclusive(&self, key: i64) -> Result<Option<Box<dyn Exclusive>>>;
     /// A write transaction. Writers that touch the same run serialise on its
     /// row (Postgres) or on the database write lock (SQLite `BEGIN IMMEDIATE`).
     async fn write(&self) -> Result<Box<dyn Tx>>;
@@ -132,9 +127,10 @@ pub trait Tx: QueueTx + WasmTx + Send {
     async fn deliveries(&mut self, run_id: &str) -> Result<Vec<Value>>;
 }
 
-/// Whether an error is a unique-constraint violation (used for dedupe races).
-pub fn is_unique_violation(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<sqlx::Error>()
-        .and_then(|e| e.as_database_error())
-        .is_some_and(|e| e.is_unique_violation())
+/// Held exclusion from [`Store::try_exclusive`].
+#[async_trait]
+pub trait Exclusive: Send {
+    /// End it; dropping without release ends it too, but only when the
+    /// underlying session closes.
+    async fn release(self: Box<Self>) -> Result<()>;
 }

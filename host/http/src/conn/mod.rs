@@ -18,7 +18,7 @@
 mod bare_errors;
 mod registry;
 
-use crate::api::reading::BodyDeadline;
+use crate::reading::BodyDeadline;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};

@@ -12,8 +12,11 @@ mod probe;
 pub use host::Progress;
 pub use interrupt::Interrupt;
 
-use crate::engine::Engine;
+// The engine's names at this crate's root, so modules read `crate::engine`.
+use tidebase_engine::{self as engine, clock, ids, model};
+
 use crate::engine::limits::MAX_MEMORY_BYTES;
+use crate::engine::{ComponentCheck, Engine};
 use crate::model::{Deployment, Run};
 use anyhow::Context;
 use bindings::{Workflow, WorkflowPre};
@@ -135,13 +138,6 @@ impl Runtime {
             config,
             stop_ticker,
         })
-    }
-
-    /// Check that `bytes` is a component this host can run (used at deploy).
-    pub async fn validate(&self, bytes: Vec<u8>) -> anyhow::Result<()> {
-        let pre = self.compile(bytes).await?;
-        drop(pre);
-        Ok(())
     }
 
     async fn compile(&self, bytes: Vec<u8>) -> anyhow::Result<WorkflowPre<RunCtx>> {
@@ -330,4 +326,15 @@ fn load_component(
         }
     }
     Ok(component)
+}
+
+/// The engine deploys only what this runtime can compile and link.
+#[async_trait::async_trait]
+impl ComponentCheck for Runtime {
+    async fn check(&self, bytes: &[u8]) -> Result<(), String> {
+        match self.compile(bytes.to_vec()).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("{e:#}")),
+        }
+    }
 }

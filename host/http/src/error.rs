@@ -59,6 +59,10 @@ impl From<EngineError> for ApiError {
             EngineError::Unprocessable(msg) => {
                 ApiError::Json(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": msg}))
             }
+            e @ EngineError::InvalidComponent(_) => ApiError::Json(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": e.to_string()}),
+            ),
             EngineError::Store(err) => ApiError::Internal(err),
         }
     }

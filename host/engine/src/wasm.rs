@@ -28,6 +28,13 @@ impl DeployLimits {
     }
 }
 
+/// Decides whether bytes are a component this host can run; the wasm
+/// runtime is one. The message of a refusal says what is wrong.
+#[async_trait::async_trait]
+pub trait ComponentCheck: Send + Sync {
+    async fn check(&self, bytes: &[u8]) -> std::result::Result<(), String>;
+}
+
 pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
@@ -41,7 +48,16 @@ impl Engine {
         bytes: &[u8],
         limits: DeployLimits,
     ) -> Result<Deployment> {
+        let Some(components) = &self.components else {
+            return Err(EngineError::NotFound(
+                "this server does not run wasm workflows",
+            ));
+        };
         super::limits::check_name("workflow name", workflow)?;
+        components
+            .check(bytes)
+            .await
+            .map_err(EngineError::InvalidComponent)?;
         let digest = digest_of(bytes);
         let now = self.now();
         let mut w = self.write().await?;

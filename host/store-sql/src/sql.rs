@@ -1,7 +1,7 @@
 //! The one SQL implementation of [`Store`], shared by Postgres and SQLite.
 
 use super::rows::{self, opt_text, to_text};
-use super::{Backend, Result, Store, Tx};
+use super::{Backend, Exclusive, Result, Store, Tx};
 use crate::clock::Micros;
 use crate::model::{
     Channel, Event, Gate, LiveState, Run, RunEdge, RunStatus, StateStream, StateVersion, Step,
@@ -22,6 +22,8 @@ pub struct SqlStore {
     /// SQLite has one writer at a time; queueing writers here is fairer and
     /// faster than letting them spin on the busy handler.
     writer: Arc<Mutex<()>>,
+    /// In-process exclusion standing in for advisory locks on SQLite.
+    exclusive: Arc<Mutex<()>>,
 }
 
 impl SqlStore {
@@ -30,14 +32,15 @@ impl SqlStore {
             pool,
             backend,
             writer: Arc::new(Mutex::new(())),
+            exclusive: Arc::new(Mutex::new(())),
         }
     }
 }
 
 #[async_trait]
 impl Store for SqlStore {
-    fn backend(&self) -> Backend {
-        self.backend
+    async fn try_exclusive(&self, key: i64) -> Result<Option<Box<dyn Exclusive>>> {
+        super::exclusive::try_exclusive(&self.pool, self.backend, &self.exclusive, key).await
     }
 
     async fn write(&self) -> Result<Box<dyn Tx>> {

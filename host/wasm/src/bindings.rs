@@ -2,7 +2,7 @@
 
 wasmtime::component::bindgen!({
     world: "workflow",
-    path: "../wit",
+    path: "../../wit",
     imports: { default: async | trappable },
     exports: { default: async },
 });

@@ -1,6 +1,16 @@
 //! The engine owns every rule of a run: lifecycle, leases and fencing, replay
 //! classification, gates, children, state versions, usage and events. The HTTP
 //! API and the wasm host imports both call into it; neither has rules of its own.
+//!
+//! This crate is the bottom of the dependency graph: it knows no HTTP server,
+//! no wasm runtime and no SQL driver. [`model`] holds the records, [`store`]
+//! the traits a persistence backend implements.
+
+pub mod clock;
+pub mod config;
+pub mod ids;
+pub mod model;
+pub mod store;
 
 mod calls;
 mod children;
@@ -35,7 +45,7 @@ pub use steps::{Settled, StepAction, StepBegin, StepFail, StepOutcome, settled};
 /// Step input hashes come from the crate the Rust guest SDK uses, so both sides agree.
 pub use tidebase_stable_json::input_hash;
 pub use usage::NewUsage;
-pub use wasm::{DeployLimits, digest_of};
+pub use wasm::{ComponentCheck, DeployLimits, digest_of};
 pub use webhooks::sign as sign_webhook;
 
 use crate::clock::{Clock, Micros};
@@ -56,6 +66,9 @@ pub struct Engine {
     wasm_ready: Arc<tokio::sync::Notify>,
     /// Flipped when the process starts shutting down, to end open streams.
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// What decides that deployed bytes are a runnable component; without
+    /// it this engine deploys nothing.
+    components: Option<Arc<dyn ComponentCheck>>,
 }
 
 impl Engine {
@@ -69,7 +82,14 @@ impl Engine {
             outbound,
             wasm_ready: Arc::new(tokio::sync::Notify::new()),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
+            components: None,
         }
+    }
+
+    /// This engine deploys components that pass `check` (the wasm runtime).
+    pub fn with_component_check(mut self, check: Arc<dyn ComponentCheck>) -> Engine {
+        self.components = Some(check);
+        self
     }
 
     /// Announce shutdown: long-lived streams end so the server can drain.

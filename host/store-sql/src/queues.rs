@@ -4,7 +4,7 @@
 
 use super::rows::{self, R, to_text};
 use super::sql::{SqlTx, q};
-use super::{Backend, Result};
+use super::{Backend, Claimant, QueueTx, Result};
 use crate::clock::Micros;
 use crate::model::{
     CallOutcome, Delivery, QueueConfig, QueueCounts, RecoveryAttempt, Run, Schedule,
@@ -13,111 +13,6 @@ use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-
-/// Which runs a claim may return: external workers never see runs pinned to
-/// a deployed component; the host's wasm worker sees only those.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Claimant {
-    External,
-    Wasm,
-}
-
-impl Claimant {
-    fn filter(self) -> &'static str {
-        match self {
-            Claimant::External => "component_digest IS NULL",
-            Claimant::Wasm => "component_digest IS NOT NULL",
-        }
-    }
-}
-
-#[async_trait]
-pub trait QueueTx {
-    /// Insert a run unless its `(queue, dedupe key)` is held by an active run
-    /// (the partial unique index decides). Returns whether it was inserted.
-    async fn insert_run_unless_active(&mut self, run: &Run) -> Result<bool>;
-    /// The `queued` or `running` run holding a dedupe key.
-    async fn active_run_by_key(&mut self, queue: &str, key: &str) -> Result<Option<Run>>;
-    /// Ready runs of a queue (`queued`, `run_at <= now`), highest priority
-    /// first then oldest `run_at`. With `lock`, rows are locked and rows
-    /// locked by others skipped (Postgres).
-    async fn ready_queue_runs(
-        &mut self,
-        queue: &str,
-        now: Micros,
-        limit: i64,
-        who: Claimant,
-        lock: bool,
-    ) -> Result<Vec<Run>>;
-    /// Names of queues that have ready runs for `who`, sorted.
-    async fn queues_with_ready_runs(&mut self, now: Micros, who: Claimant) -> Result<Vec<String>>;
-    /// Runs of a queue in status `running`.
-    async fn running_in_queue(&mut self, queue: &str) -> Result<i64>;
-    /// Runs of a queue (any status) claimed after `since`.
-    async fn claimed_since(&mut self, queue: &str, since: Micros) -> Result<i64>;
-    /// Per-status counts of every queue that has runs, sorted by name.
-    async fn queue_counts(&mut self) -> Result<Vec<QueueCounts>>;
-    /// `running` runs (not wasm) whose lease expired before `now`, oldest
-    /// first: queue runs, and runs with a recovery webhook whose last
-    /// recovery attempt is not after `nudged_since` (the others need nothing).
-    async fn expired_leases(
-        &mut self,
-        now: Micros,
-        nudged_since: Micros,
-        limit: i64,
-    ) -> Result<Vec<Run>>;
-    /// `pending`/`queued`/`running` runs whose deadline passed before `now`.
-    async fn overdue_runs(&mut self, now: Micros, limit: i64) -> Result<Vec<Run>>;
-    /// Move a queued run's `run_at` from `expected` to `to` (nothing else);
-    /// false when the run is no longer queued at `expected`.
-    async fn push_run_at(&mut self, run_id: &str, expected: Micros, to: Micros) -> Result<bool>;
-
-    async fn queue_config(&mut self, name: &str) -> Result<Option<QueueConfig>>;
-    /// All configured queues, sorted by name.
-    async fn queue_configs(&mut self) -> Result<Vec<QueueConfig>>;
-    /// Insert or fully replace a queue's configuration.
-    async fn put_queue_config(&mut self, config: &QueueConfig) -> Result<()>;
-
-    async fn schedule(&mut self, name: &str, lock: bool) -> Result<Option<Schedule>>;
-    /// All schedules, sorted by name.
-    async fn schedules(&mut self) -> Result<Vec<Schedule>>;
-    /// Insert or fully replace a schedule.
-    async fn put_schedule(&mut self, schedule: &Schedule) -> Result<()>;
-    async fn delete_schedule(&mut self, name: &str) -> Result<bool>;
-    /// Enabled schedules with `next_run_at <= now`.
-    async fn due_schedules(&mut self, now: Micros) -> Result<Vec<Schedule>>;
-
-    async fn insert_recovery_attempt(&mut self, attempt: &RecoveryAttempt) -> Result<()>;
-    /// Record an attempt's outcome (status, response, error, completion).
-    async fn finish_recovery_attempt(&mut self, attempt: &RecoveryAttempt) -> Result<()>;
-    /// When the newest recovery attempt of a run was created.
-    async fn latest_recovery_attempt_at(&mut self, run_id: &str) -> Result<Option<Micros>>;
-
-    /// Record a `pending` channel delivery.
-    async fn insert_delivery(&mut self, delivery: &Delivery) -> Result<()>;
-    /// Take a pending delivery for sending until `until`, unless another
-    /// sender holds it; returns it when taken.
-    async fn claim_delivery(
-        &mut self,
-        id: &str,
-        now: Micros,
-        until: Micros,
-    ) -> Result<Option<Delivery>>;
-    async fn finish_delivery(&mut self, id: &str, outcome: &CallOutcome, now: Micros)
-    -> Result<()>;
-    /// Pending deliveries created before `before` that no sender holds.
-    async fn stale_deliveries(
-        &mut self,
-        before: Micros,
-        now: Micros,
-        limit: i64,
-    ) -> Result<Vec<Delivery>>;
-
-    /// Non-blocking session-level advisory lock (Postgres; always granted on
-    /// SQLite, whose callers guard in-process). Use on a `read()` connection.
-    async fn try_session_lock(&mut self, key: i64) -> Result<bool>;
-    async fn session_unlock(&mut self, key: i64) -> Result<()>;
-}
 
 const CONFIG_COLS: &str = "name, concurrency, rate_per_minute, invoke_url, created_at, updated_at";
 
@@ -196,6 +91,14 @@ fn name(row: &AnyRow) -> R<String> {
     row.try_get(0)
 }
 
+/// The SQL condition selecting the runs `who` may claim.
+fn claimable_by(who: Claimant) -> &'static str {
+    match who {
+        Claimant::External => "component_digest IS NULL",
+        Claimant::Wasm => "component_digest IS NOT NULL",
+    }
+}
+
 impl SqlTx {
     fn skip_locked(&self, lock: bool) -> &'static str {
         if lock && self.backend == Backend::Postgres {
@@ -249,7 +152,7 @@ impl QueueTx for SqlTx {
             "SELECT {} FROM runs WHERE queue_name = $1 AND status = 'queued' AND run_at <= $2 \
              AND {} ORDER BY priority DESC, run_at ASC, id LIMIT $3{}",
             rows::RUN_COLS,
-            who.filter(),
+            claimable_by(who),
             self.skip_locked(lock)
         );
         self.all(
@@ -263,7 +166,7 @@ impl QueueTx for SqlTx {
         let sql = format!(
             "SELECT DISTINCT queue_name FROM runs WHERE queue_name IS NOT NULL AND status = 'queued' \
              AND run_at <= $1 AND {} ORDER BY queue_name",
-            who.filter()
+            claimable_by(who)
         );
         self.all(q(&sql).bind(now), name).await
     }
@@ -531,26 +434,5 @@ impl QueueTx for SqlTx {
         );
         self.all(q(&sql).bind(before).bind(now).bind(limit), delivery)
             .await
-    }
-
-    async fn try_session_lock(&mut self, key: i64) -> Result<bool> {
-        if self.backend != Backend::Postgres {
-            return Ok(true);
-        }
-        let row = q("SELECT pg_try_advisory_lock($1)")
-            .bind(key)
-            .fetch_one(self.c())
-            .await?;
-        Ok(row.try_get::<bool, _>(0)?)
-    }
-
-    async fn session_unlock(&mut self, key: i64) -> Result<()> {
-        if self.backend == Backend::Postgres {
-            q("SELECT pg_advisory_unlock($1)")
-                .bind(key)
-                .fetch_one(self.c())
-                .await?;
-        }
-        Ok(())
     }
 }

@@ -18,7 +18,7 @@ use super::webhooks::Outbox;
 use super::{Engine, Result};
 use crate::clock::Micros;
 use crate::model::{Run, RunStatus, lease_expired};
-use crate::store::{Backend, Claimant};
+use crate::store::Claimant;
 use serde::Serialize;
 use serde_json::json;
 use std::time::Duration;
@@ -55,33 +55,18 @@ impl Engine {
     /// in which case the report says `skipped`.
     pub async fn reconcile_once(&self) -> Result<TickReport> {
         let mut outbox = Outbox::default();
-        let report = match self.store.backend() {
-            Backend::Postgres => {
-                let mut conn = self.read().await?;
-                if !conn.try_session_lock(RECONCILER_LOCK_KEY).await? {
-                    return Ok(TickReport {
-                        skipped: true,
-                        ..TickReport::default()
-                    });
-                }
-                let report = self.sweeps(&mut outbox).await;
-                if let Err(e) = conn.session_unlock(RECONCILER_LOCK_KEY).await {
-                    // A connection that cannot unlock is unusable anyway;
-                    // the lock ends with its session.
-                    tracing::warn!(error = format!("{e:#}"), "reconciler lock not released");
-                }
-                report
-            }
-            Backend::Sqlite => {
-                let Ok(_guard) = self.outbound.tick.try_lock() else {
-                    return Ok(TickReport {
-                        skipped: true,
-                        ..TickReport::default()
-                    });
-                };
-                self.sweeps(&mut outbox).await
-            }
+        let Some(exclusive) = self.store.try_exclusive(RECONCILER_LOCK_KEY).await? else {
+            return Ok(TickReport {
+                skipped: true,
+                ..TickReport::default()
+            });
         };
+        let report = self.sweeps(&mut outbox).await;
+        if let Err(e) = exclusive.release().await {
+            // A connection that cannot unlock is unusable anyway; the lock
+            // ends with its session.
+            tracing::warn!(error = format!("{e:#}"), "reconciler lock not released");
+        }
         // Sent even when a later sweep failed: their attempts are recorded.
         self.send_outbox(outbox).await;
         report
@@ -260,59 +245,5 @@ impl Engine {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::clock::{Clock, Micros};
-    use crate::config::Settings;
-    use crate::engine::{Engine, Enqueue, NewRun};
-    use crate::store::{ConnectOptions, connect};
-    use serde_json::json;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicI64, Ordering};
-
-    struct ManualClock(AtomicI64);
-
-    impl Clock for ManualClock {
-        fn now(&self) -> Micros {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
-
-    /// At exactly `leaseExpiresAt` a queue run's lease has expired, for the
-    /// reconciler and for the run's owner check alike; one microsecond
-    /// earlier it holds for both.
-    #[tokio::test]
-    async fn a_lease_expires_at_its_expiry_instant() {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = ConnectOptions {
-            database_url: Some(format!("sqlite://{}/t.db", dir.path().display())),
-            data_dir: dir.path().to_path_buf(),
-            auto_migrate: true,
-            max_connections: 2,
-        };
-        let store = connect(&opts).await.unwrap();
-        let clock = Arc::new(ManualClock(AtomicI64::new(1_700_000_000_000_000)));
-        let engine = Engine::new(store, clock.clone(), Settings::default());
-        let mut req = Enqueue::new("q", NewRun::named("w", json!({})));
-        req.max_attempts = Some(2);
-        engine.enqueue(req).await.unwrap();
-        let queues = ["q".to_string()];
-        let claimed = engine
-            .claim_queued(Some(&queues), "w1", 1, false)
-            .await
-            .unwrap();
-        let run = &claimed[0];
-        let expires = run.lease_expires_at.unwrap();
-
-        clock.0.store(expires - 1, Ordering::SeqCst);
-        assert_eq!(run.live_lease_owner(expires - 1), Some("w1"));
-        assert_eq!(engine.reconcile_sweeps().await.unwrap().requeued, 0);
-
-        clock.0.store(expires, Ordering::SeqCst);
-        assert_eq!(run.live_lease_owner(expires), None);
-        assert_eq!(engine.reconcile_sweeps().await.unwrap().requeued, 1);
     }
 }

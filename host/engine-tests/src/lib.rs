@@ -1,0 +1,1 @@
+//! Only tests live in this crate: see `tests/rules/`.
