@@ -200,16 +200,18 @@ backend_tests!(
 /// callback a worker reports to) fails that run with class `host_panic` and
 /// releases it; the worker goes on running other runs.
 async fn host_panic_fails_the_run(srv: TestServer) {
-    let bytes = std::fs::read(tidebase_fixtures::STAGES).unwrap();
-    srv.engine
-        .deploy("stages", &bytes, Default::default())
-        .await
-        .unwrap();
     let config = tidebase_host::runtime::RuntimeConfig {
         instances: 2,
         ..Default::default()
     };
     let runtime = Arc::new(tidebase_host::runtime::Runtime::new(config).unwrap());
+    let bytes = std::fs::read(tidebase_fixtures::STAGES).unwrap();
+    srv.engine
+        .clone()
+        .with_component_check(runtime.clone())
+        .deploy("stages", &bytes, Default::default())
+        .await
+        .unwrap();
     let armed = Arc::new(AtomicBool::new(true));
     let trigger = armed.clone();
     let progress = Arc::new(move |line: &str| {

@@ -2,7 +2,7 @@
 
 use super::DbArgs;
 use crate::engine::limits;
-use crate::engine::{DeployLimits, Engine};
+use crate::engine::{DeployLimits, Engine, EngineError};
 use crate::model::Deployment;
 use anyhow::Context;
 use clap::Args;
@@ -54,7 +54,12 @@ pub async fn deploy_file(
     engine
         .deploy(name, &bytes, limits)
         .await
-        .with_context(|| format!("{} is not deployable", file.display()))
+        .map_err(|e| match e {
+            EngineError::InvalidComponent(why) => {
+                anyhow::anyhow!("{} is not a runnable workflow: {why}", file.display())
+            }
+            e => e.into(),
+        })
 }
 
 pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
