@@ -1,0 +1,15 @@
+//! Fast tests of the engine's decision procedures, through the engine's own
+//! API: no HTTP, no wasm, no Postgres. Each test drives one engine over its
+//! own in-memory SQLite database with a clock it moves by hand, so lease and
+//! timeout boundaries are hit to the microsecond instead of slept towards.
+//!
+//! Run with `cargo test -p tidebase-host --test rules`. The same rules are
+//! asserted end to end, on both backends, by the `e2e` suite.
+
+mod rig;
+
+mod fencing;
+mod gates;
+mod leases;
+mod status;
+mod steps;
