@@ -1,7 +1,7 @@
 //! Child runs, idempotent by `(parent, edge name)`.
 
 use super::runs::NewRun;
-use super::{Engine, EngineError, Result, limits};
+use super::{Engine, EngineError, Entity, Result, limits};
 use crate::ids;
 use crate::model::{Run, RunEdge};
 use serde_json::{Value, json};
@@ -36,7 +36,7 @@ impl Engine {
         // The parent row lock serialises concurrent creations of one edge.
         w.tx.run(parent_id, true)
             .await?
-            .ok_or(EngineError::NotFound("parent run not found"))?;
+            .ok_or(EngineError::NotFound(Entity::ParentRun))?;
         if let Some(edge) = w.tx.edge(parent_id, &req.edge_name).await? {
             let child =
                 w.tx.run(&edge.child_run_id, false)

@@ -2,7 +2,7 @@
 //! resolve, and timeouts for gates of runs the host executes.
 
 use super::write::Write;
-use super::{Engine, EngineError, Result, limits};
+use super::{Conflict, Engine, EngineError, Entity, Result, limits};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::{Gate, Run, RunStatus, TIMED_OUT};
@@ -104,7 +104,7 @@ impl Engine {
                 .await?
                 .ok_or_else(EngineError::run_not_found)?;
         if run.status == RunStatus::Cancelled {
-            return Err(EngineError::run_cancelled(None));
+            return Err(EngineError::RunCancelled(None));
         }
         w.tx.lock_key(&format!("{run_id}:gate:{}", req.name))
             .await?;
@@ -116,7 +116,7 @@ impl Engine {
             let mut gate =
                 w.tx.gate(run_id, &existing.id, true)
                     .await?
-                    .ok_or(EngineError::NotFound("gate not found"))?;
+                    .ok_or(EngineError::NotFound(Entity::Gate))?;
             if is_due(&run, &gate, now) {
                 self.time_out(&mut w, &mut gate, now).await?;
                 self.commit(w).await?;
@@ -159,11 +159,11 @@ impl Engine {
         let gate = r
             .gate(run_id, gate_id, false)
             .await?
-            .ok_or(EngineError::NotFound("gate not found"))?;
+            .ok_or(EngineError::NotFound(Entity::Gate))?;
         let run = r
             .run(run_id, false)
             .await?
-            .ok_or(EngineError::NotFound("gate not found"))?;
+            .ok_or(EngineError::NotFound(Entity::Gate))?;
         Ok((gate, run.status))
     }
 
@@ -184,9 +184,7 @@ impl Engine {
         self.settle(run_id, gate_id, Resolver::Token(&req.token), decision)
             .await
             .map_err(|e| match e {
-                Settle::Refused(_) => EngineError::Conflict(
-                    json!({"error": "gate not found, already resolved, or invalid token"}),
-                ),
+                Settle::Refused(_) => EngineError::Conflict(Conflict::GateRefused),
                 Settle::Failed(e) => e,
             })
     }
@@ -212,14 +210,9 @@ impl Engine {
             .map(tokenless)
             .map_err(|e| match e {
                 Settle::Refused(Some(gate)) => {
-                    let error = if gate.status == TIMED_OUT {
-                        format!("gate {gate_name} timed out")
-                    } else {
-                        format!("gate {gate_name} is already {}", gate.status)
-                    };
-                    EngineError::Conflict(json!({"error": error, "gate": tokenless(*gate)}))
+                    EngineError::Conflict(Conflict::GateDecided(Box::new(tokenless(*gate))))
                 }
-                Settle::Refused(None) => EngineError::NotFound("gate not found"),
+                Settle::Refused(None) => EngineError::NotFound(Entity::Gate),
                 Settle::Failed(e) => e,
             })
     }
@@ -308,7 +301,7 @@ impl Engine {
             .await?
             .gate_by_name(run_id, name)
             .await?
-            .ok_or(EngineError::NotFound("gate not found"))
+            .ok_or(EngineError::NotFound(Entity::Gate))
     }
 
     /// Pending gates of a run.

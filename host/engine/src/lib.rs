@@ -33,7 +33,7 @@ mod write;
 pub use calls::{CallLog, HostCall, check_guest_step_name};
 pub use children::NewChild;
 pub use cron::{Cron, next_fire};
-pub use error::EngineError;
+pub use error::{Conflict, EngineError, Entity, LeaseLost};
 pub use events::EventFeed;
 pub use gates::{Decision, GateBegin, GateResolve, MAX_GATE_TIMEOUT_MS};
 pub use queues::{Enqueue, Patch, QueueConfigPatch};

@@ -2,7 +2,7 @@
 //! cancel, read.
 
 use super::write::Write;
-use super::{Engine, EngineError, Result, limits};
+use super::{Conflict, Engine, EngineError, LeaseLost, Result, limits};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::{Channel, Run, RunStatus};
@@ -168,13 +168,13 @@ impl Engine {
                 .ok_or_else(EngineError::run_not_found)?;
         match run.status {
             RunStatus::Completed => return Ok((run, owner)),
-            RunStatus::Cancelled => return Err(EngineError::run_cancelled(Some(&run))),
+            RunStatus::Cancelled => return Err(EngineError::RunCancelled(Some(Box::new(run)))),
             _ => {}
         }
         if let Some(holder) = run.live_lease_owner(now).filter(|h| *h != owner) {
-            return Err(EngineError::Conflict(
-                json!({"error": "run is leased", "leaseOwner": holder}),
-            ));
+            return Err(EngineError::Conflict(Conflict::RunLeased {
+                owner: holder.to_string(),
+            }));
         }
         run.status = RunStatus::Running;
         run.lease_owner = Some(owner.clone());
@@ -200,14 +200,7 @@ impl Engine {
                 .await?
                 .ok_or_else(EngineError::run_not_found)?;
         if run.status != RunStatus::Running || run.lease_owner.as_deref() != Some(owner) {
-            let code = if run.status == RunStatus::Cancelled {
-                "run_cancelled"
-            } else {
-                "lease_lost"
-            };
-            return Err(EngineError::Conflict(
-                json!({"error": "lease lost", "code": code, "run": run}),
-            ));
+            return Err(EngineError::LeaseLost(LeaseLost::Heartbeat(Box::new(run))));
         }
         run.lease_expires_at = Some(self.lease_expiry(now));
         run.updated_at = now;
@@ -284,9 +277,7 @@ impl Engine {
         match run.status {
             RunStatus::Cancelled => return Ok((run, false)),
             RunStatus::Completed => {
-                return Err(EngineError::Conflict(
-                    json!({"error": "run already completed", "run": run}),
-                ));
+                return Err(EngineError::Conflict(Conflict::RunCompleted(Box::new(run))));
             }
             _ => {}
         }
@@ -420,9 +411,7 @@ impl Engine {
         match run.status {
             RunStatus::Cancelled => return Ok(run),
             RunStatus::Completed => {
-                return Err(EngineError::Conflict(
-                    json!({"error": "run already completed", "run": run}),
-                ));
+                return Err(EngineError::Conflict(Conflict::RunCompleted(Box::new(run))));
             }
             _ => {}
         }

@@ -2,7 +2,7 @@
 //! which the reconciler drives (`semantics.md` §14).
 
 use super::cron;
-use super::{Engine, EngineError, Result};
+use super::{Engine, EngineError, Entity, Result};
 use crate::clock::{Micros, iso};
 use crate::model::Schedule;
 use serde_json::{Value, json};
@@ -56,7 +56,7 @@ impl Engine {
             .await?
             .schedule(name, false)
             .await?
-            .ok_or(EngineError::NotFound("schedule not found"))
+            .ok_or(EngineError::NotFound(Entity::Schedule))
     }
 
     pub async fn list_schedules(&self) -> Result<Vec<Schedule>> {
@@ -66,7 +66,7 @@ impl Engine {
     pub async fn delete_schedule(&self, name: &str) -> Result<()> {
         let mut w = self.write().await?;
         if !w.tx.delete_schedule(name).await? {
-            return Err(EngineError::NotFound("schedule not found"));
+            return Err(EngineError::NotFound(Entity::Schedule));
         }
         self.commit(w).await
     }

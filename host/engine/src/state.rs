@@ -2,7 +2,7 @@
 
 use super::limits;
 use super::write::Write;
-use super::{Engine, EngineError, Result};
+use super::{Engine, EngineError, Entity, Result};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::{LiveState, StateStream, StateVersion};
@@ -266,7 +266,7 @@ impl Engine {
         };
         meta.check()?;
         let stream_name = meta.stream.clone().unwrap_or_else(|| "run".into());
-        let not_found = || EngineError::NotFound("run state not found");
+        let not_found = || EngineError::NotFound(Entity::RunState);
         let (value, kind, id) = if stream_name == "run" {
             let live = w.tx.live_state(run_id, true).await?.ok_or_else(not_found)?;
             (live.value, "run".to_string(), Some(run_id.to_string()))

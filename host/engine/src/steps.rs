@@ -6,7 +6,7 @@
 //! attempt in one commit when it ends ([`Engine::checkpoint_step`]).
 
 use super::write::Write;
-use super::{Engine, EngineError, NewUsage, Result, limits};
+use super::{Engine, EngineError, LeaseLost, NewUsage, Result, limits};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::{ResumeContract, RunStatus, Step, classify_failure};
@@ -336,9 +336,7 @@ impl Engine {
     ) -> Result<Step> {
         match w.tx.step(run_id, step_id, true).await? {
             Some(step) if step.lease_owner.as_deref() == Some(owner) => Ok(step),
-            _ => Err(EngineError::Conflict(
-                json!({"error": "step not found or lease lost"}),
-            )),
+            _ => Err(EngineError::LeaseLost(LeaseLost::Step)),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use super::limits;
 use super::write::Write;
-use super::{Engine, EngineError, Result};
+use super::{Engine, EngineError, Entity, Result};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::UsageRecord;
@@ -95,7 +95,7 @@ impl Engine {
         if let Some(step_id) = &req.step_id
             && !w.tx.step_exists(step_id).await?
         {
-            return Err(EngineError::NotFound("step not found"));
+            return Err(EngineError::NotFound(Entity::Step));
         }
         self.insert_usage(w, run_id, req, now).await
     }

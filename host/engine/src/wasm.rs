@@ -3,7 +3,7 @@
 //! (parking) and the events that wake a parked run.
 
 use super::write::Write;
-use super::{Engine, EngineError, Result};
+use super::{Engine, EngineError, Entity, LeaseLost, Result};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::{Deployment, Run, RunStatus};
@@ -49,9 +49,7 @@ impl Engine {
         limits: DeployLimits,
     ) -> Result<Deployment> {
         let Some(components) = &self.components else {
-            return Err(EngineError::NotFound(
-                "this server does not run wasm workflows",
-            ));
+            return Err(EngineError::WasmDisabled);
         };
         super::limits::check_name("workflow name", workflow)?;
         components
@@ -100,7 +98,7 @@ impl Engine {
             .await?
             .deployment_for(&run.workflow_name, digest)
             .await?
-            .ok_or(EngineError::NotFound("deployment not found"))
+            .ok_or(EngineError::NotFound(Entity::Deployment))
     }
 
     pub async fn component_bytes(&self, digest: &str) -> Result<Vec<u8>> {
@@ -108,7 +106,7 @@ impl Engine {
             .await?
             .component(digest)
             .await?
-            .ok_or(EngineError::NotFound("component not found"))
+            .ok_or(EngineError::NotFound(Entity::Component))
     }
 
     /// Pin a new run of a deployed workflow to the current digest.
@@ -171,12 +169,12 @@ impl Engine {
                 .await?
                 .ok_or_else(EngineError::run_not_found)?;
         if run.status == RunStatus::Cancelled {
-            return Err(EngineError::run_cancelled(None));
+            return Err(EngineError::RunCancelled(None));
         }
         if run.lease_owner.as_deref() != Some(owner) {
-            return Err(EngineError::Conflict(
-                json!({"error": "run lease lost", "leaseOwner": run.lease_owner}),
-            ));
+            return Err(EngineError::LeaseLost(LeaseLost::Run {
+                owner: run.lease_owner,
+            }));
         }
         Ok(run)
     }

@@ -1,7 +1,7 @@
 //! Protocol error responses.
 
-use crate::engine::EngineError;
 use crate::engine::limits::Violation;
+use crate::engine::{Conflict, EngineError, LeaseLost};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -49,23 +49,50 @@ impl ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
-        match e {
-            EngineError::NotFound(what) => {
-                ApiError::Json(StatusCode::NOT_FOUND, json!({"error": what}))
+        let status = match e {
+            EngineError::Invalid(v) => return ApiError::violation("request body", &v),
+            EngineError::Store(err) => return ApiError::Internal(err),
+            EngineError::NotFound(_) => StatusCode::NOT_FOUND,
+            EngineError::LeaseLost(_) | EngineError::RunCancelled(_) | EngineError::Conflict(_) => {
+                StatusCode::CONFLICT
             }
-            EngineError::Conflict(body) => ApiError::Json(StatusCode::CONFLICT, body),
-            EngineError::BadRequest(msg) => ApiError::bad_request(msg),
-            EngineError::Invalid(v) => ApiError::violation("request body", &v),
-            EngineError::Unprocessable(msg) => {
-                ApiError::Json(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": msg}))
+            EngineError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            EngineError::Unprocessable(_) | EngineError::InvalidComponent(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
             }
-            e @ EngineError::InvalidComponent(_) => ApiError::Json(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": e.to_string()}),
-            ),
-            EngineError::Store(err) => ApiError::Internal(err),
-        }
+            EngineError::WasmDisabled => StatusCode::NOT_FOUND,
+        };
+        ApiError::Json(status, body(&e))
     }
+}
+
+/// `{"error": <message>}`, plus the `code` clients branch on and the record
+/// the request met.
+fn body(e: &EngineError) -> Value {
+    let mut body = json!({"error": e.to_string()});
+    let code = json!(if e.is_cancelled() {
+        "run_cancelled"
+    } else {
+        "lease_lost"
+    });
+    match e {
+        EngineError::RunCancelled(run) => {
+            body["code"] = code;
+            if let Some(run) = run {
+                body["run"] = json!(run);
+            }
+        }
+        EngineError::LeaseLost(LeaseLost::Heartbeat(run)) => {
+            body["code"] = code;
+            body["run"] = json!(run);
+        }
+        EngineError::LeaseLost(LeaseLost::Run { owner }) => body["leaseOwner"] = json!(owner),
+        EngineError::Conflict(Conflict::RunLeased { owner }) => body["leaseOwner"] = json!(owner),
+        EngineError::Conflict(Conflict::RunCompleted(run)) => body["run"] = json!(run),
+        EngineError::Conflict(Conflict::GateDecided(gate)) => body["gate"] = json!(gate),
+        _ => {}
+    }
+    body
 }
 
 impl IntoResponse for ApiError {

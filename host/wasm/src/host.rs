@@ -203,9 +203,7 @@ fn trap(e: EngineError) -> wasmtime::Error {
         return Interrupt::Cancelled.trap();
     }
     match e {
-        EngineError::Conflict(body) if body["error"] == "run lease lost" => {
-            Interrupt::LeaseLost.trap()
-        }
+        EngineError::LeaseLost(_) => Interrupt::LeaseLost.trap(),
         EngineError::Store(err) => wasmtime::Error::from_anyhow(err),
         other => wasmtime::Error::msg(other.to_string()),
     }

@@ -207,7 +207,7 @@ impl Worker {
             Ok(()) => {}
             // Cancelled or taken over meanwhile: nothing of ours to record.
             Err(e) if e.is_cancelled() => {}
-            Err(EngineError::Conflict(_)) => {}
+            Err(EngineError::LeaseLost(_)) => {}
             Err(e) => tracing::warn!(run_id = id, error = %e, "recording wasm outcome failed"),
         }
     }
@@ -250,7 +250,7 @@ impl Worker {
                 match engine.heartbeat(&run_id, &owner).await {
                     // Lost, cancelled or gone: the activation's own writes
                     // are fenced and will stop it.
-                    Err(EngineError::Conflict(_) | EngineError::NotFound(_)) => return,
+                    Err(EngineError::LeaseLost(_) | EngineError::NotFound(_)) => return,
                     // A busy store is no reason to let a live lease lapse.
                     Err(e) => {
                         tracing::warn!(run = %run_id, error = %e, "lease renewal failed; retrying")

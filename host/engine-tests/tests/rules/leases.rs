@@ -2,7 +2,7 @@
 //! `now < expires_at`. Every procedure that reads a lease, in Rust or in
 //! SQL, is checked one microsecond before its expiry, at it, and one after.
 
-use crate::rig::{LEASE, Rig, T0, conflict};
+use crate::rig::{LEASE, Rig, T0, conflict, leased_by};
 use serde_json::json;
 use tidebase_engine::clock::Micros;
 use tidebase_engine::model::RunStatus;
@@ -25,7 +25,7 @@ async fn a_run_lease_refuses_another_owner_until_its_expiry() {
         rig.set(T0 + LEASE + offset);
         let other = rig.engine.begin_run(&run.id, Some("b".into())).await;
         if live {
-            assert_eq!(conflict(other)["leaseOwner"], "a", "offset {offset}");
+            assert_eq!(leased_by(conflict(other)), "a", "offset {offset}");
         } else {
             let (taken, _) = other.unwrap();
             assert_eq!(taken.lease_owner.as_deref(), Some("b"), "offset {offset}");
@@ -105,7 +105,7 @@ async fn a_heartbeat_extends_the_lease_by_one_full_term_from_now() {
     rig.set(T0 + LEASE);
     let other = rig.engine.begin_run(&run.id, Some("b".into())).await;
     assert_eq!(
-        conflict(other)["leaseOwner"],
+        leased_by(conflict(other)),
         "a",
         "the old expiry no longer counts"
     );

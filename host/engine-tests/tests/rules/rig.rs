@@ -1,14 +1,14 @@
 //! One engine per test, over its own in-memory SQLite database, with a
 //! clock that moves only when the test says so.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use tidebase_engine::clock::{Clock, Micros};
 use tidebase_engine::config::Settings;
 use tidebase_engine::model::{Run, Step};
 use tidebase_engine::{
-    ComponentCheck, DeployLimits, Engine, EngineError, NewRun, StepAction, StepBegin,
+    ComponentCheck, Conflict, DeployLimits, Engine, EngineError, NewRun, StepAction, StepBegin,
 };
 use tidebase_store_sql::{self as store, ConnectOptions};
 
@@ -155,10 +155,24 @@ pub fn begin(name: &str, hash: &str, owner: &str) -> StepBegin {
     }
 }
 
-/// The body of a conflict, or a panic naming what came instead.
-pub fn conflict<T: std::fmt::Debug>(result: Result<T, EngineError>) -> Value {
+/// A refusal that conflicts with the run's current record (the 409 family:
+/// a conflict, a lost lease, a cancelled run), or a panic naming what came
+/// instead.
+pub fn conflict<T: std::fmt::Debug>(result: Result<T, EngineError>) -> EngineError {
     match result {
-        Err(EngineError::Conflict(body)) => body,
+        Err(
+            e @ (EngineError::Conflict(_)
+            | EngineError::LeaseLost(_)
+            | EngineError::RunCancelled(_)),
+        ) => e,
         other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+/// Who holds the lease a refused `begin_run` ran into.
+pub fn leased_by(e: EngineError) -> String {
+    match e {
+        EngineError::Conflict(Conflict::RunLeased { owner }) => owner,
+        other => panic!("expected a leased run, got {other:?}"),
     }
 }

@@ -63,9 +63,9 @@ async fn a_completed_run_is_final() {
         "a repeat complete keeps the result"
     );
     let failed = rig.engine.fail_run(&run.id, json!({}), None).await;
-    assert_eq!(conflict(failed)["error"], "run already completed");
+    assert_eq!(conflict(failed).to_string(), "run already completed");
     let cancelled = rig.engine.cancel_run(&run.id, None, None).await;
-    assert_eq!(conflict(cancelled)["error"], "run already completed");
+    assert_eq!(conflict(cancelled).to_string(), "run already completed");
     let (begun, _) = rig
         .engine
         .begin_run(&run.id, Some("b".into()))
