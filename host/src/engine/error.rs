@@ -50,4 +50,15 @@ impl EngineError {
     pub fn is_cancelled(&self) -> bool {
         matches!(self, EngineError::Conflict(b) if b["code"] == "run_cancelled")
     }
+
+    /// Another worker holds the run lease now (or nobody does): the caller's
+    /// writes for that run are fenced out.
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(self, EngineError::Conflict(b) if b["code"] == "lease_lost")
+    }
+
+    /// The caller's run lease is over: lost, the run cancelled, or the run gone.
+    pub fn ends_lease(&self) -> bool {
+        self.is_lease_lost() || self.is_cancelled() || matches!(self, EngineError::NotFound(_))
+    }
 }

@@ -159,7 +159,7 @@ impl Engine {
         }
         if run.lease_owner.as_deref() != Some(owner) {
             return Err(EngineError::Conflict(
-                json!({"error": "run lease lost", "leaseOwner": run.lease_owner}),
+                json!({"error": "run lease lost", "code": "lease_lost", "leaseOwner": run.lease_owner}),
             ));
         }
         Ok(run)
