@@ -105,6 +105,9 @@ pub enum Conflict {
     GateRefused,
     /// An operator's resolve of a gate already decided (its token blanked).
     GateDecided(Box<Gate>),
+    /// A wasm run's replay asked for a recorded value with another input
+    /// than it was recorded with: the workflow is not deterministic.
+    ReplayDiverged { key: String },
 }
 
 impl fmt::Display for Conflict {
@@ -120,6 +123,9 @@ impl fmt::Display for Conflict {
             }
             Conflict::GateDecided(gate) => {
                 write!(f, "gate {} is already {}", gate.name, gate.status)
+            }
+            Conflict::ReplayDiverged { key } => {
+                write!(f, "recorded value {key} has a different input")
             }
         }
     }
@@ -152,5 +158,19 @@ impl EngineError {
             EngineError::LeaseLost(LeaseLost::Heartbeat(run)) => run.status == RunStatus::Cancelled,
             _ => false,
         }
+    }
+
+    /// Another worker holds the run lease now (or nobody does): the caller's
+    /// writes for that run are fenced out.
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(self, EngineError::LeaseLost(_))
+    }
+
+    /// The caller's run lease is over: lost, the run cancelled, or the run gone.
+    pub fn ends_lease(&self) -> bool {
+        matches!(
+            self,
+            EngineError::LeaseLost(_) | EngineError::RunCancelled(_) | EngineError::NotFound(_)
+        )
     }
 }

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod model;
 pub mod store;
 
+mod activation;
 mod calls;
 mod children;
 mod cron;
@@ -19,6 +20,7 @@ mod error;
 mod events;
 mod gates;
 pub mod limits;
+mod outcome;
 mod queues;
 mod reconciler;
 mod runs;
@@ -30,18 +32,20 @@ mod wasm;
 mod webhooks;
 mod write;
 
-pub use calls::{CallLog, HostCall, check_guest_step_name};
+pub use activation::{Activation, Attempt, Begun, Sleep};
+pub use calls::HostCall;
 pub use children::NewChild;
 pub use cron::{Cron, next_fire};
 pub use error::{Conflict, EngineError, Entity, LeaseLost};
 pub use events::EventFeed;
 pub use gates::{Decision, GateBegin, GateResolve, MAX_GATE_TIMEOUT_MS};
+pub use outcome::ActivationOutcome;
 pub use queues::{Enqueue, Patch, QueueConfigPatch};
 pub use reconciler::TickReport;
 pub use runs::{NewChannel, NewRun};
 pub use schedules::ScheduleSpec;
 pub use state::{StateWrite, WriteMode};
-pub use steps::{Settled, StepAction, StepBegin, StepFail, StepOutcome, settled};
+pub use steps::{Settled, StepAction, StepBegin, StepFail, StepOutcome};
 /// Step input hashes come from the crate the Rust guest SDK uses, so both sides agree.
 pub use tidebase_stable_json::input_hash;
 pub use usage::NewUsage;

@@ -1,12 +1,14 @@
-//! Turning the end of an activation into an [`Outcome`] with a clear reason.
+//! Turning the end of an activation into an [`ActivationOutcome`] with a clear
+//! reason and failure class (what each outcome means for the run is the
+//! engine's: [`crate::engine::Engine::record_outcome`]).
 
-use super::Outcome;
 use super::bindings::GuestError;
 use super::interrupt::Interrupt;
+use crate::engine::ActivationOutcome;
 use serde_json::{Value, json};
 
-fn failed(name: &str, message: String, class: &'static str) -> Outcome {
-    Outcome::Failed {
+fn failed(name: &str, message: String, class: &'static str) -> ActivationOutcome {
+    ActivationOutcome::Failed {
         error: json!({"name": name, "message": message}),
         class,
     }
@@ -23,7 +25,7 @@ pub fn outcome(
     result: wasmtime::Result<Result<String, GuestError>>,
     stderr: &[u8],
     max_output: usize,
-) -> Outcome {
+) -> ActivationOutcome {
     match result {
         Ok(Ok(text)) if text.len() > max_output => failed(
             "OutputLimit",
@@ -34,14 +36,14 @@ pub fn outcome(
             "output_limit",
         ),
         Ok(Ok(text)) => match serde_json::from_str::<Value>(&text) {
-            Ok(v) => Outcome::Completed(v),
+            Ok(v) => ActivationOutcome::Completed(v),
             Err(e) => failed(
                 "InvalidJson",
                 format!("workflow result is not valid JSON: {e}"),
                 "workflow_error",
             ),
         },
-        Ok(Err(e)) => Outcome::Failed {
+        Ok(Err(e)) => ActivationOutcome::Failed {
             error: json!({"name": e.name, "message": e.message}),
             class: "workflow_error",
         },
@@ -49,15 +51,15 @@ pub fn outcome(
     }
 }
 
-fn trapped(err: wasmtime::Error, stderr: &[u8]) -> Outcome {
+fn trapped(err: wasmtime::Error, stderr: &[u8]) -> ActivationOutcome {
     if let Some(i) = err.downcast_ref::<Interrupt>() {
         return match i {
-            Interrupt::Suspend { until, reason } => Outcome::Suspended {
+            Interrupt::Suspend { until, reason } => ActivationOutcome::Suspended {
                 until: *until,
                 reason: reason.clone(),
             },
-            Interrupt::Cancelled => Outcome::Cancelled,
-            Interrupt::LeaseLost => Outcome::LeaseLost,
+            Interrupt::Cancelled => ActivationOutcome::Cancelled,
+            Interrupt::LeaseLost => ActivationOutcome::LeaseLost,
             Interrupt::CpuLimit { .. } => failed("CpuLimit", i.to_string(), "cpu_limit"),
             Interrupt::OutputLimit { .. } => failed("OutputLimit", i.to_string(), "output_limit"),
         };
@@ -97,26 +99,24 @@ fn trapped(err: wasmtime::Error, stderr: &[u8]) -> Outcome {
         );
     }
     if err.downcast_ref::<sqlx::Error>().is_some() || detail.contains("pool timed out") {
-        return Outcome::Retry(detail);
+        return ActivationOutcome::Retry(detail);
     }
     failed("Trap", format!("{detail}{}", suffix(&tail)), "trap")
 }
 
-impl Outcome {
-    /// The host panicked while running an activation (a host bug, or a
-    /// callback given to the worker): the run fails with class `host_panic`.
-    pub fn panicked(payload: Box<dyn std::any::Any + Send>) -> Outcome {
-        let detail = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".into());
-        failed(
-            "HostPanic",
-            format!("the host panicked while running this activation: {detail}"),
-            "host_panic",
-        )
-    }
+/// The host panicked while running an activation (a host bug, or a
+/// callback given to the worker): the run fails with class `host_panic`.
+pub fn panicked(payload: Box<dyn std::any::Any + Send>) -> ActivationOutcome {
+    let detail = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    failed(
+        "HostPanic",
+        format!("the host panicked while running this activation: {detail}"),
+        "host_panic",
+    )
 }
 
 fn suffix(tail: &str) -> String {

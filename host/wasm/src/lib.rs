@@ -5,23 +5,24 @@
 
 mod bindings;
 mod classify;
-mod host;
+mod ctx;
+mod imports;
 mod interrupt;
 mod probe;
 
-pub use host::Progress;
+pub use classify::panicked;
+pub use ctx::Progress;
 pub use interrupt::Interrupt;
 
 // The engine's names at this crate's root, so modules read `crate::engine`.
-use tidebase_engine::{self as engine, clock, ids, model};
+use tidebase_engine::{self as engine, clock, model};
 
 use crate::engine::limits::MAX_MEMORY_BYTES;
-use crate::engine::{ComponentCheck, Engine};
+use crate::engine::{ActivationOutcome, ComponentCheck, Engine};
 use crate::model::{Deployment, Run};
 use anyhow::Context;
 use bindings::{Workflow, WorkflowPre};
-use host::{RunCtx, RunCtxParts};
-use serde_json::Value;
+use ctx::{RunCtx, RunCtxParts};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,26 +65,6 @@ impl Default for RuntimeConfig {
             cache_dir: None,
         }
     }
-}
-
-/// How an activation ended.
-#[derive(Debug)]
-pub enum Outcome {
-    Completed(Value),
-    /// The workflow failed; `class` becomes the run's `failureClass`.
-    Failed {
-        error: Value,
-        class: &'static str,
-    },
-    Suspended {
-        until: i64,
-        reason: String,
-    },
-    Cancelled,
-    LeaseLost,
-    /// A host-side problem (e.g. the database was unreachable): release the
-    /// run so it is retried, without failing it.
-    Retry(String),
 }
 
 pub struct Runtime {
@@ -186,13 +167,13 @@ impl Runtime {
         owner: &str,
         cancelled: Arc<AtomicBool>,
         progress: Option<Progress>,
-    ) -> Outcome {
+    ) -> ActivationOutcome {
         let pre = match self.template(engine, &deployment.digest).await {
             Ok(p) => p,
             Err(e) => {
                 let error =
                     serde_json::json!({"name": "ComponentError", "message": format!("{e:#}")});
-                return Outcome::Failed {
+                return ActivationOutcome::Failed {
                     error,
                     class: "component_error",
                 };
@@ -212,26 +193,17 @@ impl Runtime {
             .memory_size(memory)
             .trap_on_grow_failure(true)
             .build();
-        let (steps, calls) = match (
-            engine.steps_of(&run.id).await,
-            engine.call_log(&run.id, owner).await,
-        ) {
-            (Ok(steps), Ok(calls)) => (steps, calls),
-            (Err(e), _) | (_, Err(e)) => {
-                return Outcome::Retry(format!("loading checkpoints: {e}"));
-            }
+        let activation = match engine.activation(&run.id, owner).await {
+            Ok(a) => a,
+            Err(e) => return ActivationOutcome::Retry(format!("loading checkpoints: {e}")),
         };
         let ctx = RunCtx::new(RunCtxParts {
-            engine: engine.clone(),
-            run_id: run.id.clone(),
-            owner: owner.to_string(),
+            run: activation,
             limits,
             cancelled: cancelled.clone(),
             progress,
             max_output: self.config.max_output_bytes,
             log_capacity: self.config.log_capacity,
-            steps,
-            calls,
         });
         let mut store = Store::new(&self.wasm, ctx);
         store.limiter(|c| &mut c.limits);

@@ -2,8 +2,8 @@
 //! activation's sandbox, without a run, a lease or a database write.
 
 use super::Runtime;
-use super::host::{RunCtx, RunCtxParts};
-use crate::engine::{CallLog, Engine};
+use super::ctx::{RunCtx, RunCtxParts};
+use crate::engine::Engine;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -32,16 +32,12 @@ impl Runtime {
             .trap_on_grow_failure(true)
             .build();
         let ctx = RunCtx::new(RunCtxParts {
-            engine: engine.clone(),
-            run_id: "probe".to_string(),
-            owner: "probe".to_string(),
+            run: engine.blank_activation("probe", "probe"),
             limits,
             cancelled: Arc::new(AtomicBool::new(false)),
             progress: None,
             max_output: self.config.max_output_bytes,
             log_capacity: self.config.log_capacity,
-            steps: Vec::new(),
-            calls: CallLog::new("probe", "probe", Vec::new()),
         });
         let mut store = Store::new(&self.wasm, ctx);
         store.limiter(|c| &mut c.limits);

@@ -7,16 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tidebase_engine::model::{Run, RunStatus};
-use tidebase_engine::{Engine, EngineError};
-use tidebase_wasm::{Outcome, Progress, Runtime};
+use tidebase_engine::{ActivationOutcome, Engine};
+use tidebase_wasm::{Progress, Runtime, panicked};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Semaphore, watch};
 
 /// Longest idle wait between claim attempts; commits in this process that
 /// make a wasm run claimable wake the loop at once.
 const IDLE: Duration = Duration::from_millis(500);
-/// Back-off before retrying a run whose activation hit a host-side error.
-const RETRY_DELAY_MS: i64 = 1_000;
 
 #[derive(Clone)]
 pub struct Worker {
@@ -144,7 +142,11 @@ impl Worker {
         let engine = &self.engine;
         let deployment = match engine.deployment_of(&run).await {
             Ok(d) => d,
-            Err(e) => return self.record(&run, Outcome::Retry(e.to_string())).await,
+            Err(e) => {
+                return self
+                    .record(&run, ActivationOutcome::Retry(e.to_string()))
+                    .await;
+            }
         };
         let cancelled = Arc::new(AtomicBool::new(false));
         // Stopped when this function returns or unwinds: a dead activation
@@ -165,50 +167,17 @@ impl Worker {
         };
         let outcome = match (&mut activation.0).await {
             Ok(outcome) => outcome,
-            Err(e) if e.is_panic() => Outcome::panicked(e.into_panic()),
-            Err(e) => Outcome::Retry(format!("activation task ended: {e}")),
+            Err(e) if e.is_panic() => panicked(e.into_panic()),
+            Err(e) => ActivationOutcome::Retry(format!("activation task ended: {e}")),
         };
         drop((watch, heartbeat));
         self.record(&run, outcome).await;
     }
 
-    async fn record(&self, run: &Run, outcome: Outcome) {
-        let engine = &self.engine;
-        let id = run.id.as_str();
-        let result = match outcome {
-            Outcome::Completed(value) => engine
-                .finish_wasm_run(id, &self.owner, Ok(value))
-                .await
-                .map(|_| ()),
-            Outcome::Failed { error, class } => {
-                tracing::info!(run_id = id, class, error = %error, "wasm run failed");
-                engine
-                    .finish_wasm_run(id, &self.owner, Err((error, class.to_string())))
-                    .await
-                    .map(|_| ())
-            }
-            Outcome::Suspended { until, reason } => {
-                tracing::debug!(run_id = id, reason, "wasm run suspended");
-                engine.park(id, &self.owner, until).await
-            }
-            Outcome::Retry(why) => {
-                tracing::warn!(
-                    run_id = id,
-                    why,
-                    "wasm activation hit a host error; will retry"
-                );
-                engine
-                    .park(id, &self.owner, engine.now() + RETRY_DELAY_MS * 1000)
-                    .await
-            }
-            Outcome::Cancelled | Outcome::LeaseLost => Ok(()),
-        };
-        match result {
-            Ok(()) => {}
-            // Cancelled or taken over meanwhile: nothing of ours to record.
-            Err(e) if e.is_cancelled() => {}
-            Err(EngineError::LeaseLost(_)) => {}
-            Err(e) => tracing::warn!(run_id = id, error = %e, "recording wasm outcome failed"),
+    async fn record(&self, run: &Run, outcome: ActivationOutcome) {
+        let recorded = self.engine.record_outcome(&run.id, &self.owner, outcome);
+        if let Err(e) = recorded.await {
+            tracing::warn!(run_id = %run.id, error = %e, "recording wasm outcome failed");
         }
     }
 
@@ -250,7 +219,7 @@ impl Worker {
                 match engine.heartbeat(&run_id, &owner).await {
                     // Lost, cancelled or gone: the activation's own writes
                     // are fenced and will stop it.
-                    Err(EngineError::LeaseLost(_) | EngineError::NotFound(_)) => return,
+                    Err(e) if e.ends_lease() => return,
                     // A busy store is no reason to let a live lease lapse.
                     Err(e) => {
                         tracing::warn!(run = %run_id, error = %e, "lease renewal failed; retrying")
