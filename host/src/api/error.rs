@@ -59,7 +59,8 @@ impl From<EngineError> for ApiError {
             EngineError::Unprocessable(msg) => {
                 ApiError::Json(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": msg}))
             }
-            EngineError::Store(err) => ApiError::Internal(err),
+            EngineError::Store(err) => ApiError::Internal(err.into()),
+            EngineError::Internal(err) => ApiError::Internal(err),
         }
     }
 }

@@ -18,8 +18,13 @@ pub enum EngineError {
     /// 422 with `{"error": <message>}`.
     #[error("{0}")]
     Unprocessable(&'static str),
+    /// The store failed (it says whether it was unavailable).
     #[error(transparent)]
-    Store(#[from] anyhow::Error),
+    Store(#[from] crate::store::StoreError),
+    /// The host itself failed: shutting down mid-call, a body that did not
+    /// serialise.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
 }
 
 impl EngineError {

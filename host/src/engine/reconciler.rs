@@ -3,8 +3,8 @@
 //! through their recovery webhook, cancel runs past their deadline, fire due
 //! schedules and dispatch push queues, in that order.
 //!
-//! One replica ticks at a time: a session advisory try-lock (the key v0.5
-//! uses) on Postgres, an in-process guard on SQLite. Every sweep is also safe
+//! One replica ticks at a time: the store's exclusion under the key v0.5
+//! uses (a session advisory lock on Postgres). Every sweep is also safe
 //! on its own under concurrent ticks (row locks and conditional updates), so
 //! the exclusion saves work rather than providing correctness.
 //!
@@ -18,13 +18,13 @@ use super::webhooks::Outbox;
 use super::{Engine, Result};
 use crate::clock::Micros;
 use crate::model::{Run, RunStatus, lease_expired};
-use crate::store::{Backend, Claimant};
+use crate::store::Claimant;
 use serde::Serialize;
 use serde_json::json;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-/// Session advisory lock key held during a tick (`0x74646202`, as v0.5).
+/// Exclusion key held during a tick (`0x74646202`, as v0.5).
 pub const RECONCILER_LOCK_KEY: i64 = 1_952_735_746;
 /// Expired-lease and deadline sweeps handle at most this many runs a tick.
 const SWEEP_BATCH: i64 = 100;
@@ -55,33 +55,18 @@ impl Engine {
     /// in which case the report says `skipped`.
     pub async fn reconcile_once(&self) -> Result<TickReport> {
         let mut outbox = Outbox::default();
-        let report = match self.store.backend() {
-            Backend::Postgres => {
-                let mut conn = self.read().await?;
-                if !conn.try_session_lock(RECONCILER_LOCK_KEY).await? {
-                    return Ok(TickReport {
-                        skipped: true,
-                        ..TickReport::default()
-                    });
-                }
-                let report = self.sweeps(&mut outbox).await;
-                if let Err(e) = conn.session_unlock(RECONCILER_LOCK_KEY).await {
-                    // A connection that cannot unlock is unusable anyway;
-                    // the lock ends with its session.
-                    tracing::warn!(error = format!("{e:#}"), "reconciler lock not released");
-                }
-                report
-            }
-            Backend::Sqlite => {
-                let Ok(_guard) = self.outbound.tick.try_lock() else {
-                    return Ok(TickReport {
-                        skipped: true,
-                        ..TickReport::default()
-                    });
-                };
-                self.sweeps(&mut outbox).await
-            }
+        let Some(exclusion) = self.store.try_exclusive(RECONCILER_LOCK_KEY).await? else {
+            return Ok(TickReport {
+                skipped: true,
+                ..TickReport::default()
+            });
         };
+        let report = self.sweeps(&mut outbox).await;
+        if let Err(e) = exclusion.release().await {
+            // A connection that cannot unlock is unusable anyway; the lock
+            // ends with its session.
+            tracing::warn!(error = format!("{e:#}"), "reconciler lock not released");
+        }
         // Sent even when a later sweep failed: their attempts are recorded.
         self.send_outbox(outbox).await;
         report

@@ -53,9 +53,6 @@ pub const DELIVERABLE: [&str; 8] = [
 pub(crate) struct Outbound {
     client: reqwest::Client,
     pub(crate) timeout: Duration,
-    /// Keeps reconciler ticks of this process from overlapping (the only
-    /// exclusion needed on SQLite, whose database has one process).
-    pub(crate) tick: tokio::sync::Mutex<()>,
 }
 
 impl Outbound {
@@ -66,11 +63,7 @@ impl Outbound {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .build()
             .unwrap_or_default();
-        Outbound {
-            client,
-            timeout,
-            tick: tokio::sync::Mutex::new(()),
-        }
+        Outbound { client, timeout }
     }
 
     /// POST `body` to `url`; any 2xx is success. Never fails: transport

@@ -206,7 +206,8 @@ fn trap(e: EngineError) -> wasmtime::Error {
         EngineError::Conflict(body) if body["error"] == "run lease lost" => {
             Interrupt::LeaseLost.trap()
         }
-        EngineError::Store(err) => wasmtime::Error::from_anyhow(err),
+        EngineError::Store(err) => wasmtime::Error::new(err),
+        EngineError::Internal(err) => wasmtime::Error::from_anyhow(err),
         other => wasmtime::Error::msg(other.to_string()),
     }
 }
