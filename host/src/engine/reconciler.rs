@@ -63,8 +63,8 @@ impl Engine {
         };
         let report = self.sweeps(&mut outbox).await;
         if let Err(e) = exclusion.release().await {
-            // A connection that cannot unlock is unusable anyway; the lock
-            // ends with its session.
+            // The store closes a connection that cannot unlock, which ends
+            // the lock.
             tracing::warn!(error = format!("{e:#}"), "reconciler lock not released");
         }
         // Sent even when a later sweep failed: their attempts are recorded.

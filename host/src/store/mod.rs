@@ -14,11 +14,11 @@ mod rows;
 mod rules;
 mod sql;
 mod table;
-pub mod traits;
+mod traits;
 mod wasm;
 
 pub use connect::{ConnectOptions, connect, pending_migrations};
-pub use error::{BoxError, Result, StoreError};
+pub use error::{Result, StoreError};
 pub use sql::SqlStore;
 pub use traits::*;
 
@@ -58,7 +58,7 @@ pub trait Store: Send + Sync {
     ) -> Result<bool>;
     /// Exclusion under `key` among every process sharing this database,
     /// without waiting: `None` while someone else holds it. Held until
-    /// released (or, should the holder die, until its connection ends).
+    /// released or dropped.
     async fn try_exclusive(&self, key: i64) -> Result<Option<Box<dyn Exclusive>>>;
 }
 

@@ -17,12 +17,11 @@ use crate::model::{
 use async_trait::async_trait;
 use sqlx::Row;
 
-impl Claimant {
-    fn filter(self) -> &'static str {
-        match self {
-            Claimant::External => "component_digest IS NULL",
-            Claimant::Wasm => "component_digest IS NOT NULL",
-        }
+/// The runs `who` may claim.
+fn claimable_by(who: Claimant) -> &'static str {
+    match who {
+        Claimant::External => "component_digest IS NULL",
+        Claimant::Wasm => "component_digest IS NOT NULL",
     }
 }
 
@@ -65,7 +64,7 @@ impl QueueRows for SqlTx {
             "SELECT {} FROM runs WHERE queue_name = $1 AND status = 'queued' AND run_at <= $2 \
              AND {} ORDER BY priority DESC, run_at ASC, id LIMIT $3{}",
             RUNS.select(),
-            who.filter(),
+            claimable_by(who),
             self.dialect.lock_skipping(lock)
         );
         let query = q(&sql).bind(queue.to_string()).bind(now).bind(limit);
@@ -76,7 +75,7 @@ impl QueueRows for SqlTx {
         let sql = format!(
             "SELECT DISTINCT queue_name FROM runs WHERE queue_name IS NOT NULL AND status = 'queued' \
              AND run_at <= $1 AND {} ORDER BY queue_name",
-            who.filter()
+            claimable_by(who)
         );
         self.all(q(&sql).bind(now), |row| row.try_get(0)).await
     }

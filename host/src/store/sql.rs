@@ -219,7 +219,12 @@ impl Store for SqlStore {
         if !row.try_get::<bool, _>(0).db()? {
             return Ok(None);
         }
-        Ok(Some(Box::new(SessionLock { conn, key, unlock })))
+        Ok(Some(Box::new(SessionLock {
+            conn,
+            key,
+            unlock,
+            released: false,
+        })))
     }
 }
 
@@ -231,21 +236,29 @@ fn insert_into<T>(table: &Table<T>) -> String {
     format!("INSERT INTO {} ({})", table.name, table.names())
 }
 
-/// A session lock held on one pooled connection.
+/// A session lock held on one pooled connection. Unless it is released,
+/// the connection is closed rather than pooled, which ends the lock.
 struct SessionLock {
     conn: PoolConnection<Any>,
     key: i64,
     unlock: &'static str,
+    released: bool,
+}
+
+impl Drop for SessionLock {
+    fn drop(&mut self) {
+        if !self.released {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 #[async_trait]
 impl Exclusive for SessionLock {
     async fn release(mut self: Box<Self>) -> Result<()> {
-        q(self.unlock)
-            .bind(self.key)
-            .fetch_one(&mut *self.conn)
-            .await
-            .db()?;
+        let unlock = q(self.unlock).bind(self.key);
+        unlock.fetch_one(&mut *self.conn).await.db()?;
+        self.released = true;
         Ok(())
     }
 }

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 
 #[async_trait]
 pub trait WasmRunRows {
-    /// Wasm runs that may be picked up now: pending, or running with an
-    /// expired lease (`model::lease_expired`) and not parked into the
-    /// future. Locked (and skipped by other claimers) on Postgres.
+    /// Wasm runs that may be picked up now: pending, or running with no
+    /// live lease (none, or expired: `model::lease_expired`) and not parked
+    /// into the future. Locked (and skipped by other claimers) on Postgres.
     async fn ready_wasm_runs(
         &mut self,
         now: Micros,
