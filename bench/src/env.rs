@@ -13,7 +13,7 @@ use std::time::Duration;
 use tidebase_host::config::Settings;
 use tidebase_host::engine::Engine;
 use tidebase_host::model::{Event, Step};
-use tidebase_host::store::{Backend, ConnectOptions, Store, Tx};
+use tidebase_host::store::{ConnectOptions, Exclusive, Store, Tx};
 
 /// How many store transactions the engine opened.
 #[derive(Default)]
@@ -34,13 +34,6 @@ pub struct CountingStore {
 
 #[async_trait]
 impl Store for CountingStore {
-    async fn try_exclusive(
-        &self,
-        key: i64,
-    ) -> tidebase_host::store::Result<Option<Box<dyn tidebase_host::store::Exclusive>>> {
-        self.inner.try_exclusive(key).await
-    }
-
     async fn write(&self) -> tidebase_host::store::Result<Box<dyn Tx>> {
         self.counts.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.write().await
@@ -73,6 +66,20 @@ impl Store for CountingStore {
         self.counts.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.record_new_step(step, owner, events, now).await
     }
+
+    async fn try_exclusive(
+        &self,
+        key: i64,
+    ) -> tidebase_host::store::Result<Option<Box<dyn Exclusive>>> {
+        self.inner.try_exclusive(key).await
+    }
+}
+
+/// Which kind of database the benchmark created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
 }
 
 /// Where the benchmark database lives, so it can be removed afterwards.

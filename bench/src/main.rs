@@ -8,7 +8,7 @@ mod report;
 mod wasm;
 
 use clap::{Parser, Subcommand};
-use tidebase_host::store::Backend;
+use env::Backend;
 
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 

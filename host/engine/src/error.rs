@@ -36,8 +36,13 @@ pub enum EngineError {
     /// This engine was given no component check, so it deploys nothing.
     #[error("this server does not run wasm workflows")]
     WasmDisabled,
+    /// The store failed (it says whether it was unavailable).
     #[error(transparent)]
-    Store(#[from] anyhow::Error),
+    Store(#[from] crate::store::StoreError),
+    /// The host itself failed: shutting down mid-call, a body that did not
+    /// serialise.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
 }
 
 /// What a request named that does not exist.

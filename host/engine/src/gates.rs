@@ -59,8 +59,8 @@ impl From<EngineError> for Settle {
     }
 }
 
-impl From<anyhow::Error> for Settle {
-    fn from(e: anyhow::Error) -> Settle {
+impl From<crate::store::StoreError> for Settle {
+    fn from(e: crate::store::StoreError) -> Settle {
         Settle::Failed(e.into())
     }
 }

@@ -3,8 +3,8 @@
 //! through their recovery webhook, cancel runs past their deadline, fire due
 //! schedules and dispatch push queues, in that order.
 //!
-//! One replica ticks at a time: a session advisory try-lock (the key v0.5
-//! uses) on Postgres, an in-process guard on SQLite. Every sweep is also safe
+//! One replica ticks at a time: the store's exclusion under the key v0.5
+//! uses (a session advisory lock on Postgres). Every sweep is also safe
 //! on its own under concurrent ticks (row locks and conditional updates), so
 //! the exclusion saves work rather than providing correctness.
 //!
@@ -24,7 +24,7 @@ use serde_json::json;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-/// Session advisory lock key held during a tick (`0x74646202`, as v0.5).
+/// Exclusion key held during a tick (`0x74646202`, as v0.5).
 pub const RECONCILER_LOCK_KEY: i64 = 1_952_735_746;
 /// Expired-lease and deadline sweeps handle at most this many runs a tick.
 const SWEEP_BATCH: i64 = 100;
@@ -55,16 +55,16 @@ impl Engine {
     /// in which case the report says `skipped`.
     pub async fn reconcile_once(&self) -> Result<TickReport> {
         let mut outbox = Outbox::default();
-        let Some(exclusive) = self.store.try_exclusive(RECONCILER_LOCK_KEY).await? else {
+        let Some(exclusion) = self.store.try_exclusive(RECONCILER_LOCK_KEY).await? else {
             return Ok(TickReport {
                 skipped: true,
                 ..TickReport::default()
             });
         };
         let report = self.sweeps(&mut outbox).await;
-        if let Err(e) = exclusive.release().await {
-            // A connection that cannot unlock is unusable anyway; the lock
-            // ends with its session.
+        if let Err(e) = exclusion.release().await {
+            // The store closes a connection that cannot unlock, which ends
+            // the lock.
             tracing::warn!(error = format!("{e:#}"), "reconciler lock not released");
         }
         // Sent even when a later sweep failed: their attempts are recorded.

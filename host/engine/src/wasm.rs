@@ -6,7 +6,7 @@ use super::write::Write;
 use super::{Engine, EngineError, Entity, LeaseLost, Result};
 use crate::clock::Micros;
 use crate::ids;
-use crate::model::{Deployment, Run, RunStatus};
+use crate::model::{Deployment, Fenced, Run, RunStatus};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -162,21 +162,19 @@ impl Engine {
         Ok(claimed)
     }
 
-    /// Lock the run and check that `owner` still holds its lease.
+    /// Lock the run and check that it admits `owner` (`Run::fence`).
     pub(crate) async fn fence_run(&self, w: &mut Write, run_id: &str, owner: &str) -> Result<Run> {
         let run =
             w.tx.run(run_id, true)
                 .await?
                 .ok_or_else(EngineError::run_not_found)?;
-        if run.status == RunStatus::Cancelled {
-            return Err(EngineError::RunCancelled(None));
-        }
-        if run.lease_owner.as_deref() != Some(owner) {
-            return Err(EngineError::LeaseLost(LeaseLost::Run {
+        match run.fence(owner) {
+            Ok(()) => Ok(run),
+            Err(Fenced::Cancelled) => Err(EngineError::RunCancelled(None)),
+            Err(Fenced::LeaseLost) => Err(EngineError::LeaseLost(LeaseLost::Run {
                 owner: run.lease_owner,
-            }));
+            })),
         }
-        Ok(run)
     }
 
     /// Make a failed wasm run claimable again: its checkpoints replay and it

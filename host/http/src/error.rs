@@ -51,7 +51,8 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
         let status = match e {
             EngineError::Invalid(v) => return ApiError::violation("request body", &v),
-            EngineError::Store(err) => return ApiError::Internal(err),
+            EngineError::Store(err) => return ApiError::Internal(err.into()),
+            EngineError::Internal(err) => return ApiError::Internal(err),
             EngineError::NotFound(_) => StatusCode::NOT_FOUND,
             EngineError::LeaseLost(_) | EngineError::RunCancelled(_) | EngineError::Conflict(_) => {
                 StatusCode::CONFLICT

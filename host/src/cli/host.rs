@@ -8,13 +8,8 @@ use std::sync::Arc;
 
 pub async fn engine(db: &DbArgs, settings: Settings) -> anyhow::Result<Engine> {
     let opts = db.connect_options(super::auto_migrate());
-    let (url, backend) = opts.resolve()?;
     let store = crate::store::connect(&opts).await?;
-    if backend == crate::store::Backend::Sqlite {
-        eprintln!("store: SQLite ({})", url.trim_start_matches("sqlite://"));
-    } else {
-        eprintln!("store: Postgres");
-    }
+    eprintln!("store: {}", opts.describe()?);
     Ok(Engine::new(store, crate::clock::system(), settings))
 }
 

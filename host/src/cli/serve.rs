@@ -83,8 +83,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port))?;
     let opts = args.db.connect_options(super::auto_migrate());
-    let (_, backend) = opts.resolve()?;
     let store = crate::store::connect(&opts).await?;
+    let database = opts.describe()?;
     let settings = Settings {
         lease_ms: args.lease_ms,
         api_key: args.api_key.filter(|k| !k.is_empty()),
@@ -109,8 +109,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(w.run(stop_rx))
     });
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, store = ?backend, max_connections = limits.max_connections, "tidebase-host listening");
-    eprintln!("tidebase-host: serving on http://{addr} (store: {backend:?})");
+    tracing::info!(%addr, store = %database, max_connections = limits.max_connections, "tidebase-host listening");
+    eprintln!("tidebase-host: serving on http://{addr} (store: {database})");
     let reconciler = (args.reconciler != "0")
         .then(|| engine.spawn_reconciler(std::time::Duration::from_millis(args.reconcile_ms)));
     let stopping = engine.clone();

@@ -1,7 +1,9 @@
-//! Choosing, opening and migrating a backend.
+//! Choosing, opening and migrating a backend. Errors here are for the
+//! operator starting the host, with the context that explains them.
 
-use super::{Result, SqlStore, Store};
-use anyhow::{Context, bail};
+use super::dialect::Dialect;
+use super::{SqlStore, Store};
+use anyhow::{Context, Result, bail};
 use sqlx::Connection;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migrate, Migrator};
@@ -11,24 +13,6 @@ use std::time::Duration;
 
 /// How long opening the first Postgres connection may take.
 const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Postgres,
-    Sqlite,
-}
-
-impl Backend {
-    fn migrator(self) -> &'static Migrator {
-        match self {
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-        }
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct ConnectOptions {
@@ -42,8 +26,8 @@ pub struct ConnectOptions {
 }
 
 impl ConnectOptions {
-    /// The URL actually used, and which backend it selects.
-    pub fn resolve(&self) -> Result<(String, Backend)> {
+    /// The URL actually used, and the dialect it selects.
+    fn resolve(&self) -> Result<(String, &'static Dialect)> {
         let url = match &self.database_url {
             Some(u) if !u.trim().is_empty() => u.trim().to_string(),
             _ => {
@@ -53,67 +37,52 @@ impl ConnectOptions {
                 format!("sqlite://{}", self.data_dir.join("tidebase.db").display())
             }
         };
-        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
+        let Some(dialect) = Dialect::of(&url) else {
             bail!("unsupported database URL {url:?}: expected postgres://… or sqlite:…");
         };
-        Ok((url, backend))
+        Ok((url, dialect))
+    }
+
+    /// Which database these options open, for the operator (credentials
+    /// redacted).
+    pub fn describe(&self) -> Result<String> {
+        let (url, dialect) = self.resolve()?;
+        Ok(format!("{} ({})", dialect.name, redact(&url)))
     }
 }
 
 /// Open the store, applying (or, with auto-migrate off, checking) migrations.
 pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
     sqlx::any::install_default_drivers();
-    let (url, backend) = opts.resolve()?;
-    let pool = match backend {
-        // No ping on every checkout: it is a round trip per transaction, and
-        // a dead connection surfaces as an error on first use anyway.
-        Backend::Postgres => {
-            reach_postgres(&url).await?;
-            AnyPoolOptions::new()
-                .max_connections(opts.max_connections)
-                .test_before_acquire(false)
-                .connect(&url)
-                .await
-                .with_context(|| format!("cannot connect to {}", redact(&url)))?
-        }
-        Backend::Sqlite => {
-            let url = if url.contains('?') {
-                url
-            } else {
-                format!("{url}?mode=rwc")
-            };
-            AnyPoolOptions::new()
-                .max_connections(opts.max_connections.min(8))
-                .test_before_acquire(false)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        // WAL lets readers run beside the single writer; the
-                        // busy timeout covers writers from other processes.
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = NORMAL",
-                            "PRAGMA busy_timeout = 10000",
-                            "PRAGMA foreign_keys = ON",
-                        ] {
-                            sqlx::query(pragma).execute(&mut *conn).await?;
-                        }
-                        Ok(())
-                    })
-                })
-                .connect(&url)
-                .await
-                .with_context(|| format!("cannot open {url}"))?
-        }
+    let (url, dialect) = opts.resolve()?;
+    if dialect.reach_first {
+        reach(&url).await?;
+    }
+    let url = match dialect.default_url_options {
+        Some(options) if !url.contains('?') => format!("{url}?{options}"),
+        _ => url,
     };
-    let migrator = backend.migrator();
+    // No ping on every checkout: it is a round trip per transaction, and a
+    // dead connection surfaces as an error on first use anyway.
+    let pool = AnyPoolOptions::new()
+        .max_connections(opts.max_connections.min(dialect.max_connections))
+        .test_before_acquire(false)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                for statement in dialect.on_connect {
+                    sqlx::query(*statement).execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .with_context(|| format!("cannot open {}", redact(&url)))?;
     if opts.auto_migrate {
-        migrator.run(&pool).await.context("applying migrations")?;
+        let migrating = dialect.migrator.run(&pool).await;
+        migrating.context("applying migrations")?;
     } else {
-        let pending = pending_in(&pool, migrator).await?;
+        let pending = pending_in(&pool, dialect.migrator).await?;
         if !pending.is_empty() {
             bail!(
                 "database has pending migrations ({}); run `tidebase-host migrate` or unset TIDEBASE_AUTO_MIGRATE=0",
@@ -121,14 +90,14 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
             );
         }
     }
-    Ok(Arc::new(SqlStore::new(pool, backend)))
+    Ok(Arc::new(SqlStore::new(pool, dialect)))
 }
 
 /// Open and close one connection, to fail within seconds with the real
 /// cause (refused, authentication, unknown database, unreachable host): the
 /// pool would retry a refused connection until its 30 s acquire timeout and
 /// then report only that it timed out.
-async fn reach_postgres(url: &str) -> Result<()> {
+async fn reach(url: &str) -> Result<()> {
     let what = || format!("cannot connect to {}", redact(url));
     let conn = tokio::time::timeout(PG_CONNECT_TIMEOUT, sqlx::AnyConnection::connect(url))
         .await
@@ -147,15 +116,15 @@ async fn reach_postgres(url: &str) -> Result<()> {
 /// Names of migrations not yet applied to the database at `opts`.
 pub async fn pending_migrations(opts: &ConnectOptions) -> Result<Vec<String>> {
     sqlx::any::install_default_drivers();
-    let (url, backend) = opts.resolve()?;
-    if backend == Backend::Postgres {
-        reach_postgres(&url).await?;
+    let (url, dialect) = opts.resolve()?;
+    if dialect.reach_first {
+        reach(&url).await?;
     }
     let pool = AnyPoolOptions::new()
         .max_connections(1)
         .connect(&url)
         .await?;
-    pending_in(&pool, backend.migrator()).await
+    pending_in(&pool, dialect.migrator).await
 }
 
 async fn pending_in(pool: &sqlx::AnyPool, migrator: &Migrator) -> Result<Vec<String>> {

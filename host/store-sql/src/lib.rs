@@ -1,17 +1,22 @@
 //! The SQL store: one implementation of the engine's store traits for both
 //! backends (Postgres in production, SQLite embedded) through sqlx's `Any`
-//! driver. Everything that knows SQL, a driver or a dialect lives here.
+//! driver. Everything that knows SQL, a driver or a dialect lives here;
+//! every difference between the two dialects is a field of `dialect::Dialect`.
 
 mod connect;
-mod exclusive;
+mod dialect;
 mod queues;
+mod records;
 mod rows;
+mod rules;
 mod sql;
+mod table;
 mod wasm;
 
-pub use connect::{Backend, ConnectOptions, connect, pending_migrations};
+pub use connect::{ConnectOptions, connect, pending_migrations};
 pub use sql::SqlStore;
 
-// The engine's names at this crate's root, so modules read `crate::model`.
-use tidebase_engine::store::{Claimant, Exclusive, QueueTx, Result, Store, Tx, WasmTx};
+// The engine's names at this crate's root, so modules read `crate::model`
+// and `super::RunRows`.
+use tidebase_engine::store::*;
 use tidebase_engine::{clock, model};

@@ -1,97 +1,23 @@
-//! Rows behind queues, schedules, the reconciler and outbound webhooks:
-//! queue configuration, claim selection, schedules, recovery attempts and
-//! channel deliveries.
+//! SQL behind queues, schedules, the reconciler and outbound webhooks:
+//! claim selection, queue configuration, schedules, sweeps, recovery
+//! attempts and channel deliveries.
 
-use super::rows::{self, R, to_text};
-use super::sql::{SqlTx, q};
-use super::{Backend, Claimant, QueueTx, Result};
+use super::rows::{
+    DELIVERIES, DELIVERY_RECORDS, QUEUE_CONFIGS, RECOVERY_ATTEMPTS, RUNS, SCHEDULES,
+};
+use super::sql::{Query, SqlTx, q};
+use super::{
+    Claimant, DeliveryRows, QueueConfigRows, QueueRows, RecoveryRows, Result, ScheduleRows,
+    SweepRows, rules,
+};
 use crate::clock::Micros;
 use crate::model::{
-    CallOutcome, Delivery, QueueConfig, QueueCounts, RecoveryAttempt, Run, Schedule,
+    CallOutcome, Delivery, DeliveryRecord, QueueConfig, QueueCounts, RecoveryAttempt, Run, Schedule,
 };
 use async_trait::async_trait;
-use serde_json::Value;
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
-const CONFIG_COLS: &str = "name, concurrency, rate_per_minute, invoke_url, created_at, updated_at";
-
-fn queue_config(row: &AnyRow) -> R<QueueConfig> {
-    Ok(QueueConfig {
-        name: row.try_get("name")?,
-        concurrency: row.try_get::<Option<i32>, _>("concurrency")?.map(i64::from),
-        rate_per_minute: row
-            .try_get::<Option<i32>, _>("rate_per_minute")?
-            .map(i64::from),
-        invoke_url: row.try_get("invoke_url")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-const SCHEDULE_COLS: &str = "name, cron, workflow_name, input_json, queue_name, max_attempts, \
-    enabled, next_run_at, last_enqueued_at, created_at, updated_at";
-/// The columns as read: sqlx's `Any` driver cannot decode SQLite booleans,
-/// so `enabled` comes back as an integer on both backends.
-const SCHEDULE_SELECT: &str = "name, cron, workflow_name, input_json, queue_name, max_attempts, \
-    CAST(CASE WHEN enabled THEN 1 ELSE 0 END AS BIGINT) AS enabled, next_run_at, last_enqueued_at, \
-    created_at, updated_at";
-
-fn schedule(row: &AnyRow) -> R<Schedule> {
-    let input: String = row.try_get("input_json")?;
-    let enabled = row.try_get::<i64, _>("enabled")? != 0;
-    Ok(Schedule {
-        name: row.try_get("name")?,
-        cron: row.try_get("cron")?,
-        workflow_name: row.try_get("workflow_name")?,
-        input: serde_json::from_str(&input).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        queue: row.try_get("queue_name")?,
-        max_attempts: row.try_get("max_attempts")?,
-        enabled,
-        next_run_at: row.try_get("next_run_at")?,
-        last_enqueued_at: row.try_get("last_enqueued_at")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-const DELIVERY_COLS: &str =
-    "id, run_id, channel_id, gate_id, event_type, url, secret, payload_json, created_at";
-
-fn delivery(row: &AnyRow) -> R<Delivery> {
-    let payload: String = row.try_get("payload_json")?;
-    Ok(Delivery {
-        id: row.try_get("id")?,
-        run_id: row.try_get("run_id")?,
-        channel_id: row.try_get("channel_id")?,
-        gate_id: row.try_get("gate_id")?,
-        event_type: row.try_get("event_type")?,
-        url: row.try_get("url")?,
-        secret: row.try_get("secret")?,
-        payload: serde_json::from_str::<Value>(&payload)
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-/// `$1, $2, …` for every column of a column list.
-fn placeholders(cols: &str) -> String {
-    let n = cols.split(',').count();
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn count(row: &AnyRow) -> R<i64> {
-    row.try_get(0)
-}
-
-fn name(row: &AnyRow) -> R<String> {
-    row.try_get(0)
-}
-
-/// The SQL condition selecting the runs `who` may claim.
+/// The runs `who` may claim.
 fn claimable_by(who: Claimant) -> &'static str {
     match who {
         Claimant::External => "component_digest IS NULL",
@@ -100,44 +26,30 @@ fn claimable_by(who: Claimant) -> &'static str {
 }
 
 impl SqlTx {
-    fn skip_locked(&self, lock: bool) -> &'static str {
-        if lock && self.backend == Backend::Postgres {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        }
-    }
-
-    async fn scalar(&mut self, query: super::sql::Query<'_>) -> Result<i64> {
-        Ok(self.one(query, count).await?.unwrap_or(0))
+    /// A count (0 when the query returns no row).
+    async fn count(&mut self, query: Query<'_>) -> Result<i64> {
+        Ok(self.one(query, |row| row.try_get(0)).await?.unwrap_or(0))
     }
 }
 
 #[async_trait]
-impl QueueTx for SqlTx {
+impl QueueRows for SqlTx {
     async fn insert_run_unless_active(&mut self, r: &Run) -> Result<bool> {
         // Without a conflict target, DO NOTHING covers the partial unique
         // index on active (queue, dedupe key) pairs on both backends, and
         // (unlike a caught violation) leaves a Postgres transaction usable.
-        let sql = format!(
-            "INSERT INTO runs ({}) VALUES ({}) ON CONFLICT DO NOTHING",
-            rows::RUN_COLS,
-            placeholders(rows::RUN_COLS)
-        );
-        Ok(self.exec(super::sql::bind_run(q(&sql), r)).await? == 1)
+        let sql = format!("{} ON CONFLICT DO NOTHING", RUNS.insert());
+        Ok(self.exec((RUNS.bind)(q(&sql), r)).await? == 1)
     }
 
     async fn active_run_by_key(&mut self, queue: &str, key: &str) -> Result<Option<Run>> {
         let sql = format!(
-            "SELECT {} FROM runs WHERE queue_name = $1 AND dedupe_key = $2 \
-             AND status IN ('queued', 'running')",
-            rows::RUN_COLS
+            "SELECT {} FROM runs WHERE queue_name = $1 AND dedupe_key = $2 AND {}",
+            RUNS.select(),
+            rules::holds_dedupe_key()
         );
-        self.one(
-            q(&sql).bind(queue.to_string()).bind(key.to_string()),
-            rows::run,
-        )
-        .await
+        let query = q(&sql).bind(queue.to_string()).bind(key.to_string());
+        self.one(query, RUNS.decode).await
     }
 
     async fn ready_queue_runs(
@@ -151,15 +63,12 @@ impl QueueTx for SqlTx {
         let sql = format!(
             "SELECT {} FROM runs WHERE queue_name = $1 AND status = 'queued' AND run_at <= $2 \
              AND {} ORDER BY priority DESC, run_at ASC, id LIMIT $3{}",
-            rows::RUN_COLS,
+            RUNS.select(),
             claimable_by(who),
-            self.skip_locked(lock)
+            self.dialect.lock_skipping(lock)
         );
-        self.all(
-            q(&sql).bind(queue.to_string()).bind(now).bind(limit),
-            rows::run,
-        )
-        .await
+        let query = q(&sql).bind(queue.to_string()).bind(now).bind(limit);
+        self.all(query, RUNS.decode).await
     }
 
     async fn queues_with_ready_runs(&mut self, now: Micros, who: Claimant) -> Result<Vec<String>> {
@@ -168,29 +77,29 @@ impl QueueTx for SqlTx {
              AND run_at <= $1 AND {} ORDER BY queue_name",
             claimable_by(who)
         );
-        self.all(q(&sql).bind(now), name).await
+        self.all(q(&sql).bind(now), |row| row.try_get(0)).await
     }
 
     async fn running_in_queue(&mut self, queue: &str) -> Result<i64> {
         let sql = "SELECT COUNT(*) FROM runs WHERE queue_name = $1 AND status = 'running'";
-        self.scalar(q(sql).bind(queue.to_string())).await
+        self.count(q(sql).bind(queue.to_string())).await
     }
 
     async fn claimed_since(&mut self, queue: &str, since: Micros) -> Result<i64> {
         let sql = "SELECT COUNT(*) FROM runs WHERE queue_name = $1 AND claimed_at > $2";
-        self.scalar(q(sql).bind(queue.to_string()).bind(since))
-            .await
+        self.count(q(sql).bind(queue.to_string()).bind(since)).await
     }
 
     async fn queue_counts(&mut self) -> Result<Vec<QueueCounts>> {
         let sql = "SELECT queue_name, status, COUNT(*) FROM runs WHERE queue_name IS NOT NULL \
             GROUP BY queue_name, status ORDER BY queue_name";
-        let rows = q(sql).fetch_all(self.c()).await?;
+        let rows: Vec<(String, String, i64)> = self
+            .all(q(sql), |row| {
+                Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+            })
+            .await?;
         let mut out: Vec<QueueCounts> = Vec::new();
-        for row in rows {
-            let queue: String = row.try_get(0)?;
-            let status: String = row.try_get(1)?;
-            let n: i64 = row.try_get(2)?;
+        for (queue, status, n) in rows {
             if out.last().is_none_or(|c| c.name != queue) {
                 out.push(QueueCounts {
                     name: queue,
@@ -210,143 +119,107 @@ impl QueueTx for SqlTx {
         Ok(out)
     }
 
+    async fn push_run_at(&mut self, run_id: &str, expected: Micros, to: Micros) -> Result<bool> {
+        let sql = "UPDATE runs SET run_at = $3 WHERE id = $1 AND status = 'queued' AND run_at = $2";
+        let query = q(sql).bind(run_id.to_string()).bind(expected).bind(to);
+        Ok(self.exec(query).await? == 1)
+    }
+}
+
+#[async_trait]
+impl QueueConfigRows for SqlTx {
+    async fn queue_config(&mut self, name: &str) -> Result<Option<QueueConfig>> {
+        let sql = format!(
+            "SELECT {} FROM queue_configs WHERE name = $1",
+            QUEUE_CONFIGS.select()
+        );
+        self.one(q(&sql).bind(name.to_string()), QUEUE_CONFIGS.decode)
+            .await
+    }
+
+    async fn queue_configs(&mut self) -> Result<Vec<QueueConfig>> {
+        let sql = format!(
+            "SELECT {} FROM queue_configs ORDER BY name",
+            QUEUE_CONFIGS.select()
+        );
+        self.all(q(&sql), QUEUE_CONFIGS.decode).await
+    }
+
+    async fn put_queue_config(&mut self, c: &QueueConfig) -> Result<()> {
+        self.upsert(&QUEUE_CONFIGS, "name", c).await
+    }
+}
+
+#[async_trait]
+impl ScheduleRows for SqlTx {
+    async fn schedule(&mut self, name: &str, lock: bool) -> Result<Option<Schedule>> {
+        let sql = format!(
+            "SELECT {} FROM schedules WHERE name = $1{}",
+            SCHEDULES.select(),
+            self.dialect.lock(lock)
+        );
+        self.one(q(&sql).bind(name.to_string()), SCHEDULES.decode)
+            .await
+    }
+
+    async fn schedules(&mut self) -> Result<Vec<Schedule>> {
+        let sql = format!("SELECT {} FROM schedules ORDER BY name", SCHEDULES.select());
+        self.all(q(&sql), SCHEDULES.decode).await
+    }
+
+    async fn put_schedule(&mut self, s: &Schedule) -> Result<()> {
+        self.upsert(&SCHEDULES, "name", s).await
+    }
+
+    async fn delete_schedule(&mut self, name: &str) -> Result<bool> {
+        let query = q("DELETE FROM schedules WHERE name = $1").bind(name.to_string());
+        Ok(self.exec(query).await? > 0)
+    }
+
+    async fn due_schedules(&mut self, now: Micros) -> Result<Vec<Schedule>> {
+        let sql = format!(
+            "SELECT {} FROM schedules WHERE enabled AND next_run_at IS NOT NULL \
+             AND next_run_at <= $1 ORDER BY next_run_at, name",
+            SCHEDULES.select()
+        );
+        self.all(q(&sql).bind(now), SCHEDULES.decode).await
+    }
+}
+
+#[async_trait]
+impl SweepRows for SqlTx {
     async fn expired_leases(
         &mut self,
         now: Micros,
         nudged_since: Micros,
         limit: i64,
     ) -> Result<Vec<Run>> {
-        // The lease rule of `model::lease`: expired once `lease_expires_at <= now`.
         let sql = format!(
-            "SELECT {} FROM runs WHERE status = 'running' AND lease_expires_at <= $1 \
+            "SELECT {} FROM runs WHERE status = 'running' AND {} \
              AND component_digest IS NULL AND (queue_name IS NOT NULL OR (recovery_webhook IS NOT NULL \
              AND NOT EXISTS (SELECT 1 FROM recovery_attempts a WHERE a.run_id = runs.id AND a.created_at > $2))) \
              ORDER BY lease_expires_at LIMIT $3",
-            rows::RUN_COLS
+            RUNS.select(),
+            rules::lease_expired("$1")
         );
-        self.all(q(&sql).bind(now).bind(nudged_since).bind(limit), rows::run)
-            .await
+        let query = q(&sql).bind(now).bind(nudged_since).bind(limit);
+        self.all(query, RUNS.decode).await
     }
 
     async fn overdue_runs(&mut self, now: Micros, limit: i64) -> Result<Vec<Run>> {
         let sql = format!(
             "SELECT {} FROM runs WHERE deadline_at IS NOT NULL AND deadline_at < $1 \
              AND status IN ('pending', 'queued', 'running') ORDER BY deadline_at LIMIT $2",
-            rows::RUN_COLS
+            RUNS.select()
         );
-        self.all(q(&sql).bind(now).bind(limit), rows::run).await
+        self.all(q(&sql).bind(now).bind(limit), RUNS.decode).await
     }
+}
 
-    async fn push_run_at(&mut self, run_id: &str, expected: Micros, to: Micros) -> Result<bool> {
-        let sql = "UPDATE runs SET run_at = $3 WHERE id = $1 AND status = 'queued' AND run_at = $2";
-        Ok(self
-            .exec(q(sql).bind(run_id.to_string()).bind(expected).bind(to))
-            .await?
-            == 1)
-    }
-
-    async fn queue_config(&mut self, name: &str) -> Result<Option<QueueConfig>> {
-        let sql = format!("SELECT {CONFIG_COLS} FROM queue_configs WHERE name = $1");
-        self.one(q(&sql).bind(name.to_string()), queue_config).await
-    }
-
-    async fn queue_configs(&mut self) -> Result<Vec<QueueConfig>> {
-        let sql = format!("SELECT {CONFIG_COLS} FROM queue_configs ORDER BY name");
-        self.all(q(&sql), queue_config).await
-    }
-
-    async fn put_queue_config(&mut self, c: &QueueConfig) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO queue_configs ({CONFIG_COLS}) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency, \
-             rate_per_minute = excluded.rate_per_minute, invoke_url = excluded.invoke_url, \
-             created_at = excluded.created_at, updated_at = excluded.updated_at"
-        );
-        let query = q(&sql)
-            .bind(c.name.clone())
-            // Range-checked at the door; saturate rather than wrap regardless.
-            .bind(c.concurrency.map(|v| i32::try_from(v).unwrap_or(i32::MAX)))
-            .bind(
-                c.rate_per_minute
-                    .map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
-            )
-            .bind(c.invoke_url.clone())
-            .bind(c.created_at)
-            .bind(c.updated_at);
-        self.exec(query).await?;
-        Ok(())
-    }
-
-    async fn schedule(&mut self, name: &str, lock: bool) -> Result<Option<Schedule>> {
-        let sql = format!(
-            "SELECT {SCHEDULE_SELECT} FROM schedules WHERE name = $1{}",
-            self.for_update(lock)
-        );
-        self.one(q(&sql).bind(name.to_string()), schedule).await
-    }
-
-    async fn schedules(&mut self) -> Result<Vec<Schedule>> {
-        let sql = format!("SELECT {SCHEDULE_SELECT} FROM schedules ORDER BY name");
-        self.all(q(&sql), schedule).await
-    }
-
-    async fn put_schedule(&mut self, s: &Schedule) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO schedules ({SCHEDULE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, workflow_name = excluded.workflow_name, \
-             input_json = excluded.input_json, queue_name = excluded.queue_name, \
-             max_attempts = excluded.max_attempts, enabled = excluded.enabled, \
-             next_run_at = excluded.next_run_at, last_enqueued_at = excluded.last_enqueued_at, \
-             created_at = excluded.created_at, updated_at = excluded.updated_at"
-        );
-        let query = q(&sql)
-            .bind(s.name.clone())
-            .bind(s.cron.clone())
-            .bind(s.workflow_name.clone())
-            .bind(to_text(&s.input))
-            .bind(s.queue.clone())
-            .bind(s.max_attempts)
-            .bind(s.enabled)
-            .bind(s.next_run_at)
-            .bind(s.last_enqueued_at)
-            .bind(s.created_at)
-            .bind(s.updated_at);
-        self.exec(query).await?;
-        Ok(())
-    }
-
-    async fn delete_schedule(&mut self, name: &str) -> Result<bool> {
-        Ok(self
-            .exec(q("DELETE FROM schedules WHERE name = $1").bind(name.to_string()))
-            .await?
-            > 0)
-    }
-
-    async fn due_schedules(&mut self, now: Micros) -> Result<Vec<Schedule>> {
-        let sql = format!(
-            "SELECT {SCHEDULE_SELECT} FROM schedules WHERE enabled AND next_run_at IS NOT NULL \
-             AND next_run_at <= $1 ORDER BY next_run_at, name"
-        );
-        self.all(q(&sql).bind(now), schedule).await
-    }
-
+#[async_trait]
+impl RecoveryRows for SqlTx {
     async fn insert_recovery_attempt(&mut self, a: &RecoveryAttempt) -> Result<()> {
-        let sql = "INSERT INTO recovery_attempts (id, run_id, reason, webhook_url, status, http_status, \
-            response_body, error_text, created_at, completed_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-        let query = q(sql)
-            .bind(a.id.clone())
-            .bind(a.run_id.clone())
-            .bind(a.reason.clone())
-            .bind(a.webhook_url.clone())
-            .bind(a.status.clone())
-            .bind(a.http_status)
-            .bind(a.response_body.clone())
-            .bind(a.error_text.clone())
-            .bind(a.created_at)
-            .bind(a.completed_at);
-        self.exec(query).await?;
-        Ok(())
+        self.insert(&RECOVERY_ATTEMPTS, a).await
     }
 
     async fn finish_recovery_attempt(&mut self, a: &RecoveryAttempt) -> Result<()> {
@@ -365,26 +238,28 @@ impl QueueTx for SqlTx {
 
     async fn latest_recovery_attempt_at(&mut self, run_id: &str) -> Result<Option<Micros>> {
         let sql = "SELECT MAX(created_at) FROM recovery_attempts WHERE run_id = $1";
-        let row = q(sql).bind(run_id.to_string()).fetch_one(self.c()).await?;
-        Ok(row.try_get::<Option<i64>, _>(0)?)
+        self.value(q(sql).bind(run_id.to_string())).await
     }
 
+    async fn recovery_attempts(&mut self, run_id: &str) -> Result<Vec<RecoveryAttempt>> {
+        let sql = format!(
+            "SELECT {} FROM recovery_attempts WHERE run_id = $1 ORDER BY created_at DESC, id",
+            RECOVERY_ATTEMPTS.select()
+        );
+        let query = q(&sql).bind(run_id.to_string());
+        self.all(query, RECOVERY_ATTEMPTS.decode).await
+    }
+}
+
+#[async_trait]
+impl DeliveryRows for SqlTx {
     async fn insert_delivery(&mut self, d: &Delivery) -> Result<()> {
         let sql = format!(
-            "INSERT INTO channel_deliveries ({DELIVERY_COLS}, status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending')"
+            "INSERT INTO channel_deliveries ({}, status) VALUES ({}, 'pending')",
+            DELIVERIES.names(),
+            DELIVERIES.params()
         );
-        let query = q(&sql)
-            .bind(d.id.clone())
-            .bind(d.run_id.clone())
-            .bind(d.channel_id.clone())
-            .bind(d.gate_id.clone())
-            .bind(d.event_type.clone())
-            .bind(d.url.clone())
-            .bind(d.secret.clone())
-            .bind(to_text(&d.payload))
-            .bind(d.created_at);
-        self.exec(query).await?;
+        self.exec((DELIVERIES.bind)(q(&sql), d)).await?;
         Ok(())
     }
 
@@ -396,10 +271,11 @@ impl QueueTx for SqlTx {
     ) -> Result<Option<Delivery>> {
         let sql = format!(
             "UPDATE channel_deliveries SET claimed_until = $3 WHERE id = $1 AND status = 'pending' \
-             AND (claimed_until IS NULL OR claimed_until < $2) RETURNING {DELIVERY_COLS}"
+             AND (claimed_until IS NULL OR claimed_until < $2) RETURNING {}",
+            DELIVERIES.select()
         );
-        self.one(q(&sql).bind(id.to_string()).bind(now).bind(until), delivery)
-            .await
+        let query = q(&sql).bind(id.to_string()).bind(now).bind(until);
+        self.one(query, DELIVERIES.decode).await
     }
 
     async fn finish_delivery(
@@ -429,10 +305,21 @@ impl QueueTx for SqlTx {
         limit: i64,
     ) -> Result<Vec<Delivery>> {
         let sql = format!(
-            "SELECT {DELIVERY_COLS} FROM channel_deliveries WHERE status = 'pending' AND created_at < $1 \
-             AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY created_at, id LIMIT $3"
+            "SELECT {} FROM channel_deliveries WHERE status = 'pending' AND created_at < $1 \
+             AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY created_at, id LIMIT $3",
+            DELIVERIES.select()
         );
-        self.all(q(&sql).bind(before).bind(now).bind(limit), delivery)
-            .await
+        let query = q(&sql).bind(before).bind(now).bind(limit);
+        self.all(query, DELIVERIES.decode).await
+    }
+
+    async fn deliveries(&mut self, run_id: &str) -> Result<Vec<DeliveryRecord>> {
+        let sql = format!(
+            "SELECT {} FROM channel_deliveries WHERE run_id = $1 \
+             ORDER BY created_at DESC, id LIMIT 100",
+            DELIVERY_RECORDS.select()
+        );
+        let query = q(&sql).bind(run_id.to_string());
+        self.all(query, DELIVERY_RECORDS.decode).await
     }
 }

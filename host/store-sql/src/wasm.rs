@@ -1,32 +1,17 @@
-//! Rows behind deployed components and the wasm worker loop.
+//! SQL behind deployed components and the wasm worker loop.
 
-use super::rows::{self, R, to_text};
+use super::rows::{DEPLOYMENTS, RUNS};
 use super::sql::{SqlTx, q};
-use super::{Result, WasmTx};
+use super::table::{Codec, Json};
+use super::{DeploymentRows, HostCallRows, Result, WasmRunRows, rules};
 use crate::clock::Micros;
 use crate::model::{Deployment, Run};
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::any::AnyRow;
-
-const DEPLOY_COLS: &str =
-    "id, workflow_name, version, digest, memory_limit_bytes, cpu_limit_ms, created_at";
-
-fn deployment(row: &AnyRow) -> R<Deployment> {
-    Ok(Deployment {
-        id: row.try_get("id")?,
-        workflow_name: row.try_get("workflow_name")?,
-        version: row.try_get("version")?,
-        digest: row.try_get("digest")?,
-        memory_limit_bytes: row.try_get("memory_limit_bytes")?,
-        cpu_limit_ms: row.try_get("cpu_limit_ms")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
 
 #[async_trait]
-impl WasmTx for SqlTx {
+impl DeploymentRows for SqlTx {
     async fn put_component(&mut self, digest: &str, bytes: &[u8], now: Micros) -> Result<()> {
         let sql = "INSERT INTO components (digest, bytes, size, created_at) VALUES ($1, $2, $3, $4) \
             ON CONFLICT (digest) DO NOTHING";
@@ -40,76 +25,91 @@ impl WasmTx for SqlTx {
     }
 
     async fn component(&mut self, digest: &str) -> Result<Option<Vec<u8>>> {
-        let row = q("SELECT bytes FROM components WHERE digest = $1")
-            .bind(digest.to_string())
-            .fetch_optional(self.c())
-            .await?;
-        Ok(row.map(|r| r.try_get::<Vec<u8>, _>(0)).transpose()?)
+        let query = q("SELECT bytes FROM components WHERE digest = $1").bind(digest.to_string());
+        self.one(query, |row| row.try_get(0)).await
     }
 
     async fn insert_deployment(&mut self, d: &Deployment) -> Result<()> {
-        let sql =
-            format!("INSERT INTO deployments ({DEPLOY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
-        let query = q(&sql)
-            .bind(d.id.clone())
-            .bind(d.workflow_name.clone())
-            .bind(d.version)
-            .bind(d.digest.clone())
-            .bind(d.memory_limit_bytes)
-            .bind(d.cpu_limit_ms)
-            .bind(d.created_at);
-        self.exec(query).await?;
-        Ok(())
+        self.insert(&DEPLOYMENTS, d).await
     }
 
     async fn deployments(&mut self, workflow: Option<&str>) -> Result<Vec<Deployment>> {
         let sql = format!(
-            "SELECT {DEPLOY_COLS} FROM deployments WHERE ($1 IS NULL OR workflow_name = $1) \
-             ORDER BY workflow_name, version DESC"
+            "SELECT {} FROM deployments WHERE ($1 IS NULL OR workflow_name = $1) \
+             ORDER BY workflow_name, version DESC",
+            DEPLOYMENTS.select()
         );
-        self.all(q(&sql).bind(workflow.map(String::from)), deployment)
-            .await
+        let query = q(&sql).bind(workflow.map(String::from));
+        self.all(query, DEPLOYMENTS.decode).await
     }
 
     async fn deployment_for(&mut self, workflow: &str, digest: &str) -> Result<Option<Deployment>> {
         let sql = format!(
-            "SELECT {DEPLOY_COLS} FROM deployments WHERE workflow_name = $1 AND digest = $2 \
-             ORDER BY version DESC LIMIT 1"
+            "SELECT {} FROM deployments WHERE workflow_name = $1 AND digest = $2 \
+             ORDER BY version DESC LIMIT 1",
+            DEPLOYMENTS.select()
         );
-        self.one(
-            q(&sql).bind(workflow.to_string()).bind(digest.to_string()),
-            deployment,
-        )
+        let query = q(&sql).bind(workflow.to_string()).bind(digest.to_string());
+        self.one(query, DEPLOYMENTS.decode).await
+    }
+}
+
+#[async_trait]
+impl HostCallRows for SqlTx {
+    async fn host_calls(&mut self, run_id: &str) -> Result<Vec<(String, Value)>> {
+        let sql = "SELECT call_key, answer_json FROM host_calls WHERE run_id = $1";
+        self.all(q(sql).bind(run_id.to_string()), |row| {
+            Ok((
+                row.try_get("call_key")?,
+                <Json as Codec<Value>>::get(row, "answer_json")?,
+            ))
+        })
         .await
     }
 
+    async fn insert_host_call(
+        &mut self,
+        run_id: &str,
+        key: &str,
+        answer: &Value,
+        now: Micros,
+    ) -> Result<()> {
+        let sql = "INSERT INTO host_calls (run_id, call_key, answer_json, created_at) \
+            VALUES ($1, $2, $3, $4)";
+        let query = q(sql)
+            .bind(run_id.to_string())
+            .bind(key.to_string())
+            .bind(answer.to_string())
+            .bind(now);
+        self.exec(query).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl WasmRunRows for SqlTx {
     async fn ready_wasm_runs(
         &mut self,
         now: Micros,
         limit: i64,
         root: Option<&str>,
     ) -> Result<Vec<Run>> {
-        let skip = if self.backend == super::Backend::Postgres {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        };
-        // A running run is claimable once its lease has expired, by the rule
-        // of `model::lease`: `lease_expires_at <= now`.
         let sql = format!(
             "WITH RECURSIVE tree(id) AS (\
                SELECT CAST($3 AS TEXT) \
                UNION SELECT e.child_run_id FROM run_edges e JOIN tree t ON e.parent_run_id = t.id) \
              SELECT {} FROM runs WHERE component_digest IS NOT NULL AND \
              (status = 'pending' OR (status = 'running' AND \
-               (lease_expires_at IS NULL OR lease_expires_at <= $1) AND \
+               (lease_expires_at IS NULL OR {}) AND \
                (parked_until IS NULL OR parked_until <= $1))) \
              AND ($3 IS NULL OR id IN (SELECT id FROM tree)) \
-             ORDER BY created_at LIMIT $2{skip}",
-            rows::RUN_COLS
+             ORDER BY created_at LIMIT $2{}",
+            RUNS.select(),
+            rules::lease_expired("$1"),
+            self.dialect.skip_locked
         );
         let query = q(&sql).bind(now).bind(limit).bind(root.map(String::from));
-        self.all(query, rows::run).await
+        self.all(query, RUNS.decode).await
     }
 
     async fn adopt_pending(&mut self, workflow: &str, digest: &str) -> Result<u64> {
@@ -131,36 +131,6 @@ impl WasmTx for SqlTx {
     async fn next_wake(&mut self, now: Micros) -> Result<Option<Micros>> {
         let sql = "SELECT MIN(parked_until) FROM runs WHERE component_digest IS NOT NULL \
             AND status = 'running' AND parked_until > $1";
-        let row = q(sql).bind(now).fetch_one(self.c()).await?;
-        Ok(row.try_get::<Option<i64>, _>(0)?)
-    }
-
-    async fn host_calls(&mut self, run_id: &str) -> Result<Vec<(String, Value)>> {
-        let sql = "SELECT call_key, answer_json FROM host_calls WHERE run_id = $1";
-        self.all(q(sql).bind(run_id.to_string()), |row| {
-            Ok((
-                row.try_get("call_key")?,
-                rows::json_col(row, "answer_json")?,
-            ))
-        })
-        .await
-    }
-
-    async fn insert_host_call(
-        &mut self,
-        run_id: &str,
-        key: &str,
-        answer: &Value,
-        now: Micros,
-    ) -> Result<()> {
-        let sql = "INSERT INTO host_calls (run_id, call_key, answer_json, created_at) \
-            VALUES ($1, $2, $3, $4)";
-        let query = q(sql)
-            .bind(run_id.to_string())
-            .bind(key.to_string())
-            .bind(to_text(answer))
-            .bind(now);
-        self.exec(query).await?;
-        Ok(())
+        self.value(q(sql).bind(now)).await
     }
 }

@@ -5,6 +5,7 @@
 use super::bindings::GuestError;
 use super::interrupt::Interrupt;
 use crate::engine::ActivationOutcome;
+use crate::engine::store::StoreError;
 use serde_json::{Value, json};
 
 fn failed(name: &str, message: String, class: &'static str) -> ActivationOutcome {
@@ -98,7 +99,9 @@ fn trapped(err: wasmtime::Error, stderr: &[u8]) -> ActivationOutcome {
             "output_limit",
         );
     }
-    if err.downcast_ref::<sqlx::Error>().is_some() || detail.contains("pool timed out") {
+    // A store failure is the host's, never the guest's: the activation is
+    // retried, and replays its checkpoints.
+    if err.downcast_ref::<StoreError>().is_some() {
         return ActivationOutcome::Retry(detail);
     }
     failed("Trap", format!("{detail}{}", suffix(&tail)), "trap")

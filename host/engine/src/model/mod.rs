@@ -16,8 +16,10 @@ pub use deployment::Deployment;
 pub use gate::{Gate, TIMED_OUT};
 pub use lease::{lease_expired, lease_live};
 pub use misc::{Channel, Event, RunEdge, UsageRecord};
-pub use queue::{CallOutcome, Delivery, QueueConfig, QueueCounts, RecoveryAttempt, Schedule};
-pub use run::{Run, RunStatus};
+pub use queue::{
+    CallOutcome, Delivery, DeliveryRecord, QueueConfig, QueueCounts, RecoveryAttempt, Schedule,
+};
+pub use run::{Fenced, Run, RunStatus};
 pub use state::{LiveState, StateStream, StateVersion};
 pub use step::Step;
 

@@ -85,6 +85,27 @@ pub struct Delivery {
     pub created_at: Micros,
 }
 
+/// A channel delivery and its outcome (`ChannelDelivery` on the wire, in
+/// run detail).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub run_id: Option<String>,
+    pub channel_id: Option<String>,
+    pub gate_id: Option<String>,
+    pub event_type: String,
+    pub payload: Value,
+    pub status: String,
+    pub http_status: Option<i32>,
+    pub response_body: Option<String>,
+    pub error_text: Option<String>,
+    #[serde(serialize_with = "ts::req")]
+    pub created_at: Micros,
+    #[serde(serialize_with = "ts::opt")]
+    pub completed_at: Option<Micros>,
+}
+
 /// How an outbound call ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallOutcome {

@@ -36,6 +36,10 @@ impl RunStatus {
         }
     }
 
+    /// A queue run in one of these holds its `(queue, dedupe key)`: another
+    /// enqueue with the key returns it instead of creating a run.
+    pub const HOLDS_DEDUPE_KEY: [RunStatus; 2] = [RunStatus::Queued, RunStatus::Running];
+
     /// Completed and cancelled runs never change again (our deviation from
     /// v0.5, which let a later complete/fail overwrite a completed run).
     pub fn is_final(self) -> bool {
@@ -47,6 +51,13 @@ impl Serialize for RunStatus {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
     }
+}
+
+/// Why [`Run::fence`] refused a writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fenced {
+    Cancelled,
+    LeaseLost,
 }
 
 /// A run row. Internal columns are skipped on the wire.
@@ -134,6 +145,19 @@ impl Run {
     /// The lease owner while the lease is live (see `model::lease`).
     pub fn live_lease_owner(&self, now: Micros) -> Option<&str> {
         super::lease::live_owner(&self.lease_owner, self.lease_expires_at, now)
+    }
+
+    /// The fence on writes made under the run lease (a wasm step
+    /// checkpoint): only the lease owner may write, and nobody once the run
+    /// is cancelled.
+    pub fn fence(&self, owner: &str) -> Result<(), Fenced> {
+        if self.status == RunStatus::Cancelled {
+            return Err(Fenced::Cancelled);
+        }
+        if self.lease_owner.as_deref() != Some(owner) {
+            return Err(Fenced::LeaseLost);
+        }
+        Ok(())
     }
 
     pub fn clear_lease(&mut self) {

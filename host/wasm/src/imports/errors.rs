@@ -17,7 +17,8 @@ pub fn trap(e: EngineError) -> wasmtime::Error {
         return Interrupt::LeaseLost.trap();
     }
     match e {
-        EngineError::Store(err) => wasmtime::Error::from_anyhow(err),
+        EngineError::Store(err) => wasmtime::Error::new(err),
+        EngineError::Internal(err) => wasmtime::Error::from_anyhow(err),
         other => wasmtime::Error::msg(other.to_string()),
     }
 }

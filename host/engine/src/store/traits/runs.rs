@@ -1,0 +1,16 @@
+//! The `runs` table, by id.
+
+use crate::model::Run;
+use crate::store::Result;
+use async_trait::async_trait;
+
+#[async_trait]
+pub trait RunRows {
+    /// With `lock`, the row stays locked until commit.
+    async fn run(&mut self, id: &str, lock: bool) -> Result<Option<Run>>;
+    async fn insert_run(&mut self, run: &Run) -> Result<()>;
+    /// Replace every column of the run with this id.
+    async fn update_run(&mut self, run: &Run) -> Result<()>;
+    /// Newest first.
+    async fn list_runs(&mut self, limit: i64) -> Result<Vec<Run>>;
+}

@@ -1,0 +1,23 @@
+//! The `steps` table.
+
+use crate::model::{RunStatus, Step};
+use crate::store::Result;
+use async_trait::async_trait;
+
+#[async_trait]
+pub trait StepRows {
+    async fn step_by_name(&mut self, run_id: &str, name: &str, lock: bool) -> Result<Option<Step>>;
+    /// A run's status and its step `name`, in one read (`None`: no such run).
+    async fn run_status_and_step(
+        &mut self,
+        run_id: &str,
+        name: &str,
+    ) -> Result<Option<(RunStatus, Option<Step>)>>;
+    async fn step(&mut self, run_id: &str, step_id: &str, lock: bool) -> Result<Option<Step>>;
+    async fn step_exists(&mut self, step_id: &str) -> Result<bool>;
+    async fn insert_step(&mut self, step: &Step) -> Result<()>;
+    /// Replace every column of the step with this id.
+    async fn update_step(&mut self, step: &Step) -> Result<()>;
+    /// A run's steps, oldest first.
+    async fn steps(&mut self, run_id: &str) -> Result<Vec<Step>>;
+}

@@ -1,0 +1,110 @@
+//! Every difference between the two backends, as one value per backend:
+//! the SQL implementation reads these fields and never asks which database
+//! it is talking to.
+
+use sqlx::migrate::Migrator;
+
+pub(super) struct Dialect {
+    /// For operators.
+    pub name: &'static str,
+    /// URL prefixes that select this backend.
+    pub schemes: &'static [&'static str],
+    pub migrator: &'static Migrator,
+    /// Open one connection before building the pool, to fail within seconds
+    /// with the real cause (see `connect::reach`).
+    pub reach_first: bool,
+    /// Upper bound on the pool size.
+    pub max_connections: u32,
+    /// Appended to a URL without options (create the file if missing).
+    pub default_url_options: Option<&'static str>,
+    /// Run on every new connection.
+    pub on_connect: &'static [&'static str],
+    /// Opens a write transaction.
+    pub begin_write: &'static str,
+    /// Writers queue in process before `begin_write`: a database with one
+    /// writer at a time is fairer and faster that way than with writers
+    /// spinning on its busy handler.
+    pub one_writer: bool,
+    /// Suffix that locks selected rows until commit ("" where the write
+    /// transaction already excludes every other writer).
+    pub row_lock: &'static str,
+    /// Suffix that locks selected rows and skips rows others hold.
+    pub skip_locked: &'static str,
+    /// Takes a transaction-scoped lock on the text key `$1`; `None` where
+    /// the write transaction already excludes every other writer.
+    pub key_lock: Option<&'static str>,
+    /// Session-scoped try-lock and unlock on the bigint key `$1`; `None`:
+    /// one process owns the database, so exclusion is in-process.
+    pub session_lock: Option<(&'static str, &'static str)>,
+    /// Data-modifying statements inside `WITH`, which make a multi-row write
+    /// one statement (one round trip, atomic without a transaction).
+    pub writable_ctes: bool,
+}
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub(super) static POSTGRES: Dialect = Dialect {
+    name: "Postgres",
+    schemes: &["postgres://", "postgresql://"],
+    migrator: &POSTGRES_MIGRATIONS,
+    reach_first: true,
+    max_connections: u32::MAX,
+    default_url_options: None,
+    on_connect: &[],
+    begin_write: "BEGIN",
+    one_writer: false,
+    row_lock: " FOR UPDATE",
+    skip_locked: " FOR UPDATE SKIP LOCKED",
+    key_lock: Some("SELECT pg_advisory_xact_lock(hashtext($1))::text"),
+    session_lock: Some((
+        "SELECT pg_try_advisory_lock($1)",
+        "SELECT pg_advisory_unlock($1)",
+    )),
+    writable_ctes: true,
+};
+
+pub(super) static SQLITE: Dialect = Dialect {
+    name: "SQLite",
+    schemes: &["sqlite:"],
+    migrator: &SQLITE_MIGRATIONS,
+    reach_first: false,
+    max_connections: 8,
+    default_url_options: Some("mode=rwc"),
+    // WAL lets readers run beside the single writer; the busy timeout
+    // covers writers from other processes.
+    on_connect: &[
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = NORMAL",
+        "PRAGMA busy_timeout = 10000",
+        "PRAGMA foreign_keys = ON",
+    ],
+    // IMMEDIATE takes the write lock up front, so a transaction never fails
+    // to upgrade from reading to writing halfway through.
+    begin_write: "BEGIN IMMEDIATE",
+    one_writer: true,
+    row_lock: "",
+    skip_locked: "",
+    key_lock: None,
+    session_lock: None,
+    writable_ctes: false,
+};
+
+impl Dialect {
+    /// The dialect a database URL selects.
+    pub fn of(url: &str) -> Option<&'static Dialect> {
+        [&POSTGRES, &SQLITE]
+            .into_iter()
+            .find(|d| d.schemes.iter().any(|s| url.starts_with(s)))
+    }
+
+    /// `row_lock` when `lock` is asked for.
+    pub fn lock(&self, lock: bool) -> &'static str {
+        if lock { self.row_lock } else { "" }
+    }
+
+    /// `skip_locked` when `lock` is asked for.
+    pub fn lock_skipping(&self, lock: bool) -> &'static str {
+        if lock { self.skip_locked } else { "" }
+    }
+}
