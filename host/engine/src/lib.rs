@@ -14,22 +14,25 @@ pub mod store;
 
 mod activation;
 mod calls;
+mod channels;
 mod children;
 mod cron;
+mod deliveries;
 mod error;
 mod events;
 mod gates;
 pub mod limits;
+mod outbound;
 mod outcome;
 mod queues;
 mod reconciler;
+mod recovery;
 mod runs;
 mod schedules;
 mod state;
 mod steps;
 mod usage;
 mod wasm;
-mod webhooks;
 mod write;
 
 pub use activation::{Activation, Attempt, Begun, Sleep};
@@ -39,6 +42,7 @@ pub use cron::{Cron, next_fire};
 pub use error::{Conflict, EngineError, Entity, LeaseLost};
 pub use events::EventFeed;
 pub use gates::{Decision, GateBegin, GateResolve, MAX_GATE_TIMEOUT_MS};
+pub use outbound::sign as sign_webhook;
 pub use outcome::ActivationOutcome;
 pub use queues::{Enqueue, Patch, QueueConfigPatch};
 pub use reconciler::TickReport;
@@ -50,7 +54,6 @@ pub use steps::{Settled, StepAction, StepBegin, StepFail, StepOutcome};
 pub use tidebase_stable_json::input_hash;
 pub use usage::NewUsage;
 pub use wasm::{ComponentCheck, DeployLimits, digest_of};
-pub use webhooks::sign as sign_webhook;
 
 use crate::clock::{Clock, Micros};
 use crate::config::Settings;
@@ -65,7 +68,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     feed: EventFeed,
-    outbound: Arc<webhooks::Outbound>,
+    outbound: Arc<outbound::Outbound>,
     /// Signalled after a commit that made a wasm run claimable.
     wasm_ready: Arc<tokio::sync::Notify>,
     /// Flipped when the process starts shutting down, to end open streams.
@@ -77,7 +80,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Engine {
-        let outbound = Arc::new(webhooks::Outbound::new(settings.webhook_timeout_ms));
+        let outbound = Arc::new(outbound::Outbound::new(settings.webhook_timeout_ms));
         Engine {
             store,
             clock,

@@ -13,17 +13,23 @@
 //! exclusion is released, up to 64 at once: a tick returns after their
 //! outcomes are recorded, which takes a few webhook timeouts at most.
 
+use super::recovery::RecoveryCall;
 use super::runs::FailCause;
-use super::webhooks::Outbox;
 use super::{Engine, Result};
 use crate::clock::Micros;
 use crate::model::{Run, RunStatus, lease_expired};
 use crate::store::Claimant;
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
+/// Calls of one reconciler tick in flight at once. Calls made for an API
+/// caller are not throttled here: incoming connections bound them, and a
+/// shared limit could starve a receiver's own API calls (a recovery handler
+/// resuming the run) of the slots its caller holds.
+const TICK_IN_FLIGHT: usize = 64;
 /// Exclusion key held during a tick (`0x74646202`, as v0.5).
 pub const RECONCILER_LOCK_KEY: i64 = 1_952_735_746;
 /// Expired-lease and deadline sweeps handle at most this many runs a tick.
@@ -48,6 +54,15 @@ pub struct TickReport {
     pub invoked: usize,
     /// Pending channel deliveries nobody had sent, sent now.
     pub redelivered: usize,
+}
+
+/// Outbound calls decided while a caller held something it must release
+/// first (the reconciler's tick lock): sent by [`Engine::send_outbox`].
+#[derive(Default)]
+pub(crate) struct Outbox {
+    pub recoveries: Vec<RecoveryCall>,
+    /// Delivery ids, at most one per run (so they may go out concurrently).
+    pub deliveries: Vec<String>,
 }
 
 impl Engine {
@@ -245,5 +260,25 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Send an outbox's calls concurrently (each bounded by the timeout)
+    /// and record their outcomes.
+    pub(crate) async fn send_outbox(&self, outbox: Outbox) {
+        let mut calls: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
+        for call in outbox.recoveries {
+            let engine = self.clone();
+            calls.push(Box::pin(async move { engine.send_recovery(call).await }));
+        }
+        for id in outbox.deliveries {
+            let engine = self.clone();
+            calls.push(Box::pin(async move { engine.deliver_one(&id).await }));
+        }
+        futures::stream::iter(calls)
+            .buffer_unordered(TICK_IN_FLIGHT)
+            .collect::<Vec<()>>()
+            .await;
     }
 }

@@ -257,7 +257,7 @@ impl Engine {
     ) -> Result<(Run, bool)> {
         let (engine, id) = (self.clone(), id.to_string());
         let failing = async move { engine.fail_detached(&id, error, failure_class).await };
-        super::webhooks::detached(failing)
+        super::outbound::detached(failing)
             .await
             .ok_or_else(|| anyhow::anyhow!("shutting down: fail abandoned"))?
     }

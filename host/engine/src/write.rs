@@ -51,7 +51,7 @@ impl Engine {
         // The caller answers only once its deliveries are final (§16).
         if !w.deliveries.is_empty() {
             let engine = self.clone();
-            super::webhooks::detached(async move { engine.deliver(&w.deliveries).await }).await;
+            super::outbound::detached(async move { engine.deliver(&w.deliveries).await }).await;
         }
         Ok(())
     }
@@ -67,7 +67,7 @@ impl Write {
     ) -> Result<Event> {
         let event = self.tx.append_event(run_id, kind, &payload, now).await?;
         if !self.quiet {
-            let ids = super::webhooks::record_deliveries(&mut *self.tx, &event).await?;
+            let ids = super::channels::record_deliveries(&mut *self.tx, &event).await?;
             self.deliveries.extend(ids);
         }
         self.touch(run_id);
