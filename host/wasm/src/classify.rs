@@ -22,9 +22,12 @@ fn stderr_tail(stderr: &[u8]) -> String {
     lines[lines.len().saturating_sub(5)..].join("\n")
 }
 
+/// `memory_refused`: the store's limiter stopped the guest's memory from
+/// growing ([`super::limiter::Limiter`]).
 pub fn outcome(
     result: wasmtime::Result<Result<String, GuestError>>,
     stderr: &[u8],
+    memory_refused: bool,
     max_output: usize,
 ) -> ActivationOutcome {
     match result {
@@ -48,11 +51,11 @@ pub fn outcome(
             error: json!({"name": e.name, "message": e.message}),
             class: "workflow_error",
         },
-        Err(err) => trapped(err, stderr),
+        Err(err) => trapped(err, stderr, memory_refused),
     }
 }
 
-fn trapped(err: wasmtime::Error, stderr: &[u8]) -> ActivationOutcome {
+fn trapped(err: wasmtime::Error, stderr: &[u8], memory_refused: bool) -> ActivationOutcome {
     if let Some(i) = err.downcast_ref::<Interrupt>() {
         return match i {
             Interrupt::Suspend { until, reason } => ActivationOutcome::Suspended {
@@ -62,10 +65,21 @@ fn trapped(err: wasmtime::Error, stderr: &[u8]) -> ActivationOutcome {
             Interrupt::Cancelled => ActivationOutcome::Cancelled,
             Interrupt::LeaseLost => ActivationOutcome::LeaseLost,
             Interrupt::CpuLimit { .. } => failed("CpuLimit", i.to_string(), "cpu_limit"),
-            Interrupt::OutputLimit { .. } => failed("OutputLimit", i.to_string(), "output_limit"),
+            Interrupt::OutputLimit { .. } | Interrupt::LogLimit => {
+                failed("OutputLimit", i.to_string(), "output_limit")
+            }
         };
     }
     let detail = format!("{err:#}");
+    // A refused growth traps in the limiter, so whatever the guest's trap
+    // looks like, running out of memory is what ended it.
+    if memory_refused {
+        return failed(
+            "MemoryLimit",
+            format!("memory limit reached: {detail}"),
+            "memory_limit",
+        );
+    }
     let tail = stderr_tail(stderr);
     if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
         return match trap {
@@ -74,30 +88,12 @@ fn trapped(err: wasmtime::Error, stderr: &[u8]) -> ActivationOutcome {
                 "guest stack overflow".into(),
                 "stack_overflow",
             ),
+            // Guest convention, not a host error: a Rust panic prints "panicked at", then traps.
             wasmtime::Trap::UnreachableCodeReached if tail.contains("panicked") => {
                 failed("Panic", format!("workflow panicked: {tail}"), "panic")
             }
-            wasmtime::Trap::UnreachableCodeReached if tail.contains("memory allocation") => failed(
-                "MemoryLimit",
-                format!("workflow ran out of memory: {tail}"),
-                "memory_limit",
-            ),
             other => failed("Trap", format!("{other}{}", suffix(&tail)), "trap"),
         };
-    }
-    if detail.contains("memory") && (detail.contains("grow") || detail.contains("limit")) {
-        return failed(
-            "MemoryLimit",
-            format!("memory limit reached: {detail}"),
-            "memory_limit",
-        );
-    }
-    if detail.contains("write beyond capacity") {
-        return failed(
-            "OutputLimit",
-            "guest wrote more to stdout/stderr than allowed".into(),
-            "output_limit",
-        );
     }
     // A store failure is the host's, never the guest's: the activation is
     // retried, and replays its checkpoints.
@@ -127,5 +123,28 @@ fn suffix(tail: &str) -> String {
         String::new()
     } else {
         format!("; stderr: {tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(outcome: ActivationOutcome) -> &'static str {
+        match outcome {
+            ActivationOutcome::Failed { class, .. } => class,
+            other => panic!("not a failure: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refused_memory_growth_decides_however_the_guest_trapped() {
+        let unreachable = || Err(wasmtime::Error::new(wasmtime::Trap::UnreachableCodeReached));
+        let stderr = b"memory allocation of 64 bytes failed\n";
+        assert_eq!(
+            class(outcome(unreachable(), stderr, true, 1)),
+            "memory_limit"
+        );
+        assert_eq!(class(outcome(unreachable(), stderr, false, 1)), "trap");
     }
 }

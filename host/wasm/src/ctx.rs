@@ -3,11 +3,13 @@
 //! imports need to stop the guest (cancellation, output limits).
 
 use super::interrupt::Interrupt;
+use super::limiter::Limiter;
+use super::stdio::Capture;
 use crate::engine::Activation;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use wasmtime::Result as Wt;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Result as Wt, StoreLimits};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -17,7 +19,7 @@ pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 pub struct RunCtx {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(super) limits: StoreLimits,
+    pub(super) limits: Limiter,
     pub(super) run: Activation,
     pub(super) cancelled: Arc<AtomicBool>,
     progress: Option<Progress>,
@@ -28,7 +30,7 @@ pub struct RunCtx {
 
 pub struct RunCtxParts {
     pub run: Activation,
-    pub limits: StoreLimits,
+    pub limits: Limiter,
     pub cancelled: Arc<AtomicBool>,
     pub progress: Option<Progress>,
     pub max_output: usize,
@@ -42,8 +44,8 @@ impl RunCtx {
         // No preopened dirs, no env, no network: the builder grants nothing
         // beyond what is configured here.
         let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
+            .stdout(Capture(stdout.clone()))
+            .stderr(Capture(stderr.clone()))
             .build();
         RunCtx {
             wasi,

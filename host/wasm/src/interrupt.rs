@@ -21,6 +21,8 @@ pub enum Interrupt {
         bytes: usize,
         limit: usize,
     },
+    /// The guest wrote more to stdout/stderr than is kept.
+    LogLimit,
 }
 
 impl fmt::Display for Interrupt {
@@ -33,6 +35,7 @@ impl fmt::Display for Interrupt {
             Interrupt::OutputLimit { what, bytes, limit } => {
                 write!(f, "{what} of {bytes} bytes exceeds the {limit}-byte limit")
             }
+            Interrupt::LogLimit => write!(f, "guest wrote more to stdout/stderr than allowed"),
         }
     }
 }

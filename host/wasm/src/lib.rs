@@ -8,7 +8,9 @@ mod classify;
 mod ctx;
 mod imports;
 mod interrupt;
+mod limiter;
 mod probe;
+mod stdio;
 
 pub use classify::panicked;
 pub use ctx::Progress;
@@ -23,6 +25,7 @@ use crate::model::{Deployment, Run};
 use anyhow::Context;
 use bindings::{Workflow, WorkflowPre};
 use ctx::{RunCtx, RunCtxParts};
+use limiter::Limiter;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,8 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
-    Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
-    UpdateDeadline,
+    Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
 };
 
 /// Epoch tick: the granularity of CPU accounting and cancellation checks.
@@ -189,17 +191,13 @@ impl Runtime {
             .cpu_limit_ms
             .filter(|ms| *ms > 0)
             .unwrap_or(self.config.cpu_limit_ms);
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(memory)
-            .trap_on_grow_failure(true)
-            .build();
         let activation = match engine.activation(&run.id, owner).await {
             Ok(a) => a,
             Err(e) => return ActivationOutcome::Retry(format!("loading checkpoints: {e}")),
         };
         let ctx = RunCtx::new(RunCtxParts {
             run: activation,
-            limits,
+            limits: Limiter::new(memory),
             cancelled: cancelled.clone(),
             progress,
             max_output: self.config.max_output_bytes,
@@ -232,13 +230,17 @@ impl Runtime {
             instance.call_run(&mut store, &input).await
         }
         .await;
-        let (stdout, stderr) = (
-            store.data().stdout.contents(),
-            store.data().stderr.contents(),
-        );
+        let data = store.data();
+        let (stdout, stderr) = (data.stdout.contents(), data.stderr.contents());
+        let memory_refused = data.limits.memory_refused();
         drop(store);
         self.keep_output(engine, &run.id, &stdout, &stderr).await;
-        classify::outcome(result, &stderr, self.config.max_output_bytes)
+        classify::outcome(
+            result,
+            &stderr,
+            memory_refused,
+            self.config.max_output_bytes,
+        )
     }
 
     /// Captured stdout/stderr become the run's `log` events.

@@ -3,11 +3,12 @@
 
 use super::Runtime;
 use super::ctx::{RunCtx, RunCtxParts};
+use super::limiter::Limiter;
 use crate::engine::Engine;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
-use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 
 impl Runtime {
     /// Instantiate the component `digest` from its cached template in a
@@ -27,13 +28,9 @@ impl Runtime {
     ) -> anyhow::Result<Duration> {
         let pre = self.template(engine, digest).await?;
         let start = Instant::now();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.config.memory_limit_bytes)
-            .trap_on_grow_failure(true)
-            .build();
         let ctx = RunCtx::new(RunCtxParts {
             run: engine.blank_activation("probe", "probe"),
-            limits,
+            limits: Limiter::new(self.config.memory_limit_bytes),
             cancelled: Arc::new(AtomicBool::new(false)),
             progress: None,
             max_output: self.config.max_output_bytes,
