@@ -126,6 +126,15 @@ pub const LEASE_MS: Range = Range::new(100, 86_400_000);
 pub const RECONCILE_MS: Range = Range::new(10, 3_600_000);
 /// `TIDEBASE_WEBHOOK_TIMEOUT_MS`: each outbound call, up to five minutes.
 pub const WEBHOOK_TIMEOUT_MS: Range = Range::new(1, 300_000);
+/// Deploy `egressTimeoutMs`: each brokered call, up to five minutes.
+pub const EGRESS_TIMEOUT_MS: Range = Range::new(1, 300_000);
+/// Deploy `egressMaxBytes`: the response body a brokered call may return,
+/// up to 64 MiB (it is held in memory, then copied into the guest).
+pub const EGRESS_MAX_BYTES: Range = Range::new(1, 64 << 20);
+/// `limit` of an audit page.
+pub const AUDIT_LIMIT: Range = Range::new(1, 500);
+/// Bytes of a resource secret.
+pub const SECRET_BYTES: Range = Range::new(1, 8192);
 /// `TIDEBASE_WASM_WORKERS`: concurrent wasm activations (0 disables).
 pub const WASM_WORKERS: Range = Range::new(0, 1024);
 
