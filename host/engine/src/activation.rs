@@ -161,7 +161,11 @@ impl Activation {
 
     /// Checkpoint an attempt with the usage recorded against it. A failure
     /// after a refused egress call names the refusal's class.
-    pub async fn end_attempt(&mut self, attempt: Attempt, mut outcome: StepOutcome) -> Result<Step> {
+    pub async fn end_attempt(
+        &mut self,
+        attempt: Attempt,
+        mut outcome: StepOutcome,
+    ) -> Result<Step> {
         if let StepOutcome::Failed { error, .. } = &mut outcome {
             attempt.refusals.classify(error);
         }

@@ -39,11 +39,11 @@ mod write;
 pub use activation::{Activation, Attempt, Begun, Sleep};
 pub use calls::HostCall;
 pub use children::NewChild;
+pub use cron::{Cron, next_fire};
 pub use egress::{
     AuditPage, AuditQuery, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_MS, EgressCaller, EgressClass,
     EgressRefusal, EgressRequest, EgressResponse, Injection, NewResource, Receipt, Resource, Vault,
 };
-pub use cron::{Cron, next_fire};
 pub use error::{Conflict, EngineError, Entity, LeaseLost};
 pub use events::EventFeed;
 pub use gates::{Decision, GateBegin, GateResolve, MAX_GATE_TIMEOUT_MS};

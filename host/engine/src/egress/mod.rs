@@ -199,7 +199,10 @@ impl Engine {
                     .unwrap_or(DEFAULT_TIMEOUT_MS)
                     .max(1) as u64,
             ),
-            max_bytes: deployment.egress_max_bytes.unwrap_or(DEFAULT_MAX_BYTES).max(0) as u64,
+            max_bytes: deployment
+                .egress_max_bytes
+                .unwrap_or(DEFAULT_MAX_BYTES)
+                .max(0) as u64,
             allow_private: self.settings.allow_private_egress,
         };
         let (answer, meter) = send::exchange(plan, req).await;
@@ -228,10 +231,10 @@ impl Engine {
         caller: &EgressCaller,
     ) -> Result<Option<(Deployment, Vec<ResourceRecord>)>> {
         let mut r = self.read().await?;
-        let run =
-            r.run(&caller.run_id, false)
-                .await?
-                .ok_or_else(EngineError::run_not_found)?;
+        let run = r
+            .run(&caller.run_id, false)
+            .await?
+            .ok_or_else(EngineError::run_not_found)?;
         super::wasm::check_fence(&run, &caller.owner)?;
         let Some(digest) = &run.component_digest else {
             return Ok(None);

@@ -78,7 +78,10 @@ pub(crate) fn admit<'a>(
     }
     Err(refusal.unwrap_or_else(|| {
         let origin = t.url.origin().ascii_serialization();
-        let why = format!("no resource granted to this workflow covers {origin}{}", t.path);
+        let why = format!(
+            "no resource granted to this workflow covers {origin}{}",
+            t.path
+        );
         (None, why)
     }))
 }
@@ -108,14 +111,20 @@ fn allows(r: &ResourceRecord, base_path: &str, t: &Target) -> Result<(), String>
     }
     if !r.methods.is_empty() && !r.methods.contains(&t.method) {
         let allowed = r.methods.join(", ");
-        return Err(format!("resource {name} allows {allowed}, not {}", t.method));
+        return Err(format!(
+            "resource {name} allows {allowed}, not {}",
+            t.method
+        ));
     }
     let in_paths = r
         .paths
         .iter()
         .any(|p| under(&t.path, &format!("{base_path}{p}")));
     if !r.paths.is_empty() && !in_paths {
-        return Err(format!("path {} is outside resource {name}'s paths", t.path));
+        return Err(format!(
+            "path {} is outside resource {name}'s paths",
+            t.path
+        ));
     }
     Ok(())
 }
@@ -143,7 +152,9 @@ mod tests {
 
     fn decide(granted: &[ResourceRecord], method: &str, url: &str) -> Result<String, String> {
         let t = Target::parse(method, url)?;
-        admit(granted, &t).map(|r| r.name.clone()).map_err(|(_, why)| why)
+        admit(granted, &t)
+            .map(|r| r.name.clone())
+            .map_err(|(_, why)| why)
     }
 
     #[test]
@@ -152,11 +163,23 @@ mod tests {
             resource("api", "https://api.example/v2", &[], &[]),
             resource("repos", "https://api.example/v2/repos", &["GET"], &[]),
         ];
-        assert_eq!(decide(&g, "get", "https://api.example/v2/x?q=1"), Ok("api".into()));
-        assert_eq!(decide(&g, "GET", "https://API.example:443/v2"), Ok("api".into()));
-        assert_eq!(decide(&g, "GET", "https://api.example/v2/repos/1"), Ok("repos".into()));
+        assert_eq!(
+            decide(&g, "get", "https://api.example/v2/x?q=1"),
+            Ok("api".into())
+        );
+        assert_eq!(
+            decide(&g, "GET", "https://API.example:443/v2"),
+            Ok("api".into())
+        );
+        assert_eq!(
+            decide(&g, "GET", "https://api.example/v2/repos/1"),
+            Ok("repos".into())
+        );
         // The more specific resource refuses POST; the broader one allows it.
-        assert_eq!(decide(&g, "POST", "https://api.example/v2/repos/1"), Ok("api".into()));
+        assert_eq!(
+            decide(&g, "POST", "https://api.example/v2/repos/1"),
+            Ok("api".into())
+        );
         for url in [
             "https://api.example/v2x",
             "https://api.example/v1",
@@ -177,7 +200,12 @@ mod tests {
 
     #[test]
     fn methods_and_path_prefixes_limit_a_resource() {
-        let mut r = resource("gh", "https://gh.example/", &["GET", "POST"], &["/repos", "/user/"]);
+        let mut r = resource(
+            "gh",
+            "https://gh.example/",
+            &["GET", "POST"],
+            &["/repos", "/user/"],
+        );
         let g = [r.clone()];
         assert!(decide(&g, "GET", "https://gh.example/repos/a/b").is_ok());
         assert!(decide(&g, "GET", "https://gh.example/user/keys").is_ok());
@@ -190,6 +218,9 @@ mod tests {
         let why = decide(&[r], "GET", "https://gh.example/repos").unwrap_err();
         assert_eq!(why, "resource gh is revoked");
         let why = decide(&[], "GET", "https://gh.example/repos?token=x").unwrap_err();
-        assert_eq!(why, "no resource granted to this workflow covers https://gh.example/repos");
+        assert_eq!(
+            why,
+            "no resource granted to this workflow covers https://gh.example/repos"
+        );
     }
 }

@@ -45,7 +45,11 @@ impl Engine {
     /// as an empty page.
     pub async fn audit(&self, q: AuditQuery) -> Result<AuditPage> {
         limits::AUDIT_LIMIT.check("limit", q.limit)?;
-        if let Some(d) = q.decision.as_deref().filter(|d| !matches!(*d, "allowed" | "denied")) {
+        if let Some(d) = q
+            .decision
+            .as_deref()
+            .filter(|d| !matches!(*d, "allowed" | "denied"))
+        {
             return Err(EngineError::BadRequest(format!(
                 "decision must be allowed or denied, not {d:?}"
             )));
@@ -53,7 +57,9 @@ impl Engine {
         let mut receipts = self.read().await?.receipts(&q, q.limit + 1).await?;
         let more = receipts.len() as i64 > q.limit;
         receipts.truncate(q.limit as usize);
-        let next_cursor = more.then(|| receipts.last().map(|r| r.id.clone())).flatten();
+        let next_cursor = more
+            .then(|| receipts.last().map(|r| r.id.clone()))
+            .flatten();
         Ok(AuditPage {
             receipts,
             next_cursor,

@@ -43,7 +43,11 @@ impl Redactor {
         let mut out = Vec::with_capacity(data.len());
         let mut i = 0;
         while i < data.len() {
-            let longest = self.needles.iter().filter_map(|n| matched(n, &data[i..])).max();
+            let longest = self
+                .needles
+                .iter()
+                .filter_map(|n| matched(n, &data[i..]))
+                .max();
             match longest {
                 Some(len) => {
                     out.extend_from_slice(REDACTED);

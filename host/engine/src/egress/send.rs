@@ -33,7 +33,12 @@ const DROPPED: [&str; 12] = [
 
 /// Response headers that described the upstream's framing, not the body
 /// the guest gets (redaction may change its length).
-const FRAMING: [&str; 4] = ["content-length", "transfer-encoding", "connection", "keep-alive"];
+const FRAMING: [&str; 4] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+];
 
 /// Everything the exchange needs besides the guest's request.
 pub(crate) struct Plan {
@@ -62,7 +67,10 @@ pub(crate) struct Meter {
     pub bytes: u64,
 }
 
-pub(crate) async fn exchange(plan: Plan, req: EgressRequest) -> (Result<Answer, EgressRefusal>, Meter) {
+pub(crate) async fn exchange(
+    plan: Plan,
+    req: EgressRequest,
+) -> (Result<Answer, EgressRefusal>, Meter) {
     let mut meter = Meter::default();
     let timeout = plan.timeout;
     let result = tokio::time::timeout(timeout, run(plan, req, &mut meter)).await;

@@ -92,7 +92,9 @@ pub(crate) async fn vet(url: &Url, allow_private: bool) -> Result<SocketAddr, St
         // One internal address is enough to refuse: a name that resolves
         // to public and internal addresses is how rebinding starts.
         if let Some(why) = addrs.iter().find_map(|a| refused_address(a.ip())) {
-            return Err(format!("{host} is a {why} address, which egress may not reach"));
+            return Err(format!(
+                "{host} is a {why} address, which egress may not reach"
+            ));
         }
     }
     addrs
@@ -129,7 +131,14 @@ mod tests {
         ] {
             assert_eq!(refused(ip), Some(why), "{ip}");
         }
-        for ip in ["8.8.8.8", "172.15.0.1", "172.32.0.1", "100.63.0.1", "100.128.0.1", "1.1.1.1"] {
+        for ip in [
+            "8.8.8.8",
+            "172.15.0.1",
+            "172.32.0.1",
+            "100.63.0.1",
+            "100.128.0.1",
+            "1.1.1.1",
+        ] {
             assert_eq!(refused(ip), None, "{ip}");
         }
     }
@@ -174,7 +183,10 @@ mod tests {
         ] {
             let url = Url::parse(url).unwrap();
             let why = vet(&url, false).await.unwrap_err();
-            assert!(why.contains("address") || why.contains("is "), "{url}: {why}");
+            assert!(
+                why.contains("address") || why.contains("is "),
+                "{url}: {why}"
+            );
         }
         let url = Url::parse("http://127.0.0.1:9/").unwrap();
         assert_eq!(

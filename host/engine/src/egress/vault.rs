@@ -44,7 +44,10 @@ impl Vault {
         let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
             hex::decode(text).ok()
         } else {
-            let unpadded = text.trim_end_matches('=').replace('+', "-").replace('/', "_");
+            let unpadded = text
+                .trim_end_matches('=')
+                .replace('+', "-")
+                .replace('/', "_");
             URL_SAFE_NO_PAD.decode(unpadded).ok()
         };
         bytes
@@ -119,7 +122,11 @@ mod tests {
         assert!(!a.0.windows(12).any(|w| w == b"s3cret-token"));
         assert_eq!(vault.open("api", &a).as_deref(), Some(&b"s3cret-token"[..]));
         assert_eq!(vault.open("other", &a), None, "bound to the resource name");
-        assert_eq!(Vault::new([8; 32]).open("api", &a), None, "wrong master key");
+        assert_eq!(
+            Vault::new([8; 32]).open("api", &a),
+            None,
+            "wrong master key"
+        );
         let mut tampered = a.clone();
         *tampered.0.last_mut().unwrap() ^= 1;
         assert_eq!(vault.open("api", &tampered), None);
