@@ -14,7 +14,7 @@ pub struct AuditQuery {
     pub resource: Option<String>,
     /// `allowed` or `denied`.
     pub decision: Option<String>,
-    /// 1–500 ([`limits::AUDIT_LIMIT`]).
+    /// 1–500 ([`limits::AUDIT_LIMIT`]); 100 by default.
     pub limit: i64,
     /// The `nextCursor` of the previous page: receipts older than this one.
     pub before: Option<String>,
@@ -26,7 +26,7 @@ impl Default for AuditQuery {
             run_id: None,
             resource: None,
             decision: None,
-            limit: 100,
+            limit: limits::AUDIT_LIMIT_DEFAULT,
             before: None,
         }
     }
