@@ -8,10 +8,11 @@
 //! replays need no database round trip.
 
 use super::calls::{CallLog, check_guest_step_name};
+use super::egress::RefusalMark;
 use super::steps::settled;
 use super::{
-    Conflict, Engine, EngineError, GateBegin, HostCall, NewChild, NewUsage, Result, StepAction,
-    StepBegin, StepOutcome, input_hash,
+    Conflict, EgressCaller, EgressClass, EgressRefusal, Engine, EngineError, GateBegin, HostCall,
+    NewChild, NewUsage, Result, StepAction, StepBegin, StepOutcome, input_hash,
 };
 use crate::clock::Micros;
 use crate::model::{Gate, Run, Step};
@@ -29,6 +30,8 @@ pub struct Activation {
     steps: HashMap<String, Step>,
     /// Step attempts begun by the guest and not yet completed or failed, by id.
     attempts: HashMap<String, Attempt>,
+    /// Step attempts begun so far: orders them, newest last.
+    begun: u64,
 }
 
 /// A step attempt in progress, with the usage recorded against it (written
@@ -36,6 +39,12 @@ pub struct Activation {
 pub struct Attempt {
     req: StepBegin,
     usage: Vec<NewUsage>,
+    /// The step's attempt number this is.
+    number: i32,
+    /// Position among the activation's step attempts.
+    order: u64,
+    /// Marked by egress calls of this attempt that were refused.
+    refusals: RefusalMark,
 }
 
 impl Attempt {
@@ -86,6 +95,7 @@ impl Engine {
             calls: CallLog::new(run_id, owner, Vec::new()),
             steps: HashMap::new(),
             attempts: HashMap::new(),
+            begun: 0,
         }
     }
 }
@@ -129,9 +139,13 @@ impl Activation {
                 // The attempt's id is the step row's id (existing or to be inserted).
                 let id = existing.map_or_else(|| crate::ids::new_id("step"), |s| s.id.clone());
                 req.id = Some(id.clone());
+                self.begun += 1;
                 let attempt = Attempt {
                     req,
                     usage: Vec::new(),
+                    number: existing.map_or(1, |s| s.attempt.saturating_add(1)),
+                    order: self.begun,
+                    refusals: RefusalMark::default(),
                 };
                 self.attempts.insert(id.clone(), attempt);
                 Begun::Execute(id)
@@ -145,9 +159,41 @@ impl Activation {
         self.attempts.remove(step_id)
     }
 
-    /// Checkpoint an attempt with the usage recorded against it.
-    pub async fn end_attempt(&mut self, attempt: Attempt, outcome: StepOutcome) -> Result<Step> {
+    /// Checkpoint an attempt with the usage recorded against it. A failure
+    /// after a refused egress call names the refusal's class.
+    pub async fn end_attempt(
+        &mut self,
+        attempt: Attempt,
+        mut outcome: StepOutcome,
+    ) -> Result<Step> {
+        if let StepOutcome::Failed { error, .. } = &mut outcome {
+            attempt.refusals.classify(error);
+        }
         self.checkpoint(attempt.req, outcome, attempt.usage).await
+    }
+
+    /// Who brokered HTTP calls are made for: the step attempt begun last
+    /// among those in progress. Outside step code there is none, and the
+    /// call is refused.
+    pub fn egress_caller(&self) -> Result<EgressCaller> {
+        let Some(attempt) = self.attempts.values().max_by_key(|a| a.order) else {
+            return Err(EngineError::EgressRefused(EgressRefusal {
+                class: EgressClass::OutsideStep,
+                reason: "HTTP calls are only allowed inside a step: outside steps workflow code \
+                    must be deterministic, and a step's checkpoint keeps a resumed run from \
+                    calling again"
+                    .into(),
+            }));
+        };
+        let key = attempt.req.options.get("idempotencyKey");
+        Ok(EgressCaller {
+            run_id: self.run_id.clone(),
+            owner: self.owner.clone(),
+            step: attempt.req.name.clone(),
+            attempt: attempt.number,
+            idempotency_key: key.and_then(|k| k.as_str()).map(String::from),
+            refusals: attempt.refusals.clone(),
+        })
     }
 
     /// A state or log call: exactly once per run outside step code.

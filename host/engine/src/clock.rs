@@ -32,6 +32,13 @@ pub fn iso(micros: Micros) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// The instant an [`iso`] string (or any RFC 3339 one) names.
+pub fn from_iso(text: &str) -> Option<Micros> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +48,10 @@ mod tests {
         assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso(i64::MAX), "9999-12-31T23:59:59.999Z");
         assert_eq!(iso(LATEST), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            from_iso(&iso(1_700_000_000_123_000)),
+            Some(1_700_000_000_123_000)
+        );
+        assert_eq!(from_iso("yesterday"), None);
     }
 }

@@ -15,6 +15,10 @@ pub struct Settings {
     /// The one origin browsers may call from (`TIDEBASE_CORS_ORIGIN`); `*`
     /// allows any.
     pub cors_origin: String,
+    /// Let the egress broker reach loopback, private, link-local and other
+    /// internal addresses (`TIDEBASE_ALLOW_PRIVATE_EGRESS=1`): development
+    /// and tests only.
+    pub allow_private_egress: bool,
 }
 
 impl Default for Settings {
@@ -26,6 +30,7 @@ impl Default for Settings {
             webhook_secret: None,
             webhook_timeout_ms: 10_000,
             cors_origin: "*".into(),
+            allow_private_egress: false,
         }
     }
 }

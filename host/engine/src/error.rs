@@ -36,6 +36,10 @@ pub enum EngineError {
     /// This engine was given no component check, so it deploys nothing.
     #[error("this server does not run wasm workflows")]
     WasmDisabled,
+    /// The egress broker did not complete a call; says why, never with
+    /// a secret.
+    #[error("{0}")]
+    EgressRefused(crate::EgressRefusal),
     /// The store failed (it says whether it was unavailable).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -58,6 +62,7 @@ pub enum Entity {
     Schedule,
     Deployment,
     Component,
+    Resource,
 }
 
 impl fmt::Display for Entity {
@@ -71,6 +76,7 @@ impl fmt::Display for Entity {
             Entity::Schedule => "schedule",
             Entity::Deployment => "deployment",
             Entity::Component => "component",
+            Entity::Resource => "resource",
         })
     }
 }
@@ -152,6 +158,7 @@ impl EngineError {
                 | EngineError::InvalidComponent(_)
                 | EngineError::WasmDisabled
                 | EngineError::Invalid(_)
+                | EngineError::EgressRefused(_)
         )
     }
 

@@ -18,6 +18,7 @@ mod channels;
 mod children;
 mod cron;
 mod deliveries;
+mod egress;
 mod error;
 mod events;
 mod gates;
@@ -39,6 +40,10 @@ pub use activation::{Activation, Attempt, Begun, Sleep};
 pub use calls::HostCall;
 pub use children::NewChild;
 pub use cron::{Cron, next_fire};
+pub use egress::{
+    AuditPage, AuditQuery, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_MS, EgressCaller, EgressClass,
+    EgressRefusal, EgressRequest, EgressResponse, Injection, NewResource, Receipt, Resource, Vault,
+};
 pub use error::{Conflict, EngineError, Entity, LeaseLost};
 pub use events::EventFeed;
 pub use gates::{Decision, GateBegin, GateResolve, MAX_GATE_TIMEOUT_MS};
@@ -76,6 +81,9 @@ pub struct Engine {
     /// What decides that deployed bytes are a runnable component; without
     /// it this engine deploys nothing.
     components: Option<Arc<dyn ComponentCheck>>,
+    /// Encrypts and opens resource secrets; without it no resource can
+    /// have one.
+    vault: Option<Arc<Vault>>,
 }
 
 impl Engine {
@@ -90,6 +98,7 @@ impl Engine {
             wasm_ready: Arc::new(tokio::sync::Notify::new()),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
             components: None,
+            vault: None,
         }
     }
 

@@ -381,6 +381,15 @@ impl Engine {
         let outcome = match result {
             Ok(value) => (self.apply_complete(&mut w, run, value, now).await?, false),
             Err((error, class)) => {
+                // A workflow that fails from a step whose egress call was
+                // refused fails with that refusal's class.
+                let class = match class.as_str() {
+                    "workflow_error" => {
+                        let steps = w.tx.steps(id).await?;
+                        super::egress::refusal_class(&steps, &error).unwrap_or(class)
+                    }
+                    _ => class,
+                };
                 let cause = FailCause::Reported {
                     error,
                     failure_class: Some(class),

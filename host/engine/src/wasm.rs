@@ -10,11 +10,18 @@ use crate::model::{Deployment, Fenced, Run, RunStatus};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-/// Sandbox limits a deploy may set.
-#[derive(Clone, Copy, Debug, Default)]
+/// Sandbox limits and egress grants a deploy may set.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct DeployLimits {
     pub memory_limit_bytes: Option<i64>,
     pub cpu_limit_ms: Option<i64>,
+    /// Names of the resources the workflow may call; each must exist.
+    pub allow: Vec<String>,
+    /// Per-call egress timeout ([`super::limits::EGRESS_TIMEOUT_MS`]) and
+    /// response cap ([`super::limits::EGRESS_MAX_BYTES`]); `None`: the
+    /// broker's defaults.
+    pub egress_timeout_ms: Option<i64>,
+    pub egress_max_bytes: Option<i64>,
 }
 
 impl DeployLimits {
@@ -24,6 +31,32 @@ impl DeployLimits {
         DeployLimits {
             memory_limit_bytes: memory_mb.map(|mb| mb.saturating_mul(1 << 20)),
             cpu_limit_ms: cpu_ms,
+            ..DeployLimits::default()
+        }
+    }
+
+    /// The limits as a deployment records them: grants sorted and
+    /// deduplicated (so their order makes no new version), egress limits
+    /// range-checked.
+    fn normalized(mut self) -> Result<DeployLimits> {
+        self.allow.sort();
+        self.allow.dedup();
+        if let Some(ms) = self.egress_timeout_ms {
+            super::limits::EGRESS_TIMEOUT_MS.check("egressTimeoutMs", ms)?;
+        }
+        if let Some(bytes) = self.egress_max_bytes {
+            super::limits::EGRESS_MAX_BYTES.check("egressMaxBytes", bytes)?;
+        }
+        Ok(self)
+    }
+
+    fn of(d: &Deployment) -> DeployLimits {
+        DeployLimits {
+            memory_limit_bytes: d.memory_limit_bytes,
+            cpu_limit_ms: d.cpu_limit_ms,
+            allow: d.allow.clone(),
+            egress_timeout_ms: d.egress_timeout_ms,
+            egress_max_bytes: d.egress_max_bytes,
         }
     }
 }
@@ -33,6 +66,17 @@ impl DeployLimits {
 #[async_trait::async_trait]
 pub trait ComponentCheck: Send + Sync {
     async fn check(&self, bytes: &[u8]) -> std::result::Result<(), String>;
+}
+
+/// Whether `run` admits `owner` as its writer ([`Run::fence`]).
+pub(crate) fn check_fence(run: &Run, owner: &str) -> Result<()> {
+    match run.fence(owner) {
+        Ok(()) => Ok(()),
+        Err(Fenced::Cancelled) => Err(EngineError::RunCancelled(None)),
+        Err(Fenced::LeaseLost) => Err(EngineError::LeaseLost(LeaseLost::Run {
+            owner: run.lease_owner.clone(),
+        })),
+    }
 }
 
 pub fn digest_of(bytes: &[u8]) -> String {
@@ -52,6 +96,7 @@ impl Engine {
             return Err(EngineError::WasmDisabled);
         };
         super::limits::check_name("workflow name", workflow)?;
+        let limits = limits.normalized()?;
         components
             .check(bytes)
             .await
@@ -60,14 +105,20 @@ impl Engine {
         let now = self.now();
         let mut w = self.write().await?;
         w.tx.lock_key(&format!("deploy:{workflow}")).await?;
+        for name in &limits.allow {
+            if w.tx.resource(name, false).await?.is_none() {
+                return Err(EngineError::BadRequest(format!(
+                    "allow names {name:?}, which is no resource"
+                )));
+            }
+        }
         w.tx.put_component(&digest, bytes, now).await?;
         let latest = w.tx.deployments(Some(workflow)).await?.into_iter().next();
         // Redeploying the same bytes and limits is a no-op, not a new version.
-        if let Some(same) = latest.as_ref().filter(|d| {
-            d.digest == digest
-                && d.memory_limit_bytes == limits.memory_limit_bytes
-                && d.cpu_limit_ms == limits.cpu_limit_ms
-        }) {
+        if let Some(same) = latest
+            .as_ref()
+            .filter(|d| d.digest == digest && DeployLimits::of(d) == limits)
+        {
             return Ok(same.clone());
         }
         let deployment = Deployment {
@@ -77,6 +128,9 @@ impl Engine {
             digest,
             memory_limit_bytes: limits.memory_limit_bytes,
             cpu_limit_ms: limits.cpu_limit_ms,
+            allow: limits.allow,
+            egress_timeout_ms: limits.egress_timeout_ms,
+            egress_max_bytes: limits.egress_max_bytes,
             created_at: now,
         };
         w.tx.insert_deployment(&deployment).await?;
@@ -168,13 +222,8 @@ impl Engine {
             w.tx.run(run_id, true)
                 .await?
                 .ok_or_else(EngineError::run_not_found)?;
-        match run.fence(owner) {
-            Ok(()) => Ok(run),
-            Err(Fenced::Cancelled) => Err(EngineError::RunCancelled(None)),
-            Err(Fenced::LeaseLost) => Err(EngineError::LeaseLost(LeaseLost::Run {
-                owner: run.lease_owner,
-            })),
-        }
+        check_fence(&run, owner)?;
+        Ok(run)
     }
 
     /// Make a failed wasm run claimable again: its checkpoints replay and it

@@ -62,6 +62,7 @@ impl From<EngineError> for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             EngineError::WasmDisabled => StatusCode::NOT_FOUND,
+            EngineError::EgressRefused(_) => StatusCode::FORBIDDEN,
         };
         ApiError::Json(status, body(&e))
     }
@@ -91,6 +92,7 @@ fn body(e: &EngineError) -> Value {
         EngineError::Conflict(Conflict::RunLeased { owner }) => body["leaseOwner"] = json!(owner),
         EngineError::Conflict(Conflict::RunCompleted(run)) => body["run"] = json!(run),
         EngineError::Conflict(Conflict::GateDecided(gate)) => body["gate"] = json!(gate),
+        EngineError::EgressRefused(refusal) => body["code"] = json!(refusal.class.as_str()),
         _ => {}
     }
     body

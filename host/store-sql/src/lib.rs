@@ -5,6 +5,7 @@
 
 mod connect;
 mod dialect;
+mod egress;
 mod queues;
 mod records;
 mod rows;

@@ -3,9 +3,9 @@
 
 use super::table::table;
 use crate::model::{
-    Channel, Delivery, DeliveryRecord, Deployment, Event, Gate, LiveState, QueueConfig,
-    RecoveryAttempt, ResumeContract, Run, RunEdge, Schedule, StateStream, StateVersion, Step,
-    UsageRecord,
+    Channel, Delivery, DeliveryRecord, Deployment, Event, Gate, LiveState, QueueConfig, Receipt,
+    RecoveryAttempt, ResourceRecord, ResumeContract, Run, RunEdge, Schedule, StateStream,
+    StateVersion, Step, UsageRecord,
 };
 
 table!(RUNS: Run = "runs" {
@@ -238,5 +238,40 @@ table!(DEPLOYMENTS: Deployment = "deployments" {
     digest: "digest",
     memory_limit_bytes: "memory_limit_bytes",
     cpu_limit_ms: "cpu_limit_ms",
+    allow: "allow_json" as JsonList,
+    egress_timeout_ms: "egress_timeout_ms",
+    egress_max_bytes: "egress_max_bytes",
     created_at: "created_at",
+});
+
+table!(RESOURCES: ResourceRecord = "resources" {
+    id: "id",
+    name: "name",
+    base_url: "base_url",
+    methods: "methods_json" as JsonList,
+    paths: "paths_json" as JsonList,
+    injection: "injection_json" as Json,
+    sealed: "secret_sealed" as Blob,
+    status: "status",
+    created_at: "created_at",
+    updated_at: "updated_at",
+    revoked_at: "revoked_at",
+});
+
+table!(RECEIPTS: Receipt = "egress_receipts" {
+    id: "id",
+    run_id: "run_id",
+    step: "step_name",
+    attempt: "attempt",
+    resource: "resource",
+    method: "method",
+    host: "host",
+    path: "path",
+    decision: "decision",
+    reason: "reason",
+    class: "class",
+    status: "status" as Status16,
+    bytes: "bytes",
+    duration_ms: "duration_ms",
+    at: "created_at" as IsoTime,
 });

@@ -4,7 +4,8 @@
 //! row decoding are all derived from that one list.
 
 use super::sql::Query;
-use crate::model::RunStatus;
+use crate::clock::{from_iso, iso};
+use crate::model::{RunStatus, Sealed};
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
@@ -128,6 +129,58 @@ impl Codec<Option<i64>> for Int32 {
     }
     fn get(row: &AnyRow, col: &str) -> R<Option<i64>> {
         Ok(row.try_get::<Option<i32>, _>(col)?.map(i64::from))
+    }
+}
+
+/// A list of strings as a JSON array in TEXT.
+pub(super) struct JsonList;
+impl ColumnSql for JsonList {}
+impl Codec<Vec<String>> for JsonList {
+    fn bind<'q>(q: Query<'q>, v: &Vec<String>) -> Query<'q> {
+        q.bind(serde_json::json!(v).to_string())
+    }
+    fn get(row: &AnyRow, col: &str) -> R<Vec<String>> {
+        let text = row.try_get::<String, _>(col)?;
+        serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    }
+}
+
+/// Sealed secret material as a BLOB.
+pub(super) struct Blob;
+impl ColumnSql for Blob {}
+impl Codec<Option<Sealed>> for Blob {
+    fn bind<'q>(q: Query<'q>, v: &Option<Sealed>) -> Query<'q> {
+        q.bind(v.as_ref().map(|s| s.0.clone()))
+    }
+    fn get(row: &AnyRow, col: &str) -> R<Option<Sealed>> {
+        Ok(row.try_get::<Option<Vec<u8>>, _>(col)?.map(Sealed))
+    }
+}
+
+/// A wire timestamp (ISO-8601, as [`iso`] writes it) stored as BIGINT
+/// microseconds like every other.
+pub(super) struct IsoTime;
+impl ColumnSql for IsoTime {}
+impl Codec<String> for IsoTime {
+    fn bind<'q>(q: Query<'q>, v: &String) -> Query<'q> {
+        // The engine only writes `iso` output; anything else sorts first.
+        q.bind(from_iso(v).unwrap_or(0))
+    }
+    fn get(row: &AnyRow, col: &str) -> R<String> {
+        Ok(iso(row.try_get(col)?))
+    }
+}
+
+/// An HTTP status as INTEGER (the `Any` driver has no unsigned types).
+pub(super) struct Status16;
+impl ColumnSql for Status16 {}
+impl Codec<Option<u16>> for Status16 {
+    fn bind<'q>(q: Query<'q>, v: &Option<u16>) -> Query<'q> {
+        q.bind(v.map(i32::from))
+    }
+    fn get(row: &AnyRow, col: &str) -> R<Option<u16>> {
+        let v = row.try_get::<Option<i32>, _>(col)?;
+        Ok(v.map(|v| u16::try_from(v).unwrap_or(u16::MAX)))
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod rig;
 
+mod egress;
 mod fencing;
 mod gates;
 mod leases;

@@ -2,6 +2,7 @@
 //! clock that moves only when the test says so.
 
 use serde_json::json;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use tidebase_engine::clock::{Clock, Micros};
@@ -9,6 +10,7 @@ use tidebase_engine::config::Settings;
 use tidebase_engine::model::{Run, Step};
 use tidebase_engine::{
     ComponentCheck, Conflict, DeployLimits, Engine, EngineError, NewRun, StepAction, StepBegin,
+    Vault,
 };
 use tidebase_store_sql::{self as store, ConnectOptions};
 
@@ -44,30 +46,43 @@ impl ComponentCheck for AnyBytes {
 
 impl Rig {
     pub async fn new() -> Rig {
+        Rig::open(None, false).await
+    }
+
+    /// A rig over the SQLite file `db` (else its own in-memory database),
+    /// whose egress broker may reach internal addresses such as the tests'
+    /// upstreams on 127.0.0.1 when `allow_private_egress`.
+    pub async fn open(db: Option<&Path>, allow_private_egress: bool) -> Rig {
         // A named shared-cache memory database: every pooled connection
         // opens the same one, and no other test's. (SQLite shares it only
         // when named in URI form, hence `file:`.)
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "tidebase-rules-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
+        let url = db.map_or_else(
+            || {
+                let n = NEXT.fetch_add(1, Ordering::Relaxed);
+                let name = format!("tidebase-rules-{}-{n}", std::process::id());
+                format!("sqlite:file:{name}?mode=memory&cache=shared")
+            },
+            |path| format!("sqlite://{}", path.display()),
         );
         let store = store::connect(&ConnectOptions {
-            database_url: Some(format!("sqlite:file:{name}?mode=memory&cache=shared")),
+            database_url: Some(url),
             data_dir: std::env::temp_dir(),
             auto_migrate: true,
             max_connections: 4,
         })
         .await
-        .expect("open the in-memory store");
+        .expect("open the store");
         let clock = Arc::new(ManualClock(AtomicI64::new(T0)));
         let settings = Settings {
             lease_ms: LEASE / 1000,
+            allow_private_egress,
             ..Settings::default()
         };
-        let engine =
-            Engine::new(store, clock.clone(), settings).with_component_check(Arc::new(AnyBytes));
+        let key = Vault::parse_key(&Vault::generate_key_text()).unwrap();
+        let engine = Engine::new(store, clock.clone(), settings)
+            .with_component_check(Arc::new(AnyBytes))
+            .with_vault(Vault::new(key));
         Rig { engine, clock }
     }
 

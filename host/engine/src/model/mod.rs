@@ -7,6 +7,8 @@ mod gate;
 mod lease;
 mod misc;
 mod queue;
+mod receipt;
+mod resource;
 mod run;
 mod state;
 mod step;
@@ -19,6 +21,8 @@ pub use misc::{Channel, Event, RunEdge, UsageRecord};
 pub use queue::{
     CallOutcome, Delivery, DeliveryRecord, QueueConfig, QueueCounts, RecoveryAttempt, Schedule,
 };
+pub use receipt::Receipt;
+pub use resource::{ResourceRecord, Sealed};
 pub use run::{Fenced, Run, RunStatus};
 pub use state::{LiveState, StateStream, StateVersion};
 pub use step::Step;

@@ -77,6 +77,8 @@ pub trait Tx:
     + DeploymentRows
     + HostCallRows
     + WasmRunRows
+    + ResourceRows
+    + ReceiptRows
     + Send
 {
     async fn commit(self: Box<Self>) -> Result<()>;

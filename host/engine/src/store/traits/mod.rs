@@ -3,6 +3,7 @@
 mod children;
 mod deliveries;
 mod deployments;
+mod egress;
 mod events;
 mod gates;
 mod queues;
@@ -18,6 +19,7 @@ mod wasm_runs;
 pub use children::{ChannelRows, EdgeRows};
 pub use deliveries::DeliveryRows;
 pub use deployments::{DeploymentRows, HostCallRows};
+pub use egress::{ReceiptRows, ResourceRows};
 pub use events::EventRows;
 pub use gates::GateRows;
 pub use queues::{Claimant, QueueConfigRows, QueueRows};

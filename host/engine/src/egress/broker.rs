@@ -1,0 +1,189 @@
+//! The broker's one path for a request: decide it, open the credential,
+//! send it, redact the answer, and record the receipt of the decision.
+
+use super::policy::{self, Target};
+use super::redact::Redactor;
+use super::send::{self, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_MS, Plan};
+use super::{
+    EgressCaller, EgressClass, EgressRefusal, EgressRequest, EgressResponse, Injection, Receipt,
+    Vault,
+};
+use crate::clock::iso;
+use crate::ids;
+use crate::model::{Deployment, ResourceRecord};
+use crate::{Engine, EngineError, Result};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A decision that delivers no response.
+fn denied(reason: String) -> EgressRefusal {
+    EgressRefusal {
+        class: EgressClass::Denied,
+        reason,
+    }
+}
+
+type Decided = std::result::Result<EgressResponse, EgressRefusal>;
+
+impl Engine {
+    /// This engine encrypts and opens resource secrets with `vault`.
+    pub fn with_vault(mut self, vault: Vault) -> Engine {
+        self.vault = Some(Arc::new(vault));
+        self
+    }
+
+    /// Decide, send and record one request of `caller`'s step attempt. A
+    /// refusal is [`EngineError::EgressRefused`]; a caller that lost its
+    /// run lease is refused as any write of it would be, without a receipt.
+    pub async fn egress(&self, caller: EgressCaller, req: EgressRequest) -> Result<EgressResponse> {
+        let started = Instant::now();
+        let mut receipt = Receipt {
+            id: ids::new_id("rcpt"),
+            run_id: caller.run_id.clone(),
+            step: Some(caller.step.clone()),
+            attempt: Some(caller.attempt),
+            resource: None,
+            method: req.method.to_ascii_uppercase(),
+            host: String::new(),
+            path: String::new(),
+            decision: "allowed".into(),
+            reason: None,
+            class: None,
+            status: None,
+            bytes: 0,
+            duration_ms: 0,
+            at: iso(self.now()),
+        };
+        let decided = self.broker(&caller, req, &mut receipt).await?;
+        receipt.duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        if let Err(refusal) = &decided {
+            if refusal.class == EgressClass::Denied {
+                receipt.decision = "denied".into();
+            }
+            receipt.reason = Some(refusal.reason.clone());
+            receipt.class = Some(refusal.class.as_str().into());
+        }
+        self.record_receipt(&receipt).await?;
+        decided.map_err(|refusal| {
+            caller.refusals.set(refusal.class);
+            EngineError::EgressRefused(refusal)
+        })
+    }
+
+    async fn broker(
+        &self,
+        caller: &EgressCaller,
+        req: EgressRequest,
+        receipt: &mut Receipt,
+    ) -> Result<Decided> {
+        let target = match Target::parse(&req.method, &req.url) {
+            Ok(t) => t,
+            Err(why) => return Ok(Err(denied(why))),
+        };
+        receipt.method.clone_from(&target.method);
+        receipt.host.clone_from(&target.host);
+        receipt.path.clone_from(&target.path);
+        let Some((deployment, granted)) = self.grants(caller).await? else {
+            let why = "this run has no deployment, so it is granted no resources";
+            return Ok(Err(denied(why.into())));
+        };
+        let resource = match policy::admit(&granted, &target) {
+            Ok(r) => r,
+            Err((r, why)) => {
+                receipt.resource = r.map(|r| r.name.clone());
+                return Ok(Err(denied(why)));
+            }
+        };
+        receipt.resource = Some(resource.name.clone());
+        let credential = match self.credential(resource) {
+            Ok(c) => c,
+            Err(why) => return Ok(Err(denied(why))),
+        };
+        let redactor = match &credential {
+            Some((_, secret)) => Redactor::new(secret.as_bytes()),
+            None => Redactor::none(),
+        };
+        let plan = Plan {
+            url: target.url,
+            method: target.method,
+            credential,
+            idempotency_key: caller.idempotency_key.clone(),
+            timeout: Duration::from_millis(
+                deployment
+                    .egress_timeout_ms
+                    .unwrap_or(DEFAULT_TIMEOUT_MS)
+                    .max(1) as u64,
+            ),
+            max_bytes: deployment
+                .egress_max_bytes
+                .unwrap_or(DEFAULT_MAX_BYTES)
+                .max(0) as u64,
+            allow_private: self.settings.allow_private_egress,
+        };
+        let (answer, meter) = send::exchange(plan, req).await;
+        receipt.status = meter.status;
+        receipt.bytes = i64::try_from(meter.bytes).unwrap_or(i64::MAX);
+        Ok(match answer {
+            Ok(a) => Ok(EgressResponse {
+                status: a.status,
+                headers: (a.headers.into_iter())
+                    .map(|(name, value)| (name, redactor.bytes(&value)))
+                    .collect(),
+                body: redactor.bytes(&a.body),
+            }),
+            Err(mut refusal) => {
+                refusal.reason = redactor.text(&refusal.reason);
+                Err(refusal)
+            }
+        })
+    }
+
+    /// The deployment `caller`'s run executes under and the resources it
+    /// grants (those that exist), read while the caller holds the run
+    /// lease; `None` for a run without a deployment.
+    async fn grants(
+        &self,
+        caller: &EgressCaller,
+    ) -> Result<Option<(Deployment, Vec<ResourceRecord>)>> {
+        let mut r = self.read().await?;
+        let run = r
+            .run(&caller.run_id, false)
+            .await?
+            .ok_or_else(EngineError::run_not_found)?;
+        crate::wasm::check_fence(&run, &caller.owner)?;
+        let Some(digest) = &run.component_digest else {
+            return Ok(None);
+        };
+        let Some(deployment) = r.deployment_for(&run.workflow_name, digest).await? else {
+            return Ok(None);
+        };
+        let mut granted = Vec::new();
+        for name in &deployment.allow {
+            granted.extend(r.resource(name, false).await?);
+        }
+        Ok(Some((deployment, granted)))
+    }
+
+    /// The injection rule and secret of `r`, opened by the vault; why not,
+    /// when it cannot be.
+    fn credential(
+        &self,
+        r: &ResourceRecord,
+    ) -> std::result::Result<Option<(Injection, String)>, String> {
+        let Some(sealed) = &r.sealed else {
+            return Ok(None);
+        };
+        let name = &r.name;
+        let vault = self.vault.as_ref().ok_or_else(|| {
+            format!("this server has no master key to open resource {name}'s secret")
+        })?;
+        let secret = (vault.open(name, sealed))
+            .and_then(|s| String::from_utf8(s).ok())
+            .ok_or_else(|| {
+                format!("resource {name}'s secret does not open with this server's master key")
+            })?;
+        let injection = Injection::from_json(&r.injection)
+            .ok_or_else(|| format!("resource {name} has no valid injection rule"))?;
+        Ok(Some((injection, secret)))
+    }
+}
