@@ -36,6 +36,9 @@ pub enum EngineError {
     /// This engine was given no component check, so it deploys nothing.
     #[error("this server does not run wasm workflows")]
     WasmDisabled,
+    /// PLACEHOLDER (egress contract): the broker refused an HTTP request.
+    #[error("{0}")]
+    EgressRefused(crate::EgressRefusal),
     /// The store failed (it says whether it was unavailable).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

@@ -18,6 +18,7 @@ mod channels;
 mod children;
 mod cron;
 mod deliveries;
+mod egress_contract;
 mod error;
 mod events;
 mod gates;
@@ -39,6 +40,10 @@ pub use activation::{Activation, Attempt, Begun, Sleep};
 pub use calls::HostCall;
 pub use children::NewChild;
 pub use cron::{Cron, next_fire};
+pub use egress_contract::{
+    EgressCaller, EgressClass, EgressRefusal, EgressRequest, EgressResponse, Injection,
+    NewResource, Resource, Vault,
+};
 pub use error::{Conflict, EngineError, Entity, LeaseLost};
 pub use events::EventFeed;
 pub use gates::{Decision, GateBegin, GateResolve, MAX_GATE_TIMEOUT_MS};

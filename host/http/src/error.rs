@@ -62,6 +62,8 @@ impl From<EngineError> for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             EngineError::WasmDisabled => StatusCode::NOT_FOUND,
+            // PLACEHOLDER (egress contract).
+            EngineError::EgressRefused(_) => StatusCode::FORBIDDEN,
         };
         ApiError::Json(status, body(&e))
     }
