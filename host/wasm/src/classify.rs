@@ -3,6 +3,7 @@
 //! engine's: [`crate::engine::Engine::record_outcome`]).
 
 use super::bindings::GuestError;
+use super::imports::http::Refusal;
 use super::interrupt::Interrupt;
 use crate::engine::ActivationOutcome;
 use crate::engine::store::StoreError;
@@ -22,10 +23,12 @@ fn stderr_tail(stderr: &[u8]) -> String {
     lines[lines.len().saturating_sub(5)..].join("\n")
 }
 
+/// `refusal`: the last HTTP request the host refused in this activation.
 pub fn outcome(
     result: wasmtime::Result<Result<String, GuestError>>,
     stderr: &[u8],
     max_output: usize,
+    refusal: Option<Refusal>,
 ) -> ActivationOutcome {
     match result {
         Ok(Ok(text)) if text.len() > max_output => failed(
@@ -44,9 +47,11 @@ pub fn outcome(
                 "workflow_error",
             ),
         },
-        Ok(Err(e)) => ActivationOutcome::Failed {
-            error: json!({"name": e.name, "message": e.message}),
-            class: "workflow_error",
+        Ok(Err(e)) => match refusal.filter(|r| r.explains(&e.name)) {
+            // The workflow failed from the refusal: its class, and the
+            // host's reason, which the guest only saw as an error code.
+            Some(r) => failed(&e.name, format!("{}: {}", e.message, r.reason), r.class),
+            None => failed(&e.name, e.message, "workflow_error"),
         },
         Err(err) => trapped(err, stderr),
     }

@@ -100,6 +100,9 @@ impl Runtime {
         let mut linker = Linker::new(&wasm);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        // `wasi:http` only, onto the egress broker (`imports::http`).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         Workflow::add_to_linker::<RunCtx, HasSelf<RunCtx>>(&mut linker, |c| c)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
@@ -199,6 +202,7 @@ impl Runtime {
         };
         let ctx = RunCtx::new(RunCtxParts {
             run: activation,
+            engine: engine.clone(),
             limits,
             cancelled: cancelled.clone(),
             progress,
@@ -232,13 +236,14 @@ impl Runtime {
             instance.call_run(&mut store, &input).await
         }
         .await;
-        let (stdout, stderr) = (
+        let (stdout, stderr, refusal) = (
             store.data().stdout.contents(),
             store.data().stderr.contents(),
+            store.data().run.refusal(),
         );
         drop(store);
         self.keep_output(engine, &run.id, &stdout, &stderr).await;
-        classify::outcome(result, &stderr, self.config.max_output_bytes)
+        classify::outcome(result, &stderr, self.config.max_output_bytes, refusal)
     }
 
     /// Captured stdout/stderr become the run's `log` events.

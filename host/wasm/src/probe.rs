@@ -33,6 +33,7 @@ impl Runtime {
             .build();
         let ctx = RunCtx::new(RunCtxParts {
             run: engine.blank_activation("probe", "probe"),
+            engine: engine.clone(),
             limits,
             cancelled: Arc::new(AtomicBool::new(false)),
             progress: None,
