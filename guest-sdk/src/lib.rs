@@ -15,6 +15,8 @@
 //! - [`Run::sleep`], [`Run::now`], [`Run::random`]: durable time and randomness,
 //!   recorded on first execution and replayed on resume.
 //! - [`Run::log`] and friends: the run's log.
+//! - [`http`]: HTTP requests inside steps, through the host's egress broker,
+//!   which holds the credentials (the workflow never sees them).
 //!
 //! Waiting operations (gates, children, sleeps) suspend the whole run on the
 //! host; the guest simply sees the call return once the wait is over.
@@ -150,6 +152,7 @@
 
 mod error;
 mod host;
+pub mod http;
 mod options;
 
 use std::cell::RefCell;

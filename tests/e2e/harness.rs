@@ -9,10 +9,13 @@ use sqlx::Connection;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tidebase_host::config::Settings;
-use tidebase_host::engine::Engine;
+use tidebase_host::engine::{Engine, Vault};
 use tidebase_host::store::{ConnectOptions, Store};
 
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The master key of every test server's vault (resource secrets).
+pub const VAULT_KEY: [u8; 32] = [0x5a; 32];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -33,6 +36,8 @@ pub struct Opts {
     pub wasm_workers: usize,
     /// `TIDEBASE_CORS_ORIGIN`.
     pub cors_origin: String,
+    /// `TIDEBASE_ALLOW_PRIVATE_EGRESS`: local upstreams on 127.0.0.1.
+    pub allow_private_egress: bool,
 }
 
 impl Default for Opts {
@@ -44,6 +49,7 @@ impl Default for Opts {
             webhook_timeout_ms: 10_000,
             wasm_workers: 0,
             cors_origin: "*".into(),
+            allow_private_egress: false,
         }
     }
 }
@@ -68,6 +74,14 @@ impl Opts {
         Opts {
             wasm_workers: 16,
             ..Opts::default()
+        }
+    }
+
+    /// A wasm server whose workflows may reach upstreams on 127.0.0.1.
+    pub fn egress() -> Opts {
+        Opts {
+            allow_private_egress: true,
+            ..Opts::wasm()
         }
     }
 }
@@ -203,9 +217,11 @@ impl TestServer {
             webhook_secret: opts.webhook_secret.clone(),
             webhook_timeout_ms: opts.webhook_timeout_ms,
             cors_origin: opts.cors_origin.clone(),
+            allow_private_egress: opts.allow_private_egress,
             ..Settings::default()
         };
-        let engine = Engine::new(store.clone(), tidebase_host::clock::system(), settings);
+        let engine = Engine::new(store.clone(), tidebase_host::clock::system(), settings)
+            .with_vault(Vault::new(VAULT_KEY));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

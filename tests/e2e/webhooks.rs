@@ -6,7 +6,7 @@
 use crate::harness::*;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 /// One request a [`Receiver`] got.
 #[derive(Clone, Debug)]
 pub struct Hit {
+    pub method: String,
     pub path: String,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
@@ -54,11 +55,13 @@ pub struct Receiver {
 
 async fn receive(
     State(s): State<ReceiverState>,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, &'static str) {
     let hit = Hit {
+        method: method.to_string(),
         path: uri.path().to_string(),
         headers,
         body: body.to_vec(),

@@ -1,6 +1,7 @@
 //! `hostile`: a workflow that misbehaves on request, to test the host's limits.
 //!
-//! Input `{"mode": M}` (optionally `"bytes": N` for `output`):
+//! Input `{"mode": M}` (optionally `"bytes": N` for `output`, `"url": U`
+//! for `egress`):
 //! - `ok`: returns `{"ok": true}`;
 //! - `loop`: spins forever (needs epoch or fuel interruption);
 //! - `memory`: grows a vector until allocation fails (needs a memory limit);
@@ -18,7 +19,9 @@
 //!   holding a NUL;
 //! - `nap`: logs `napping` and sleeps forever inside a step (only
 //!   cancellation ends it);
-//! - `hibernate`: a durable sleep of `u64::MAX` ms outside steps.
+//! - `hibernate`: a durable sleep of `u64::MAX` ms outside steps;
+//! - `egress`: GETs `url` outside any step (the host refuses: outside steps
+//!   workflow code must be deterministic) and fails with the error.
 
 use std::fmt;
 use std::hint::black_box;
@@ -26,7 +29,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value, json};
-use tidebase_guest::{Error, Run, StateOptions, Usage};
+use tidebase_guest::{Error, Run, StateOptions, Usage, http};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -42,6 +45,7 @@ enum Mode {
     Refused,
     Nap,
     Hibernate,
+    Egress,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +54,8 @@ struct Input {
     mode: Mode,
     #[serde(default = "default_output_bytes")]
     bytes: usize,
+    #[serde(default)]
+    url: String,
 }
 
 fn default_output_bytes() -> usize {
@@ -149,6 +155,10 @@ fn hostile(run: &Run, input: Input) -> Result<Output, Error> {
         Mode::Hibernate => {
             run.sleep(Duration::MAX);
             Ok(Output::Json(json!({ "woke": true })))
+        }
+        Mode::Egress => {
+            let response = http::get(&input.url)?;
+            Ok(Output::Json(json!({ "status": response.status })))
         }
     }
 }

@@ -98,6 +98,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         cors_origin: Some(args.cors_origin)
             .filter(|o| !o.is_empty())
             .unwrap_or_else(|| "*".into()),
+        // PLACEHOLDER (egress contract): broker-core reads the env var.
+        allow_private_egress: false,
     };
     let runtime = super::host::runtime(&args.db, args.wasm_workers.max(1))?;
     let engine =

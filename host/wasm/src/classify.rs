@@ -3,6 +3,7 @@
 //! engine's: [`crate::engine::Engine::record_outcome`]).
 
 use super::bindings::GuestError;
+use super::imports::http::Refusal;
 use super::interrupt::Interrupt;
 use crate::engine::ActivationOutcome;
 use crate::engine::store::StoreError;
@@ -24,11 +25,13 @@ fn stderr_tail(stderr: &[u8]) -> String {
 
 /// `memory_refused`: the store's limiter stopped the guest's memory from
 /// growing ([`super::limiter::Limiter`]).
+/// `refusal`: the last HTTP request the host refused in this activation.
 pub fn outcome(
     result: wasmtime::Result<Result<String, GuestError>>,
     stderr: &[u8],
     memory_refused: bool,
     max_output: usize,
+    refusal: Option<Refusal>,
 ) -> ActivationOutcome {
     match result {
         Ok(Ok(text)) if text.len() > max_output => failed(
@@ -47,9 +50,11 @@ pub fn outcome(
                 "workflow_error",
             ),
         },
-        Ok(Err(e)) => ActivationOutcome::Failed {
-            error: json!({"name": e.name, "message": e.message}),
-            class: "workflow_error",
+        Ok(Err(e)) => match refusal.filter(|r| r.explains(&e.name)) {
+            // The workflow failed from the refusal: its class, and the
+            // host's reason, which the guest only saw as an error code.
+            Some(r) => failed(&e.name, format!("{}: {}", e.message, r.reason), r.class),
+            None => failed(&e.name, e.message, "workflow_error"),
         },
         Err(err) => trapped(err, stderr, memory_refused),
     }
@@ -142,9 +147,12 @@ mod tests {
         let unreachable = || Err(wasmtime::Error::new(wasmtime::Trap::UnreachableCodeReached));
         let stderr = b"memory allocation of 64 bytes failed\n";
         assert_eq!(
-            class(outcome(unreachable(), stderr, true, 1)),
+            class(outcome(unreachable(), stderr, true, 1, None)),
             "memory_limit"
         );
-        assert_eq!(class(outcome(unreachable(), stderr, false, 1)), "trap");
+        assert_eq!(
+            class(outcome(unreachable(), stderr, false, 1, None)),
+            "trap"
+        );
     }
 }

@@ -1,26 +1,31 @@
 //! A run's view of the host while one activation executes: the sandbox's
-//! WASI context and limits, the engine's [`Activation`], and what the host
-//! imports need to stop the guest (cancellation, output limits).
+//! WASI and `wasi:http` contexts and limits, the engine's [`Activation`]
+//! (inside the HTTP door), and what the host imports need to stop the guest
+//! (cancellation, output limits).
 
+use super::imports::http::HttpDoor;
 use super::interrupt::Interrupt;
 use super::limiter::Limiter;
 use super::stdio::Capture;
-use crate::engine::Activation;
+use crate::engine::{Activation, Engine};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::Result as Wt;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Receives one line per durable effect, for `tidebase-host run`'s stderr.
 pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 
 pub struct RunCtx {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
     table: ResourceTable,
     pub(super) limits: Limiter,
-    pub(super) run: Activation,
+    /// The activation; also the `wasi:http` hooks (see [`HttpDoor`]).
+    pub(super) run: HttpDoor,
     pub(super) cancelled: Arc<AtomicBool>,
     progress: Option<Progress>,
     max_output: usize,
@@ -30,6 +35,8 @@ pub struct RunCtx {
 
 pub struct RunCtxParts {
     pub run: Activation,
+    /// Where the run's HTTP requests go (its egress broker).
+    pub engine: Engine,
     pub limits: Limiter,
     pub cancelled: Arc<AtomicBool>,
     pub progress: Option<Progress>,
@@ -41,17 +48,19 @@ impl RunCtx {
     pub fn new(p: RunCtxParts) -> RunCtx {
         let stdout = MemoryOutputPipe::new(p.log_capacity);
         let stderr = MemoryOutputPipe::new(p.log_capacity);
-        // No preopened dirs, no env, no network: the builder grants nothing
-        // beyond what is configured here.
+        // No preopened dirs, no env, no sockets: the builder grants nothing
+        // beyond what is configured here. HTTP goes through the broker only.
         let wasi = WasiCtx::builder()
             .stdout(Capture(stdout.clone()))
             .stderr(Capture(stderr.clone()))
             .build();
         RunCtx {
             wasi,
+            http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limits: p.limits,
-            run: p.run,
+            // A request body is something the guest hands over, like a step output.
+            run: HttpDoor::new(p.run, p.engine, p.max_output),
             cancelled: p.cancelled,
             progress: p.progress,
             max_output: p.max_output,
@@ -93,6 +102,16 @@ impl WasiView for RunCtx {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RunCtx {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.run,
         }
     }
 }

@@ -102,6 +102,9 @@ impl Runtime {
         let mut linker = Linker::new(&wasm);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        // `wasi:http` only, onto the egress broker (`imports::http`).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         Workflow::add_to_linker::<RunCtx, HasSelf<RunCtx>>(&mut linker, |c| c)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
@@ -197,6 +200,7 @@ impl Runtime {
         };
         let ctx = RunCtx::new(RunCtxParts {
             run: activation,
+            engine: engine.clone(),
             limits: Limiter::new(memory),
             cancelled: cancelled.clone(),
             progress,
@@ -233,6 +237,7 @@ impl Runtime {
         let data = store.data();
         let (stdout, stderr) = (data.stdout.contents(), data.stderr.contents());
         let memory_refused = data.limits.memory_refused();
+        let refusal = data.run.refusal();
         drop(store);
         self.keep_output(engine, &run.id, &stdout, &stderr).await;
         classify::outcome(
@@ -240,6 +245,7 @@ impl Runtime {
             &stderr,
             memory_refused,
             self.config.max_output_bytes,
+            refusal,
         )
     }
 

@@ -30,6 +30,7 @@ impl Runtime {
         let start = Instant::now();
         let ctx = RunCtx::new(RunCtxParts {
             run: engine.blank_activation("probe", "probe"),
+            engine: engine.clone(),
             limits: Limiter::new(self.config.memory_limit_bytes),
             cancelled: Arc::new(AtomicBool::new(false)),
             progress: None,

@@ -5,6 +5,9 @@
 //! dropped and the run replays up to the same point when it is picked up
 //! again.
 //!
+//! Outbound HTTP is the standard `wasi:http` import instead, whose send hook
+//! is the door onto the engine's egress broker ([`http`]).
+//!
 //! WIT has one `host` interface, so bindgen generates one trait; its impl
 //! below only routes each import to its capability.
 //!
@@ -14,6 +17,7 @@ mod children;
 mod clock;
 mod errors;
 mod gates;
+pub mod http;
 mod log;
 mod state;
 mod steps;
