@@ -15,6 +15,8 @@ pub struct Settings {
     /// The one origin browsers may call from (`TIDEBASE_CORS_ORIGIN`); `*`
     /// allows any.
     pub cors_origin: String,
+    /// `TIDEBASE_ALLOW_PRIVATE_EGRESS=1`: egress may reach private addresses.
+    pub allow_private_egress: bool,
 }
 
 impl Default for Settings {
@@ -26,6 +28,7 @@ impl Default for Settings {
             webhook_secret: None,
             webhook_timeout_ms: 10_000,
             cors_origin: "*".into(),
+            allow_private_egress: false,
         }
     }
 }

@@ -11,10 +11,13 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// Sandbox limits a deploy may set.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct DeployLimits {
     pub memory_limit_bytes: Option<i64>,
     pub cpu_limit_ms: Option<i64>,
+    pub allow: Vec<String>,
+    pub egress_timeout_ms: Option<i64>,
+    pub egress_max_bytes: Option<i64>,
 }
 
 impl DeployLimits {
@@ -24,6 +27,7 @@ impl DeployLimits {
         DeployLimits {
             memory_limit_bytes: memory_mb.map(|mb| mb.saturating_mul(1 << 20)),
             cpu_limit_ms: cpu_ms,
+            ..DeployLimits::default()
         }
     }
 }
