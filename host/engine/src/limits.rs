@@ -128,6 +128,14 @@ pub const RECONCILE_MS: Range = Range::new(10, 3_600_000);
 pub const WEBHOOK_TIMEOUT_MS: Range = Range::new(1, 300_000);
 /// `TIDEBASE_WASM_WORKERS`: concurrent wasm activations (0 disables).
 pub const WASM_WORKERS: Range = Range::new(0, 1024);
+/// Deploy `egressTimeoutMs`: each brokered call, up to five minutes.
+pub const EGRESS_TIMEOUT_MS: Range = Range::new(1, 300_000);
+/// Deploy `egressMaxBytes`: a brokered response body lands in guest memory,
+/// so it is capped at the largest memory a deploy may grant.
+pub const EGRESS_MAX_BYTES: Range = Range::new(1, MEMORY_MB.max << 20);
+/// `limit` of `GET /audit`, and the page size when none is given.
+pub const AUDIT_LIMIT: Range = Range::new(1, 500);
+pub const AUDIT_LIMIT_DEFAULT: i64 = 100;
 
 /// One rejected input: the field it came from and a Zod-style issue.
 #[derive(Clone, Debug, PartialEq)]
