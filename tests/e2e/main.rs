@@ -14,6 +14,7 @@ mod cancel;
 mod children;
 mod cli;
 mod conn;
+mod egress_cli;
 mod events;
 mod gates;
 mod guest;
