@@ -15,6 +15,7 @@ mod children;
 mod cli;
 mod conn;
 mod egress;
+mod egress_cli;
 mod events;
 mod gates;
 mod guest;

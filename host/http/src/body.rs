@@ -237,11 +237,7 @@ impl Fields {
         if options.contains(&s.as_str()) {
             return Some(s);
         }
-        self.issues.push(json!({
-            "code": "invalid_enum_value", "options": options, "received": s,
-            "message": format!("Invalid enum value. Expected {}, received '{s}'", options.join(" | ")),
-            "path": [key],
-        }));
+        self.issues.push(enum_issue(key, options, &s));
         None
     }
 
@@ -318,4 +314,14 @@ impl Fields {
             Err(ApiError::invalid(self.issues))
         }
     }
+}
+
+/// The issue of a value that is not one of `options` (a body field or a
+/// query parameter).
+pub fn enum_issue(key: &str, options: &[&str], received: &str) -> Value {
+    json!({
+        "code": "invalid_enum_value", "options": options, "received": received,
+        "message": format!("Invalid enum value. Expected {}, received '{received}'", options.join(" | ")),
+        "path": [key],
+    })
 }

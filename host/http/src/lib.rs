@@ -1,5 +1,6 @@
 //! The HTTP door: decode, call the engine, encode. No SQL and no rules here.
 
+mod audit;
 mod body;
 pub mod conn;
 mod error;
@@ -82,6 +83,7 @@ fn routes() -> Vec<Route> {
         route(M::DELETE, "/schedules/{name}", queues::delete_schedule),
         route(M::GET, "/workflows", workflows::list),
         route(M::POST, "/workflows/{name}", workflows::deploy),
+        route(M::GET, "/audit", audit::list),
     ]
 }
 

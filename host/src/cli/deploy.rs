@@ -22,7 +22,7 @@ pub struct DeployArgs {
     db: DbArgs,
 }
 
-/// Sandbox limits of a deployment.
+/// Sandbox limits and egress grants of a deployment.
 #[derive(Args, Debug, Clone, Default)]
 pub struct LimitArgs {
     /// Linear-memory cap for this workflow, in MiB: 1 to 256 (default 64).
@@ -31,6 +31,27 @@ pub struct LimitArgs {
     /// Guest CPU budget per activation, in milliseconds: 1 to 3600000 (default 60000).
     #[arg(long, value_parser = limits::CPU_MS.parser::<i64>(None))]
     cpu_ms: Option<i64>,
+    /// Connected resources this workflow may call (`resources connect`),
+    /// comma-separated; without it the workflow can reach nothing.
+    #[arg(long, value_name = "NAME[,NAME]", value_delimiter = ',')]
+    allow: Vec<String>,
+    /// Timeout of each egress call, in milliseconds: 1 to 300000 (default 10000).
+    #[arg(long, value_parser = limits::EGRESS_TIMEOUT_MS.parser::<i64>(None))]
+    egress_timeout_ms: Option<i64>,
+    /// Largest egress response body, in bytes: 1 to 268435456 (default 1048576).
+    #[arg(long, value_parser = limits::EGRESS_MAX_BYTES.parser::<i64>(None))]
+    egress_max_bytes: Option<i64>,
+}
+
+impl LimitArgs {
+    fn deploy_limits(&self) -> DeployLimits {
+        DeployLimits {
+            allow: self.allow.clone(),
+            egress_timeout_ms: self.egress_timeout_ms,
+            egress_max_bytes: self.egress_max_bytes,
+            ..DeployLimits::from_flags(self.memory_mb, self.cpu_ms)
+        }
+    }
 }
 
 /// The workflow name a file deploys under.
@@ -50,9 +71,8 @@ pub async fn deploy_file(
     limits: &LimitArgs,
 ) -> anyhow::Result<Deployment> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let limits = DeployLimits::from_flags(limits.memory_mb, limits.cpu_ms);
     engine
-        .deploy(name, &bytes, limits)
+        .deploy(name, &bytes, limits.deploy_limits())
         .await
         .map_err(|e| match e {
             EngineError::InvalidComponent(why) => {

@@ -2,8 +2,11 @@
 
 use super::DbArgs;
 use crate::config::Settings;
-use crate::engine::{Engine, limits};
+use crate::engine::{Engine, Vault, limits};
 use crate::runtime::{Runtime, RuntimeConfig};
+use anyhow::Context;
+use std::env::VarError;
+use std::path::Path;
 use std::sync::Arc;
 
 pub async fn engine(db: &DbArgs, settings: Settings) -> anyhow::Result<Engine> {
@@ -45,5 +48,91 @@ pub fn env_settings() -> anyhow::Result<Settings> {
     if let Ok(url) = std::env::var("TIDEBASE_PUBLIC_URL") {
         s.public_url = url.trim_end_matches('/').to_string();
     }
+    s.allow_private_egress = allow_private_egress()?;
     Ok(s)
+}
+
+const ALLOW_PRIVATE_EGRESS: &str = "TIDEBASE_ALLOW_PRIVATE_EGRESS";
+
+/// `TIDEBASE_ALLOW_PRIVATE_EGRESS`: `1` lets egress reach private and
+/// loopback addresses. Anything but `1`, `0` or unset is refused rather than
+/// guessed at, since it switches off the SSRF defence.
+pub fn allow_private_egress() -> anyhow::Result<bool> {
+    match std::env::var(ALLOW_PRIVATE_EGRESS).as_deref() {
+        Err(VarError::NotPresent) | Ok("" | "0") => Ok(false),
+        Ok("1") => Ok(true),
+        _ => anyhow::bail!("{ALLOW_PRIVATE_EGRESS} must be 1 or 0"),
+    }
+}
+
+const MASTER_KEY: &str = "TIDEBASE_MASTER_KEY";
+const MASTER_KEY_FILE: &str = "master.key";
+
+/// The vault that encrypts resource secrets, under `TIDEBASE_MASTER_KEY`
+/// or, when that is unset, the key in `<data-dir>/master.key`, created
+/// (owner-only) the first time it is needed.
+pub fn vault(db: &DbArgs) -> anyhow::Result<Vault> {
+    let key = match std::env::var(MASTER_KEY) {
+        Ok(text) => Vault::parse_key(text.trim())
+            .map_err(|why| anyhow::anyhow!("{MASTER_KEY} is not a usable key: {why}"))?,
+        Err(VarError::NotUnicode(_)) => anyhow::bail!("{MASTER_KEY} is not valid UTF-8"),
+        Err(VarError::NotPresent) => {
+            let file = db.data_dir.join(MASTER_KEY_FILE);
+            let text = read_or_create_key(&file)?;
+            Vault::parse_key(text.trim()).map_err(|why| {
+                anyhow::anyhow!(
+                    "{} is not a usable key: {why} (or set {MASTER_KEY})",
+                    file.display()
+                )
+            })?
+        }
+    };
+    Ok(Vault::new(key))
+}
+
+/// The text of the key file, after writing a fresh random key to it if it
+/// did not exist. The key is written to a private file and linked into place,
+/// so two processes starting at once agree on one key and neither reads a
+/// half-written file.
+fn read_or_create_key(file: &Path) -> anyhow::Result<String> {
+    if !file.exists() {
+        let dir = file.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        let fresh = file.with_extension(format!("key.{}", std::process::id()));
+        write_private(&fresh, &new_key_text()?)
+            .with_context(|| format!("cannot write a new master key to {}", fresh.display()))?;
+        let linked = std::fs::hard_link(&fresh, file);
+        let _ = std::fs::remove_file(&fresh);
+        match linked {
+            Ok(()) => eprintln!("created master key {}", file.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create {}", file.display()));
+            }
+        }
+    }
+    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+/// 32 random bytes from the operating system, as hex.
+fn new_key_text() -> anyhow::Result<String> {
+    use rand::TryRngCore;
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut key)
+        .context("the operating system's random number generator failed")?;
+    Ok(format!("{}\n", hex::encode(key)))
+}
+
+/// Create `file` readable and writable by its owner only.
+fn write_private(file: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(file)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
 }

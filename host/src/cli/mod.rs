@@ -3,6 +3,7 @@
 mod admin;
 mod deploy;
 mod host;
+mod resources;
 mod run;
 mod serve;
 
@@ -38,6 +39,9 @@ enum Command {
     /// List, inspect and cancel runs.
     #[command(subcommand)]
     Runs(admin::RunsCmd),
+    /// Connect, list and revoke the upstreams workflows may call.
+    #[command(subcommand)]
+    Resources(resources::ResourcesCmd),
 }
 
 /// Where the data lives.
@@ -95,6 +99,7 @@ pub fn main() -> ExitCode {
             Command::Deploy(args) => deploy::run(args).await,
             Command::Gates(cmd) => admin::gates(cmd).await,
             Command::Runs(cmd) => admin::runs(cmd).await,
+            Command::Resources(cmd) => resources::resources(cmd).await,
         }
     });
     match outcome {

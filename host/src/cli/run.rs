@@ -83,8 +83,10 @@ impl RunArgs {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let input = args.input()?;
+    let vault = super::host::vault(&args.db)?;
     let (engine, runtime) =
         super::host::wasm_engine(&args.db, super::host::env_settings()?, 8).await?;
+    let engine = engine.with_vault(vault);
     let name = workflow_name(&args.file, args.workflow.as_deref());
     let deployment = deploy_file(&engine, &args.file, &name, &args.limits).await?;
     eprintln!(

@@ -70,6 +70,9 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Egress settings first: a bad one stops the server before it listens.
+    let allow_private_egress = super::host::allow_private_egress()?;
+    let vault = super::host::vault(&args.db)?;
     let fd_limit = crate::api::conn::raise_fd_limit();
     let limits = ConnLimits {
         header_timeout: Duration::from_millis(args.header_timeout_ms),
@@ -98,12 +101,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         cors_origin: Some(args.cors_origin)
             .filter(|o| !o.is_empty())
             .unwrap_or_else(|| "*".into()),
-        // PLACEHOLDER (egress contract): broker-core reads the env var.
-        allow_private_egress: false,
+        allow_private_egress,
     };
     let runtime = super::host::runtime(&args.db, args.wasm_workers.max(1))?;
-    let engine =
-        Engine::new(store, crate::clock::system(), settings).with_component_check(runtime.clone());
+    let engine = Engine::new(store, crate::clock::system(), settings)
+        .with_component_check(runtime.clone())
+        .with_vault(vault);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = (args.wasm_workers > 0).then(|| {
         let w =
