@@ -99,7 +99,8 @@ async fn resources_connect_list_revoke(srv: TestServer) {
     assert!(!streams(&out).contains(SECRET), "{}", streams(&out));
     let github = ok_json(&out)["resource"].clone();
     assert_eq!(github["name"], "github");
-    assert_eq!(github["baseUrl"], "https://api.github.com");
+    // The base URL is pinned in its normalised form.
+    assert_eq!(github["baseUrl"], "https://api.github.com/");
     assert_eq!(github["methods"], json!(["GET", "POST"]));
     assert_eq!(github["paths"], json!(["/repos", "/user"]));
     assert_eq!(github["hasSecret"], true);
