@@ -18,10 +18,11 @@
 //!
 //! A request the broker refuses fails with an [`Error`] named after the
 //! reason: `EgressDenied` (not inside a step, not granted, or a blocked
-//! address), `EgressTimeout` or `EgressTooLarge`. When the workflow fails
+//! address), `EgressTimeout`, `EgressTooLarge` or `EgressUnreachable` (the
+//! upstream refused or dropped the connection). When the workflow fails
 //! from such an error, the run's `failureClass` names the refusal
-//! (`egress_denied`, `egress_timeout`, `egress_too_large`) and its error
-//! message carries the host's reason.
+//! (`egress_denied`, `egress_timeout`, `egress_too_large`,
+//! `egress_unreachable`) and its error message carries the host's reason.
 //!
 //! A completed step is never executed again, so its requests are made once:
 //! a resumed run replays the step's recorded output. One window remains: if
@@ -350,7 +351,8 @@ mod tests {
             name(ErrorCode::HttpResponseBodySize(None)),
             "EgressTooLarge"
         );
-        assert_eq!(name(ErrorCode::ConnectionRefused), "HttpError");
+        assert_eq!(name(ErrorCode::ConnectionRefused), "EgressUnreachable");
+        assert_eq!(name(ErrorCode::DnsTimeout), "HttpError");
         let e = refusal("POST", "http://h/x", &ErrorCode::HttpRequestDenied);
         assert!(e.message.starts_with("POST http://h/x: "), "{e}");
     }

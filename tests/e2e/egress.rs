@@ -8,7 +8,7 @@
 //! revoked resources deny, and every decision is audited.
 
 use crate::cli::{host, output, text};
-use crate::harness::{Opts, TestServer, count_events};
+use crate::harness::{Opts, TestServer, count_events, database_dump};
 use crate::wasm::{deploy, resolve, start, step, wait_status, wait_suspended_at_gate};
 use crate::webhooks::Hit;
 use axum::body::Bytes;
@@ -490,6 +490,13 @@ async fn an_echoed_secret_is_redacted(srv: TestServer) {
     let (status, audit) = srv.get("/audit").await;
     assert_eq!(status, 200, "{audit}");
     assert_no_secret("the audit trail", &audit.to_string());
+    let dump = database_dump(&srv).await;
+    assert!(dump.contains("echo"), "the dump holds the resource row");
+    assert_no_secret("the database", &dump);
+    assert!(
+        !dump.contains(&hex::encode(SECRET)),
+        "the database holds the secret as hex"
+    );
 }
 
 /// Calls to a host no grant covers, under a path or with a method the

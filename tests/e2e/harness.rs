@@ -651,3 +651,38 @@ pub async fn pin_to_component(srv: &TestServer, workflow: &str) {
         .await
         .expect("deploy placeholder component");
 }
+
+/// Everything the test's database holds, as text: every row of every table
+/// (Postgres, `bytea` shown as hex), or the raw database and WAL files
+/// (SQLite). For checks that a value was never stored in the clear.
+pub async fn database_dump(srv: &TestServer) -> String {
+    match srv.backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&srv.db_url)
+                .await
+                .expect("connect to the test database");
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .expect("list tables");
+            let mut dump = String::new();
+            for table in tables {
+                let sql = format!("SELECT CAST(t AS TEXT) FROM \"{table}\" t");
+                let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("dump a table");
+                dump.extend(rows.into_iter().map(|r| r + "\n"));
+            }
+            dump
+        }
+        Backend::Sqlite => {
+            let file = srv.db_url.trim_start_matches("sqlite://").to_string();
+            let mut bytes = std::fs::read(&file).expect("read the database file");
+            bytes.extend(std::fs::read(format!("{file}-wal")).unwrap_or_default());
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
+}
