@@ -13,6 +13,7 @@ pub mod model;
 pub mod store;
 
 mod activation;
+pub mod broker;
 mod calls;
 mod channels;
 mod children;

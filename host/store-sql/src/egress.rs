@@ -11,7 +11,7 @@ use tidebase_engine::AuditQuery;
 impl ResourceRows for SqlTx {
     async fn resource(&mut self, name: &str, lock: bool) -> Result<Option<ResourceRecord>> {
         let sql = format!(
-            "SELECT {} FROM resources WHERE name = $1{}",
+            "SELECT {} FROM resources WHERE principal = '' AND name = $1{}",
             RESOURCES.select(),
             self.dialect.lock(lock)
         );
@@ -20,7 +20,8 @@ impl ResourceRows for SqlTx {
     }
 
     async fn put_resource(&mut self, r: &ResourceRecord) -> Result<()> {
-        self.upsert(&RESOURCES, "name", r).await
+        // Resources the operator connects belong to no tenant (principal '').
+        self.upsert(&RESOURCES, "principal, name", r).await
     }
 
     async fn resources(&mut self) -> Result<Vec<ResourceRecord>> {
