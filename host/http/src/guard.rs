@@ -138,13 +138,15 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Fail closed on every route but `/health` when an API key is configured.
+/// Fail closed on every route but `/health` and Studio's assets when an
+/// API key is configured.
 pub async fn auth(State(engine): State<Engine>, req: Request, next: Next) -> Response {
     let Some(key) = engine.settings.api_key.as_deref() else {
         return next.run(req).await;
     };
     // `/health` is open for every method (v0.7; v0.5 only for GET/HEAD).
     let allowed = req.uri().path() == "/health"
+        || super::studio::is_public(req.uri().path())
         || match req.headers().get(header::AUTHORIZATION) {
             // A bearer header, when present, decides on its own.
             Some(h) => h

@@ -1,6 +1,6 @@
 //! The `runs` table, by id.
 
-use crate::model::Run;
+use crate::model::{Run, RunStatus};
 use crate::store::Result;
 use async_trait::async_trait;
 
@@ -13,4 +13,6 @@ pub trait RunRows {
     async fn update_run(&mut self, run: &Run) -> Result<()>;
     /// Newest first.
     async fn list_runs(&mut self, limit: i64) -> Result<Vec<Run>>;
+    /// How many runs each `(workflow, status)` has; only non-zero counts.
+    async fn run_counts(&mut self) -> Result<Vec<(String, RunStatus, i64)>>;
 }
