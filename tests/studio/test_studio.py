@@ -126,6 +126,25 @@ def test_events_appear_live(server, page):
     expect(page.locator("dl.summary")).to_contain_text("running")
 
 
+def test_children_form_a_tree_with_links(server, page):
+    deploy(server.url, "child-echo", "child_echo")
+    parent = unique("fanout")
+    deploy(server.url, parent, "fanout_parent")
+    _, body, _ = http("POST", f"{server.url}/runs/{parent}", {"input": {"values": [1, 2], "sleepMs": 10}})
+    run_id = body["run"]["id"]
+    page.goto(f"{server.url}/#/runs/{run_id}")
+    expect(page.locator("dl.summary")).to_contain_text("completed", timeout=WAIT_MS)
+    tree = page.locator("ul.tree")
+    expect(tree.locator("li")).to_have_count(2, timeout=WAIT_MS)
+    expect(tree).to_contain_text("c1 (child)")
+    expect(tree).to_contain_text("child-echo")
+    _, detail, _ = http("GET", f"{server.url}/runs/{run_id}")
+    child = detail["runEdges"][0]["childRunId"]
+    tree.get_by_role("link", name=child).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(child, timeout=WAIT_MS)
+    expect(page.locator("dl.summary")).to_contain_text("child-echo")
+
+
 def test_pending_gates_oldest_first(server, page, screenshots):
     _, first = start_report(server.url)
     _, second = start_report(server.url)

@@ -12,19 +12,19 @@ use metrics::{
 };
 use std::collections::BTreeMap;
 
-pub const RUNS: &str = "tidebase_runs";
-pub const RUNS_FINISHED: &str = "tidebase_runs_finished_total";
-pub const STEP_SECONDS: &str = "tidebase_step_attempt_seconds";
-pub const HTTP_SECONDS: &str = "tidebase_http_request_seconds";
-pub const QUEUE_DEPTH: &str = "tidebase_queue_depth";
-pub const QUEUE_RUNNING: &str = "tidebase_queue_running";
-pub const CLAIM_WAIT: &str = "tidebase_queue_claim_wait_seconds";
-pub const WASM_ACTIVATIONS: &str = "tidebase_wasm_activations_total";
-pub const WASM_SUSPENSIONS: &str = "tidebase_wasm_suspensions_total";
-pub const WASM_CPU: &str = "tidebase_wasm_activation_cpu_seconds";
-pub const WASM_LIMIT_FAILURES: &str = "tidebase_wasm_limit_failures_total";
-pub const WEBHOOKS: &str = "tidebase_webhook_calls_total";
-pub const STORE_SECONDS: &str = "tidebase_store_transaction_seconds";
+const RUNS: &str = "tidebase_runs";
+const RUNS_FINISHED: &str = "tidebase_runs_finished_total";
+const STEP_SECONDS: &str = "tidebase_step_attempt_seconds";
+const HTTP_SECONDS: &str = "tidebase_http_request_seconds";
+const QUEUE_DEPTH: &str = "tidebase_queue_depth";
+const QUEUE_RUNNING: &str = "tidebase_queue_running";
+const CLAIM_WAIT: &str = "tidebase_queue_claim_wait_seconds";
+const WASM_ACTIVATIONS: &str = "tidebase_wasm_activations_total";
+const WASM_SUSPENSIONS: &str = "tidebase_wasm_suspensions_total";
+const WASM_CPU: &str = "tidebase_wasm_activation_cpu_seconds";
+const WASM_LIMIT_FAILURES: &str = "tidebase_wasm_limit_failures_total";
+const WEBHOOKS: &str = "tidebase_webhook_calls_total";
+const STORE_SECONDS: &str = "tidebase_store_transaction_seconds";
 
 /// Every metric's help text, for the exporter to print.
 pub fn describe() {
@@ -144,15 +144,6 @@ pub fn store_transaction(kind: &'static str, secs: f64) {
     histogram!(STORE_SECONDS, "kind" => kind).record(secs);
 }
 
-const STATUSES: [RunStatus; 6] = [
-    RunStatus::Pending,
-    RunStatus::Queued,
-    RunStatus::Running,
-    RunStatus::Completed,
-    RunStatus::Failed,
-    RunStatus::Cancelled,
-];
-
 impl Engine {
     /// Set the gauges read at scrape time (runs by workflow and status,
     /// queue depth) from one read of the store. Every status of a workflow
@@ -161,15 +152,15 @@ impl Engine {
         let mut r = self.read().await?;
         let runs = r.run_counts().await?;
         let queues = r.queue_counts().await?;
-        let mut by_workflow: BTreeMap<String, [i64; STATUSES.len()]> = BTreeMap::new();
+        let mut by_workflow: BTreeMap<String, [i64; RunStatus::ALL.len()]> = BTreeMap::new();
         for (workflow, status, n) in runs {
             let counts = by_workflow.entry(workflow).or_default();
-            if let Some(i) = STATUSES.iter().position(|s| *s == status) {
+            if let Some(i) = RunStatus::ALL.iter().position(|s| *s == status) {
                 counts[i] += n;
             }
         }
         for (workflow, counts) in &by_workflow {
-            for (status, n) in STATUSES.iter().zip(counts) {
+            for (status, n) in RunStatus::ALL.iter().zip(counts) {
                 gauge!(RUNS, "workflow" => workflow.clone(), "status" => status.as_str())
                     .set(*n as f64);
             }

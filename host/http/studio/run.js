@@ -256,7 +256,10 @@ export async function render(main, runId) {
   const addEvent = (ev) => {
     if (ev.seq <= last) return;
     last = ev.seq;
+    // Follow the tail unless the reader scrolled up to look at older events.
+    const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
     log.append(eventItem(ev));
+    if (atEnd) log.scrollTop = log.scrollHeight;
   };
   detail.events.forEach(addEvent);
 

@@ -36,6 +36,16 @@ impl RunStatus {
         }
     }
 
+    /// Every status, in lifecycle order.
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Pending,
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
     /// A queue run in one of these holds its `(queue, dedupe key)`: another
     /// enqueue with the key returns it instead of creating a run.
     pub const HOLDS_DEDUPE_KEY: [RunStatus; 2] = [RunStatus::Queued, RunStatus::Running];
