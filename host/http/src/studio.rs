@@ -90,16 +90,18 @@ mod tests {
         assert!(!is_public("/metrics"));
     }
 
-    /// Every module an asset imports is served, so the page cannot load
-    /// half its code.
+    /// Every module an asset imports, and every file the page links, is
+    /// served, so the page cannot load half its code.
     #[test]
-    fn every_imported_module_is_an_asset() {
+    fn every_referenced_file_is_an_asset() {
         for (name, _, body) in ASSETS {
-            for (_, rest) in body.lines().filter_map(|l| l.split_once("from \"./")) {
+            let imports = body.lines().filter_map(|l| l.split_once("from \"./"));
+            let links = body.split("\"/studio/").skip(1).map(|rest| ("", rest));
+            for (_, rest) in imports.chain(links) {
                 let target = rest.split('"').next().unwrap_or_default();
                 assert!(
                     ASSETS.iter().any(|(n, _, _)| *n == target),
-                    "{name} imports {target}, which is not served"
+                    "{name} refers to {target}, which is not served"
                 );
             }
         }
