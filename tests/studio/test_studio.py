@@ -65,7 +65,7 @@ def test_runs_lists_wasm_and_sdk_runs_alike(server, page, screenshots):
     expect(wasm_row).to_contain_text(wasm_workflow, timeout=WAIT_MS)
     expect(sdk_row).to_contain_text(sdk_workflow)
     expect(sdk_row).to_contain_text("completed")
-    expect(wasm_row).to_contain_text("running")
+    expect(wasm_row).to_contain_text("waiting at gate approve-report")
     page.screenshot(path=screenshots / "runs.png", full_page=True)
 
     # Filters go through the API: only the SDK workflow's run is left.

@@ -53,10 +53,10 @@ function formQuery(form) {
   });
 }
 
-/// Which runs wait at which gate, to say so in the list.
+/// Which runs wait at which gate, to say so in the list (the oldest 200).
 async function waitingGates() {
   try {
-    const { gates } = await get("/gates?status=pending&limit=500");
+    const { gates } = await get("/gates?status=pending&limit=200");
     return new Map(gates.map((g) => [g.runId, g.name]));
   } catch (err) {
     if (err instanceof ApiError) return new Map(); // an older server without GET /gates
