@@ -104,9 +104,9 @@ def test_approving_the_gate_in_the_page_completes_the_run_live(server, page, scr
     page.screenshot(path=screenshots / "run-completed.png", full_page=True)
 
 
-def test_events_appear_live(server, page):
+def test_events_appear_live_and_cancel_works(server, page):
     """A run driven over raw HTTP, as an SDK worker drives it: each call's
-    event shows up in the open page."""
+    event shows up in the open page; then the page cancels it."""
     workflow = unique("live")
     _, body, _ = http("POST", f"{server.url}/runs/{workflow}", {"input": {}})
     run_id = body["run"]["id"]
@@ -124,6 +124,13 @@ def test_events_appear_live(server, page):
     expect(events).to_contain_text("state.updated", timeout=WAIT_MS)
     expect(page.locator("section", has_text="Live state")).to_contain_text("rising")
     expect(page.locator("dl.summary")).to_contain_text("running")
+
+    page.get_by_label("Reason").fill("enough")
+    page.get_by_role("button", name="Cancel run").click()
+    expect(page.locator("dl.summary")).to_contain_text("cancelled", timeout=WAIT_MS)
+    expect(events).to_contain_text("run.cancelled")
+    _, detail, _ = http("GET", f"{server.url}/runs/{run_id}")
+    assert detail["run"]["cancelReason"] == "enough"
 
 
 def test_children_form_a_tree_with_links(server, page):

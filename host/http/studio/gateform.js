@@ -6,10 +6,13 @@ import { field, h, toast } from "./dom.js";
 
 const ACTOR = "tidebase.actor";
 
+/// The name this browser decides and cancels under, if it gave one.
+export const actorName = () => localStorage.getItem(ACTOR);
+
 /// `token()` gives the gate's resolve token (the pending-gates list has to
 /// look it up); `done()` runs after a decision was recorded.
 export function gateForm(gate, token, done) {
-  const actor = h("input", { name: "actor", value: localStorage.getItem(ACTOR) || "", autocomplete: "name", required: true });
+  const actor = h("input", { name: "actor", value: actorName() || "", autocomplete: "name", required: true });
   const note = h("textarea", { name: "note", rows: 2 });
   const status = h("p", { class: "error", role: "alert" });
   const decide = async (decision, button) => {

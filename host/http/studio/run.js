@@ -7,7 +7,7 @@ import { events as eventStream, get, post } from "./api.js";
 import {
   badge, clear, details, duration, between, errorBox, field, h, json, runLink, section, table, time, toast,
 } from "./dom.js";
-import { gateForm } from "./gateform.js";
+import { actorName, gateForm } from "./gateform.js";
 import { snapshotsSection, stateSection } from "./state.js";
 import { timeline } from "./timeline.js";
 
@@ -42,7 +42,7 @@ function actions(run, refresh) {
     button.disabled = true;
     try {
       const body = reason.value.trim() ? { reason: reason.value.trim() } : {};
-      if (what === "cancel") body.actor = localStorage.getItem("tidebase.actor") || "studio";
+      if (what === "cancel") body.actor = actorName() || "studio";
       await post(`/runs/${encodeURIComponent(run.id)}/${what}`, body);
       toast(what === "cancel" ? "Run cancelled." : "Recovery requested.");
       refresh();
