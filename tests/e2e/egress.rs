@@ -487,7 +487,7 @@ async fn an_echoed_secret_is_redacted(srv: TestServer) {
     assert!(body.starts_with("plain=[REDACTED] "), "{body}");
     assert_no_secret("the fetched body", body);
     assert_no_secret("run detail", &d.to_string());
-    let (status, audit) = srv.get("/audit").await;
+    let (status, audit) = srv.get("/egress/receipts").await;
     assert_eq!(status, 200, "{audit}");
     assert_no_secret("the audit trail", &audit.to_string());
     let dump = database_dump(&srv).await;
@@ -578,7 +578,7 @@ async fn calls_outside_the_grants_are_denied_and_audited(srv: TestServer) {
         other.hits().is_empty(),
         "a denied call or the redirect reached the other host"
     );
-    let (status, audit) = srv.get("/audit?decision=denied").await;
+    let (status, audit) = srv.get("/egress/receipts?decision=denied").await;
     assert_eq!(status, 200, "{audit}");
     let audited: Vec<&str> = audit["receipts"]
         .as_array()
