@@ -5,6 +5,7 @@
 //! the broker body cap, and the audit ledger's parsing and tenant scoping.
 
 use crate::harness::*;
+use crate::serve::Serve;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ed25519_dalek::pkcs8::EncodePublicKey;
@@ -137,7 +138,50 @@ backend_tests!(
         ..IdentitySettings::default()
     }),
     the_audit_ledger_filters_orders_and_scopes = broker(),
+    serve_reads_upstreams_variables,
 );
+
+/// `tidebase-host serve` takes the identity settings from upstream's
+/// variable names, so a v0.7 deployment's environment works unchanged.
+async fn serve_reads_upstreams_variables(srv: TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("TIDEBASE_API_KEY", KEY),
+        ("NODE_ENV", "production"),
+        ("TIDEBASE_ENV", "development"),
+        ("TIDEBASE_PROVE_RATE", "2"),
+        ("TIDEBASE_CHALLENGE_SECRET", ""),
+    ];
+    let serve = Serve::start(&srv, dir.path(), &env).await;
+    let post = |path: String| {
+        let rb = serve.http.post(format!("{}{path}", serve.base));
+        async move {
+            let r = rb
+                .bearer_auth(KEY)
+                .json(&json!({"name": "dev"}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, agent) = post("/agents".into()).await;
+    assert_eq!(status, 200, "{agent}");
+    let id = agent_id(&agent);
+    let (status, body) = post(format!("/agents/{id}/prove")).await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (403, json!("dev_token_disabled")),
+        "NODE_ENV wins"
+    );
+    let (status, body) = post(format!("/agents/{id}/challenge")).await;
+    assert_eq!(
+        (status, body),
+        (503, error("challenge issuance not configured"))
+    );
+    let (status, body) = post(format!("/agents/{id}/prove")).await;
+    assert_eq!((status, body["code"].clone()), (429, json!("rate_limited")));
+}
 
 /// Without `TIDEBASE_API_KEY` every broker path is a 503, whatever the
 /// method and whether a route exists; core routes stay open.
