@@ -1,5 +1,7 @@
 //! The HTTP door: decode, call the engine, encode. No SQL and no rules here.
 
+mod abuse;
+mod agents;
 mod audit;
 mod body;
 pub mod conn;
@@ -11,6 +13,7 @@ mod params;
 mod path;
 mod queues;
 mod reading;
+mod receipts;
 mod runs;
 mod sse;
 mod state;
@@ -83,7 +86,12 @@ fn routes() -> Vec<Route> {
         route(M::DELETE, "/schedules/{name}", queues::delete_schedule),
         route(M::GET, "/workflows", workflows::list),
         route(M::POST, "/workflows/{name}", workflows::deploy),
-        route(M::GET, "/audit", audit::list),
+        route(M::GET, "/egress/receipts", receipts::list),
+        route(M::POST, "/agents", agents::register),
+        route(M::GET, "/agents/{agentId}", agents::get),
+        route(M::POST, "/agents/{agentId}/challenge", agents::challenge),
+        route(M::POST, "/agents/{agentId}/prove", agents::prove),
+        route(M::GET, "/audit", audit::ledger),
     ]
 }
 

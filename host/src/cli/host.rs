@@ -1,7 +1,7 @@
 //! Opening the engine and wasm runtime the way every verb does.
 
 use super::DbArgs;
-use crate::config::Settings;
+use crate::config::{IdentitySettings, Settings};
 use crate::engine::{Engine, Vault, limits};
 use crate::runtime::{Runtime, RuntimeConfig};
 use anyhow::Context;
@@ -49,7 +49,14 @@ pub fn env_settings() -> anyhow::Result<Settings> {
         s.public_url = url.trim_end_matches('/').to_string();
     }
     s.allow_private_egress = allow_private_egress()?;
+    s.identity = identity_settings()?;
     Ok(s)
+}
+
+/// The broker's identity settings from upstream's variables
+/// (`TIDEBASE_CHALLENGE_SECRET`, `TIDEBASE_PROVE_RATE`, …).
+pub fn identity_settings() -> anyhow::Result<IdentitySettings> {
+    IdentitySettings::from_vars(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)
 }
 
 const ALLOW_PRIVATE_EGRESS: &str = "TIDEBASE_ALLOW_PRIVATE_EGRESS";

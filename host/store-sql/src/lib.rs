@@ -3,6 +3,7 @@
 //! driver. Everything that knows SQL, a driver or a dialect lives here;
 //! every difference between the two dialects is a field of `dialect::Dialect`.
 
+mod agents;
 mod connect;
 mod dialect;
 mod egress;
