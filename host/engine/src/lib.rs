@@ -43,8 +43,8 @@ pub use children::NewChild;
 pub use cron::{Cron, next_fire};
 pub use egress::{
     AuditPage, AuditQuery, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_MS, EgressCaller, EgressClass,
-    EgressRefusal, EgressRequest, EgressResponse, Injection, NewResource, Receipt, Refusals, Resource,
-    Vault,
+    EgressRefusal, EgressRequest, EgressResponse, Injection, NewResource, Receipt, Refusals,
+    Resource, Vault,
 };
 pub use error::{Conflict, EngineError, Entity, LeaseLost};
 pub use events::EventFeed;

@@ -143,9 +143,6 @@ mod tests {
             class(outcome(unreachable(), stderr, true, 1)),
             "memory_limit"
         );
-        assert_eq!(
-            class(outcome(unreachable(), stderr, false, 1)),
-            "trap"
-        );
+        assert_eq!(class(outcome(unreachable(), stderr, false, 1)), "trap");
     }
 }

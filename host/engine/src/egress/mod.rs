@@ -18,8 +18,8 @@ mod vault;
 
 pub use crate::model::Receipt;
 pub use caller::EgressCaller;
-pub(crate) use caller::refusal_class;
 pub use caller::Refusals;
+pub(crate) use caller::refusal_class;
 pub use receipts::{AuditPage, AuditQuery};
 pub use resources::{Injection, NewResource, Resource};
 pub use send::{DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_MS};
