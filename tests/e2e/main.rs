@@ -23,6 +23,7 @@ mod heartbeat;
 mod input;
 mod leases;
 mod limits;
+mod lists;
 mod once;
 mod operator;
 mod queues;

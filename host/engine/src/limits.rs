@@ -140,6 +140,11 @@ pub const EGRESS_MAX_BYTES: Range = Range::new(1, MEMORY_MB.max << 20);
 pub const AUDIT_LIMIT: Range = Range::new(1, 500);
 pub const AUDIT_LIMIT_DEFAULT: i64 = 100;
 
+/// `limit` of the operator lists (`GET /runs?…`, `GET /gates`), and the
+/// page size when none is given (also the size of v0.5's plain `GET /runs`).
+pub const LIST_LIMIT: Range = Range::new(1, 200);
+pub const LIST_LIMIT_DEFAULT: i64 = 100;
+
 /// One rejected input: the field it came from and a Zod-style issue.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Violation {

@@ -6,6 +6,7 @@
 mod connect;
 mod dialect;
 mod egress;
+mod listing;
 mod queues;
 mod records;
 mod rows;
