@@ -26,7 +26,7 @@ fn ids(list: &Value) -> Vec<String> {
     list.as_array()
         .expect("a list")
         .iter()
-        .map(|r| id(r))
+        .map(id)
         .collect()
 }
 

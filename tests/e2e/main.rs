@@ -26,6 +26,7 @@ mod limits;
 mod lists;
 mod once;
 mod operator;
+mod ops_cli;
 mod queues;
 mod reconciler;
 mod replicas;

@@ -8,7 +8,7 @@ use super::DbArgs;
 use crate::engine::{Injection, NewResource, Resource};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -124,11 +124,6 @@ impl ConnectArgs {
     }
 }
 
-fn print(v: &Value) -> anyhow::Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(ExitCode::SUCCESS)
-}
-
 pub async fn resources(cmd: ResourcesCmd) -> anyhow::Result<ExitCode> {
     let settings = super::host::env_settings()?;
     match cmd {
@@ -160,13 +155,13 @@ pub async fn resources(cmd: ResourcesCmd) -> anyhow::Result<ExitCode> {
                 resource.base_url,
                 secret_column(&resource)
             );
-            print(&json!({"resource": resource}))
+            super::show::json(&json!({"resource": resource}))
         }
         ResourcesCmd::List(a) => {
             let engine = super::host::engine(&a.db, settings).await?;
             let resources = engine.resources().await?;
             if a.json {
-                return print(&json!({"resources": resources}));
+                return super::show::json(&json!({"resources": resources}));
             }
             print_table(&resources);
             Ok(ExitCode::SUCCESS)
@@ -181,7 +176,7 @@ pub async fn resources(cmd: ResourcesCmd) -> anyhow::Result<ExitCode> {
                 "revoked resource {}: calls through it are denied",
                 resource.name
             );
-            print(&json!({"resource": resource}))
+            super::show::json(&json!({"resource": resource}))
         }
     }
 }
