@@ -23,11 +23,7 @@ async fn create_runs(srv: &TestServer, workflow: &str, n: usize) -> Vec<String> 
 }
 
 fn ids(list: &Value) -> Vec<String> {
-    list.as_array()
-        .expect("a list")
-        .iter()
-        .map(id)
-        .collect()
+    list.as_array().expect("a list").iter().map(id).collect()
 }
 
 /// Every page of `GET path` (which has a query already), following

@@ -71,18 +71,23 @@ pub fn one_of(q: &QueryMap, key: &str, options: &[&str]) -> Result<Option<String
 /// A comma-separated list of names (`?allow=a,b`); blanks around and
 /// between items are dropped, so `a, b,` is `a` and `b`.
 pub fn names(q: &QueryMap, key: &str) -> Result<Vec<String>, ApiError> {
-    let Some(list) = q.get(key) else {
-        return Ok(Vec::new());
-    };
-    list.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
+    items(q, key)
         .map(|item| {
             limits::check_name(key, item)
                 .map(|()| item.to_string())
                 .map_err(|e| ApiError::violation("query parameter", &e))
         })
         .collect()
+}
+
+/// The items of a comma-separated parameter, without blanks around and
+/// between them (none when it is absent).
+fn items<'q>(q: &'q QueryMap, key: &str) -> impl Iterator<Item = &'q str> {
+    q.get(key)
+        .into_iter()
+        .flat_map(|list| list.split(','))
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
 }
 
 /// The parameters of `q` that are not blank: list endpoints read a blank
@@ -112,12 +117,7 @@ pub fn only(q: &QueryMap, known: &[&str]) -> Result<(), ApiError> {
 
 /// A comma-separated list whose items are each one of `options`.
 pub fn list_of(q: &QueryMap, key: &str, options: &[&str]) -> Result<Vec<String>, ApiError> {
-    let Some(list) = q.get(key) else {
-        return Ok(Vec::new());
-    };
-    list.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
+    items(q, key)
         .map(|item| {
             if options.contains(&item) {
                 Ok(item.to_string())

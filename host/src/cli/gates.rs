@@ -1,8 +1,8 @@
 //! `tidebase-host gates …`: the gates of every run, and an operator's
 //! decision on one, without the resolve token.
 
-use super::{DbArgs, show};
-use crate::engine::{Decision, GateFilter, GateQuery, limits};
+use super::{DbArgs, PageArgs, ReadArgs, show};
+use crate::engine::{Decision, GateFilter, GateQuery};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::process::ExitCode;
@@ -26,18 +26,10 @@ pub struct ListArgs {
     /// Which gates: pending (oldest first), resolved or all (newest first).
     #[arg(long, default_value = "all", value_parser = GateFilter::NAMES)]
     status: String,
-    /// Gates per page: 1 to 200.
-    #[arg(long, default_value_t = limits::LIST_LIMIT_DEFAULT,
-          value_parser = limits::LIST_LIMIT.parser::<i64>(None))]
-    limit: i64,
-    /// The next page: the cursor a previous page ended with.
-    #[arg(long, value_name = "CURSOR")]
-    before: Option<String>,
-    /// Print `{"gates": [...], "nextCursor": ...}` (as `GET /gates?status=…`) instead of a table.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    db: DbArgs,
+    page: PageArgs,
+    #[command(flatten)]
+    read: ReadArgs,
 }
 
 #[derive(Args, Debug)]
@@ -67,17 +59,17 @@ pub async fn gates(cmd: GatesCmd) -> anyhow::Result<ExitCode> {
 }
 
 async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
-    let engine = super::host::engine(&a.db, super::host::env_settings()?).await?;
+    let engine = super::host::engine(&a.read.db, super::host::env_settings()?).await?;
     let status = if a.pending { "pending" } else { &a.status };
     let filter = GateFilter::named(status).expect("clap checked the name");
     let page = engine
         .list_gates(GateQuery {
             filter,
-            limit: a.limit,
-            before: a.before,
+            limit: a.page.limit,
+            before: a.page.before,
         })
         .await?;
-    if a.json {
+    if a.read.json {
         return show::json(&page);
     }
     if page.gates.is_empty() {

@@ -72,6 +72,28 @@ pub struct DbArgs {
     pub data_dir: PathBuf,
 }
 
+/// The page flags of a list verb.
+#[derive(Args, Clone, Debug)]
+pub struct PageArgs {
+    /// Rows per page: 1 to 200.
+    #[arg(long, default_value_t = crate::engine::limits::LIST_LIMIT_DEFAULT,
+          value_parser = crate::engine::limits::LIST_LIMIT.parser::<i64>(None))]
+    pub limit: i64,
+    /// The next page: the cursor a previous page ended with.
+    #[arg(long, value_name = "CURSOR")]
+    pub before: Option<String>,
+}
+
+/// A read verb's output and database.
+#[derive(Args, Debug)]
+pub struct ReadArgs {
+    /// Print JSON instead of a table: what the HTTP API answers to the same question.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
 /// A path argument made absolute against the working directory, so every
 /// path the CLI prints is one a reader can use from anywhere.
 pub fn absolute_path(text: &str) -> Result<PathBuf, String> {

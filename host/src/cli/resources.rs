@@ -4,7 +4,7 @@
 //! a flag value (which other users could read in the process list), and
 //! nothing here ever prints one.
 
-use super::DbArgs;
+use super::{DbArgs, ReadArgs};
 use crate::engine::{Injection, NewResource, Resource};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -18,8 +18,8 @@ pub enum ResourcesCmd {
     /// URL, optional allowed methods and paths, and an optional secret the
     /// broker adds to each call.
     Connect(ConnectArgs),
-    /// Every resource, without secret material.
-    List(ListArgs),
+    /// Every resource, without secret material (`--json`: `{"resources": [...]}`).
+    List(ReadArgs),
     /// Revoke a resource: calls through it are denied from now on.
     Revoke(RevokeArgs),
 }
@@ -53,15 +53,6 @@ pub struct ConnectArgs {
     /// Allowed path prefixes under the base URL's path, comma-separated [default: any].
     #[arg(long, value_name = "P,..", value_delimiter = ',')]
     paths: Vec<String>,
-    #[command(flatten)]
-    db: DbArgs,
-}
-
-#[derive(Args, Debug)]
-pub struct ListArgs {
-    /// Print `{"resources": [...]}` instead of a table.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     db: DbArgs,
 }

@@ -1,8 +1,8 @@
 //! `tidebase-host runs …`: list, inspect, follow and cancel runs.
 
-use super::{DbArgs, show};
+use super::{DbArgs, PageArgs, ReadArgs, show};
 use crate::clock::{Micros, from_iso, iso};
-use crate::engine::{Engine, RunQuery, limits};
+use crate::engine::{Engine, RunQuery};
 use crate::model::{Run, RunStatus};
 use anyhow::Context;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -42,18 +42,10 @@ pub struct ListArgs {
     /// Only runs created before this ISO 8601 time.
     #[arg(long, value_name = "TIME", value_parser = instant)]
     until: Option<Micros>,
-    /// Runs per page: 1 to 200.
-    #[arg(long, default_value_t = limits::LIST_LIMIT_DEFAULT,
-          value_parser = limits::LIST_LIMIT.parser::<i64>(None))]
-    limit: i64,
-    /// The next page: the cursor a previous page ended with.
-    #[arg(long, value_name = "CURSOR")]
-    before: Option<String>,
-    /// Print `{"runs": [...], "nextCursor": ...}` (as `GET /runs?…`) instead of a table.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    db: DbArgs,
+    page: PageArgs,
+    #[command(flatten)]
+    read: ReadArgs,
 }
 
 #[derive(Args, Debug)]
@@ -114,7 +106,7 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<ExitCode> {
     let settings = super::host::env_settings()?;
     match cmd {
         RunsCmd::List(a) => {
-            let engine = super::host::engine(&a.db, settings).await?;
+            let engine = super::host::engine(&a.read.db, settings).await?;
             let page = engine
                 .find_runs(RunQuery {
                     statuses: a.status,
@@ -123,11 +115,11 @@ pub async fn runs(cmd: RunsCmd) -> anyhow::Result<ExitCode> {
                     search: a.search,
                     since: a.since,
                     until: a.until,
-                    limit: a.limit,
-                    before: a.before,
+                    limit: a.page.limit,
+                    before: a.page.before,
                 })
                 .await?;
-            if a.json {
+            if a.read.json {
                 return show::json(&page);
             }
             if page.runs.is_empty() {

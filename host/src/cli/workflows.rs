@@ -1,24 +1,16 @@
 //! `tidebase-host workflows …`: deployed workflow versions.
 
-use super::{DbArgs, show};
+use super::{ReadArgs, show};
 use crate::clock::iso;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use serde_json::json;
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
 pub enum WorkflowsCmd {
-    /// Every deployed version, newest version first per workflow.
-    List(ListArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct ListArgs {
-    /// Print `{"deployments": [...]}` (as `GET /workflows`) instead of a table.
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    db: DbArgs,
+    /// Every deployed version, newest version first per workflow
+    /// (`--json`: as `GET /workflows`).
+    List(ReadArgs),
 }
 
 pub async fn workflows(cmd: WorkflowsCmd) -> anyhow::Result<ExitCode> {
