@@ -6,8 +6,8 @@
 //! server needs only `initialize`, `ping`, `tools/list` and `tools/call` over
 //! newline-delimited JSON-RPC, while the maintained Rust SDK (`rmcp`) brings
 //! a JSON Schema generator and proc-macro stack whose feature unification
-//! rebuilt most of this workspace's dependency tree (about ten minutes on a
-//! two-core machine). Messages go out one per line on stdout; everything
+//! rebuilt most of this workspace's dependency tree (ten minutes when
+//! measured, on two cores shared with other builds). Messages go out one per line on stdout; everything
 //! else the process prints goes to stderr.
 
 mod rpc;
