@@ -76,6 +76,7 @@ fn routes() -> Vec<Route> {
         route(M::GET, "/runs/{id}/snapshots", state::snapshots),
         route(M::POST, "/runs/{id}/usage", state::usage),
         route(M::GET, "/runs/{id}/events", sse::events),
+        route(M::GET, "/gates", gates::list),
         route(M::GET, "/queues", queues::list),
         route(M::POST, "/queues/claim", queues::claim),
         route(M::POST, "/queues/{queue}/enqueue", queues::enqueue),

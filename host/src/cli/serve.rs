@@ -88,6 +88,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port))?;
     let opts = args.db.connect_options(super::auto_migrate());
+    super::host::warn_if_new(&opts)?;
     let store = crate::store::connect(&opts).await?;
     let database = opts.describe()?;
     let settings = Settings {

@@ -7,6 +7,7 @@ mod agents;
 mod connect;
 mod dialect;
 mod egress;
+mod listing;
 mod queues;
 mod records;
 mod rows;
