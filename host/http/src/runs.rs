@@ -25,10 +25,13 @@ const LIST_PARAMS: [&str; 8] = [
 /// `GET /runs`: without parameters, v0.5's `{"runs": [100 newest]}`
 /// exactly; with any, a page of the filtered list with its `nextCursor`.
 pub async fn list(State(engine): State<Engine>, Query(raw): Query<QueryMap>) -> ApiResult {
-    if raw.is_empty() {
+    // v0.5 takes no parameters and ignores any it is sent: without one of
+    // ours the answer is v0.5's. Once a filter is used, a misspelt one is
+    // refused rather than silently ignored.
+    let q = params::given(raw);
+    if !q.keys().any(|k| LIST_PARAMS.contains(&k.as_str())) {
         return Ok(Json(json!({"runs": engine.list_runs().await?})));
     }
-    let q = params::given(raw);
     params::only(&q, &LIST_PARAMS)?;
     let statuses = RunStatus::ALL.map(RunStatus::as_str);
     let query = RunQuery {
