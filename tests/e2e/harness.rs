@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tidebase_host::config::Settings;
+use tidebase_host::config::{IdentitySettings, Settings};
 use tidebase_host::engine::{Engine, Vault};
 use tidebase_host::store::{ConnectOptions, Store};
 
@@ -38,6 +38,8 @@ pub struct Opts {
     pub cors_origin: String,
     /// `TIDEBASE_ALLOW_PRIVATE_EGRESS`: local upstreams on 127.0.0.1.
     pub allow_private_egress: bool,
+    /// The broker's identity and abuse settings (`TIDEBASE_PROVE_RATE`, …).
+    pub identity: IdentitySettings,
 }
 
 impl Default for Opts {
@@ -50,6 +52,7 @@ impl Default for Opts {
             wasm_workers: 0,
             cors_origin: "*".into(),
             allow_private_egress: false,
+            identity: IdentitySettings::default(),
         }
     }
 }
@@ -218,6 +221,7 @@ impl TestServer {
             webhook_timeout_ms: opts.webhook_timeout_ms,
             cors_origin: opts.cors_origin.clone(),
             allow_private_egress: opts.allow_private_egress,
+            identity: opts.identity.clone(),
             ..Settings::default()
         };
         let engine = Engine::new(store.clone(), tidebase_host::clock::system(), settings)

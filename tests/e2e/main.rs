@@ -10,6 +10,7 @@
 mod harness;
 
 mod auth;
+mod broker_identity;
 mod cancel;
 mod children;
 mod cli;
@@ -23,9 +24,11 @@ mod heartbeat;
 mod input;
 mod leases;
 mod limits;
+mod lists;
 mod metrics;
 mod once;
 mod operator;
+mod ops_cli;
 mod queues;
 mod reconciler;
 mod replicas;

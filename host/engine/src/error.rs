@@ -40,6 +40,10 @@ pub enum EngineError {
     /// a secret.
     #[error("{0}")]
     EgressRefused(crate::EgressRefusal),
+    /// The credential broker refused an identity, authentication or abuse
+    /// check (broker.md §1, §4).
+    #[error("{0}")]
+    Auth(crate::broker::AuthRefusal),
     /// The store failed (it says whether it was unavailable).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -63,6 +67,7 @@ pub enum Entity {
     Deployment,
     Component,
     Resource,
+    Agent,
 }
 
 impl fmt::Display for Entity {
@@ -77,6 +82,7 @@ impl fmt::Display for Entity {
             Entity::Deployment => "deployment",
             Entity::Component => "component",
             Entity::Resource => "resource",
+            Entity::Agent => "agent",
         })
     }
 }
@@ -159,6 +165,7 @@ impl EngineError {
                 | EngineError::WasmDisabled
                 | EngineError::Invalid(_)
                 | EngineError::EgressRefused(_)
+                | EngineError::Auth(_)
         )
     }
 

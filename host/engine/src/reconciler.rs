@@ -1,7 +1,8 @@
 //! The reconciler (`semantics.md` §17): a background loop in `serve` whose
 //! ticks requeue or fail queue runs with expired leases, nudge stalled runs
 //! through their recovery webhook, cancel runs past their deadline, fire due
-//! schedules and dispatch push queues, in that order.
+//! schedules and dispatch push queues, in that order; then it forgets the
+//! broker's spent challenges and old rate windows (broker.md §10.2).
 //!
 //! One replica ticks at a time: the store's exclusion under the key v0.5
 //! uses (a session advisory lock on Postgres). Every sweep is also safe
@@ -106,6 +107,7 @@ impl Engine {
         self.sweep_push_queues(now, &mut report, outbox).await?;
         outbox.deliveries = self.stale_deliveries(now).await?;
         report.redelivered = outbox.deliveries.len();
+        self.sweep_abuse_stores(now).await?;
         Ok(report)
     }
 

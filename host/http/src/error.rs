@@ -1,5 +1,6 @@
 //! Protocol error responses.
 
+use crate::engine::broker::AuthRefusal;
 use crate::engine::limits::Violation;
 use crate::engine::{Conflict, EngineError, LeaseLost};
 use axum::http::StatusCode;
@@ -45,6 +46,15 @@ impl ApiError {
         )
     }
 
+    /// A broker route's body that is not JSON: upstream's answer
+    /// (broker.md conventions), unlike the core routes' 400.
+    pub fn unparsable_broker_body() -> ApiError {
+        ApiError::Json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": "internal server error"}),
+        )
+    }
+
     /// One field that broke a limit, reported like a body issue.
     pub fn violation(part: &str, v: &Violation) -> ApiError {
         ApiError::invalid_in(part, vec![v.issue(json!([v.field]))])
@@ -67,6 +77,7 @@ impl From<EngineError> for ApiError {
             }
             EngineError::WasmDisabled => StatusCode::NOT_FOUND,
             EngineError::EgressRefused(_) => StatusCode::FORBIDDEN,
+            EngineError::Auth(ref r) => auth_status(r),
         };
         ApiError::Json(status, body(&e))
     }
@@ -97,9 +108,43 @@ fn body(e: &EngineError) -> Value {
         EngineError::Conflict(Conflict::RunCompleted(run)) => body["run"] = json!(run),
         EngineError::Conflict(Conflict::GateDecided(gate)) => body["gate"] = json!(gate),
         EngineError::EgressRefused(refusal) => body["code"] = json!(refusal.class.as_str()),
+        EngineError::Auth(r) => {
+            if let Some(code) = auth_code(r) {
+                body["code"] = json!(code);
+            }
+        }
         _ => {}
     }
     body
+}
+
+fn auth_status(r: &AuthRefusal) -> StatusCode {
+    match r {
+        AuthRefusal::BrokerDisabled | AuthRefusal::ChallengeUnconfigured => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        AuthRefusal::Unauthorized
+        | AuthRefusal::InvalidProof
+        | AuthRefusal::BadChallenge
+        | AuthRefusal::ChallengeUsed
+        | AuthRefusal::BadSignature => StatusCode::UNAUTHORIZED,
+        AuthRefusal::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        AuthRefusal::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        AuthRefusal::AgentInactive | AuthRefusal::DevTokenDisabled => StatusCode::FORBIDDEN,
+        AuthRefusal::NoPublicKey | AuthRefusal::ProofIncomplete => StatusCode::BAD_REQUEST,
+        AuthRefusal::NoProvider(_) => StatusCode::NOT_IMPLEMENTED,
+    }
+}
+
+/// The `code` of a broker refusal, where upstream sends one.
+fn auth_code(r: &AuthRefusal) -> Option<&'static str> {
+    Some(match r {
+        AuthRefusal::BrokerDisabled => "broker_disabled",
+        AuthRefusal::RateLimited(_) => "rate_limited",
+        AuthRefusal::BodyTooLarge => "body_too_large",
+        AuthRefusal::DevTokenDisabled => "dev_token_disabled",
+        _ => return None,
+    })
 }
 
 impl IntoResponse for ApiError {

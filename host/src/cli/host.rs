@@ -1,9 +1,10 @@
 //! Opening the engine and wasm runtime the way every verb does.
 
 use super::DbArgs;
-use crate::config::Settings;
+use crate::config::{IdentitySettings, Settings};
 use crate::engine::{Engine, Vault, limits};
 use crate::runtime::{Runtime, RuntimeConfig};
+use crate::store::ConnectOptions;
 use anyhow::Context;
 use std::env::VarError;
 use std::path::Path;
@@ -11,9 +12,23 @@ use std::sync::Arc;
 
 pub async fn engine(db: &DbArgs, settings: Settings) -> anyhow::Result<Engine> {
     let opts = db.connect_options(super::auto_migrate());
+    warn_if_new(&opts)?;
     let store = crate::store::connect(&opts).await?;
     eprintln!("store: {}", opts.describe()?);
     Ok(Engine::new(store, crate::clock::system(), settings))
+}
+
+/// Say so before an SQLite store is created where none was: a verb run
+/// from an unexpected directory would otherwise show an empty store as if
+/// it were the real one.
+pub fn warn_if_new(opts: &ConnectOptions) -> anyhow::Result<()> {
+    if let Some(file) = opts.sqlite_file()?.filter(|f| !f.exists()) {
+        eprintln!(
+            "warning: no store at {}; creating an empty one (pass --data-dir or --database-url to use another)",
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 /// The wasm runtime, caching compiled components under the data directory.
@@ -49,7 +64,14 @@ pub fn env_settings() -> anyhow::Result<Settings> {
         s.public_url = url.trim_end_matches('/').to_string();
     }
     s.allow_private_egress = allow_private_egress()?;
+    s.identity = identity_settings()?;
     Ok(s)
+}
+
+/// The broker's identity settings from upstream's variables
+/// (`TIDEBASE_CHALLENGE_SECRET`, `TIDEBASE_PROVE_RATE`, …).
+pub fn identity_settings() -> anyhow::Result<IdentitySettings> {
+    IdentitySettings::from_vars(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)
 }
 
 const ALLOW_PRIVATE_EGRESS: &str = "TIDEBASE_ALLOW_PRIVATE_EGRESS";

@@ -20,7 +20,8 @@ pub struct ServeArgs {
     bind: String,
     #[command(flatten)]
     db: DbArgs,
-    /// Require `Authorization: Bearer <key>` on every route but /health.
+    /// Require `Authorization: Bearer <key>` on every route but /health;
+    /// also switches the credential broker's routes on.
     #[arg(long, env = "TIDEBASE_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// HMAC-SHA256 key for recovery and invoke webhooks.
@@ -75,6 +76,7 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Egress settings first: a bad one stops the server before it listens.
     let allow_private_egress = super::host::allow_private_egress()?;
+    let identity = super::host::identity_settings()?;
     let vault = super::host::vault(&args.db)?;
     let fd_limit = crate::api::conn::raise_fd_limit();
     let limits = ConnLimits {
@@ -89,6 +91,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port))?;
     let opts = args.db.connect_options(super::auto_migrate());
+    super::host::warn_if_new(&opts)?;
     let store = crate::store::connect(&opts).await?;
     let database = opts.describe()?;
     let settings = Settings {
@@ -105,6 +108,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .filter(|o| !o.is_empty())
             .unwrap_or_else(|| "*".into()),
         allow_private_egress,
+        identity,
     };
     let runtime = super::host::runtime(&args.db, args.wasm_workers.max(1))?;
     let engine = Engine::new(store, crate::clock::system(), settings)

@@ -15,6 +15,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Instant;
+use tidebase_engine::RunQuery;
 use tidebase_engine::telemetry;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -428,12 +429,8 @@ impl RunRows for SqlTx {
         self.update(&RUNS, "id", r).await
     }
 
-    async fn list_runs(&mut self, limit: i64) -> Result<Vec<Run>> {
-        let sql = format!(
-            "SELECT {} FROM runs ORDER BY created_at DESC, id LIMIT $1",
-            RUNS.select()
-        );
-        self.all(q(&sql).bind(limit), RUNS.decode).await
+    async fn find_runs(&mut self, rq: &RunQuery, limit: i64) -> Result<Vec<Run>> {
+        super::listing::find_runs(self, rq, limit).await
     }
 
     async fn run_counts(&mut self) -> Result<Vec<(String, RunStatus, i64)>> {

@@ -11,6 +11,7 @@ mod rig;
 mod egress;
 mod fencing;
 mod gates;
+mod identity;
 mod leases;
 mod status;
 mod steps;

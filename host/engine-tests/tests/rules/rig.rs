@@ -53,6 +53,15 @@ impl Rig {
     /// whose egress broker may reach internal addresses such as the tests'
     /// upstreams on 127.0.0.1 when `allow_private_egress`.
     pub async fn open(db: Option<&Path>, allow_private_egress: bool) -> Rig {
+        let settings = Settings {
+            allow_private_egress,
+            ..Settings::default()
+        };
+        Rig::with_settings(db, settings).await
+    }
+
+    /// A rig whose engine has `settings` (the lease is always [`LEASE`]).
+    pub async fn with_settings(db: Option<&Path>, settings: Settings) -> Rig {
         // A named shared-cache memory database: every pooled connection
         // opens the same one, and no other test's. (SQLite shares it only
         // when named in URI form, hence `file:`.)
@@ -76,8 +85,7 @@ impl Rig {
         let clock = Arc::new(ManualClock(AtomicI64::new(T0)));
         let settings = Settings {
             lease_ms: LEASE / 1000,
-            allow_private_egress,
-            ..Settings::default()
+            ..settings
         };
         let key = Vault::parse_key(&Vault::generate_key_text()).unwrap();
         let engine = Engine::new(store, clock.clone(), settings)

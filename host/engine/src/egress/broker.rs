@@ -65,7 +65,7 @@ impl Engine {
         }
         self.record_receipt(&receipt).await?;
         decided.map_err(|refusal| {
-            caller.refusals.set(refusal.class);
+            caller.note_refusal(&refusal);
             EngineError::EgressRefused(refusal)
         })
     }

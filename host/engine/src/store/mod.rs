@@ -79,6 +79,9 @@ pub trait Tx:
     + WasmRunRows
     + ResourceRows
     + ReceiptRows
+    + AgentRows
+    + AbuseRows
+    + LedgerRows
     + Send
 {
     async fn commit(self: Box<Self>) -> Result<()>;
