@@ -101,7 +101,6 @@ def test_approving_the_gate_in_the_page_completes_the_run_live(server, page, scr
     assert detail["run"]["status"] == "completed"
     assert detail["run"]["result"]["approvedBy"] == "Ada"
     assert detail["run"]["result"]["reviewerNote"] == "ship it"
-    page.screenshot(path=screenshots / "run-completed.png", full_page=True)
 
 
 def test_events_appear_live_and_cancel_works(server, page):
