@@ -714,7 +714,7 @@ async fn the_audit_ledger_filters_orders_and_scopes(srv: TestServer) {
         .to_string();
     claim_run(&srv, &acme_run, "acme").await;
     claim_run(&srv, &globex_run, "globex").await;
-    claim_run(&srv, &lone_run, "").await;
+    // `lone_run` stays unclaimed, as agents of no tenant leave runs.
     let receipt = |grant: &str, resource: &str, agent: &str| {
         json!({"grantId": grant, "resource": resource, "action": "item.update", "agentId": agent,
                "mode": "proxy", "status": "active", "gateId": null, "expiresAt": null})
@@ -880,7 +880,7 @@ async fn append(srv: &TestServer, run: &str, kind: &str, payload: Value) {
     tokio::time::sleep(std::time::Duration::from_millis(2)).await;
 }
 
-/// Mark `run` as claimed for `principal` (`""`: an agent of no tenant).
+/// Mark `run` as claimed for `principal`.
 async fn claim_run(srv: &TestServer, run: &str, principal: &str) {
     let sql = "UPDATE runs SET grant_principal = $1 WHERE id = $2";
     match srv.backend {
