@@ -105,6 +105,11 @@ fn sign(key: &SigningKey, challenge: &str) -> String {
     STANDARD.encode(key.sign(challenge.as_bytes()).to_bytes())
 }
 
+/// A keypair proof body: `challenge` signed by `key`.
+fn signed(key: &SigningKey, challenge: &str) -> Value {
+    json!({"challenge": challenge, "signature": sign(key, challenge)})
+}
+
 async fn prove(srv: &TestServer, agent: &str, body: Value) -> (u16, Value) {
     srv.post(&format!("/agents/{agent}/prove"), body).await
 }
@@ -361,12 +366,7 @@ async fn keypair_proof_end_to_end(srv: TestServer) {
     assert_eq!(claims["agentId"], id.as_str());
     assert_eq!(claims["exp"], ms(&issued["expiresAt"]));
 
-    let (status, proved) = prove(
-        &srv,
-        &id,
-        json!({"challenge": first, "signature": sign(&key, &first)}),
-    )
-    .await;
+    let (status, proved) = prove(&srv, &id, signed(&key, &first)).await;
     assert_eq!(status, 200, "{proved}");
     assert_eq!(proved["agentId"], id.as_str());
     let token = proved["sessionToken"].as_str().unwrap();
@@ -376,16 +376,16 @@ async fn keypair_proof_end_to_end(srv: TestServer) {
     let (status, _) = call_as(&srv, Some(token), Method::GET, "/audit", None).await;
     assert_eq!(status, 200, "the session works");
 
-    let replay = json!({"challenge": first, "signature": sign(&key, &first)});
+    let replay = signed(&key, &first);
     let (status, body) = prove(&srv, &id, replay).await;
     assert_eq!((status, body), (401, error("challenge already used")));
 
     let second = challenge(&srv, &id).await;
     let (other_key, _) = keypair();
-    let forged = json!({"challenge": second, "signature": sign(&other_key, &second)});
+    let forged = signed(&other_key, &second);
     let (status, body) = prove(&srv, &id, forged).await;
     assert_eq!((status, body), (401, error("invalid signature")));
-    let retried = json!({"challenge": second, "signature": sign(&key, &second)});
+    let retried = signed(&key, &second);
     let (status, body) = prove(&srv, &id, retried).await;
     assert_eq!(
         (status, body),
@@ -419,7 +419,7 @@ async fn keypair_proof_end_to_end(srv: TestServer) {
         format!(".{third_mac}"),
         foreign,
     ] {
-        let body = json!({"challenge": bad, "signature": sign(&key, &bad)});
+        let body = signed(&key, &bad);
         let (status, body) = prove(&srv, &id, body).await;
         assert_eq!(
             (status, body),
@@ -427,12 +427,7 @@ async fn keypair_proof_end_to_end(srv: TestServer) {
             "{bad}"
         );
     }
-    let (status, _) = prove(
-        &srv,
-        &id,
-        json!({"challenge": third, "signature": sign(&key, &third)}),
-    )
-    .await;
+    let (status, _) = prove(&srv, &id, signed(&key, &third)).await;
     assert_eq!(
         status, 200,
         "refused look-alikes did not burn the real challenge"
@@ -484,7 +479,7 @@ async fn one_challenge_makes_one_session_under_concurrency(srv: TestServer) {
     .await;
     let id = agent_id(&agent);
     let c = challenge(&srv, &id).await;
-    let body = json!({"challenge": c, "signature": sign(&key, &c)});
+    let body = signed(&key, &c);
     let handle = srv.handle();
     let results = concurrently(8, |_| {
         let (handle, body, path) = (handle.clone(), body.clone(), format!("/agents/{id}/prove"));
@@ -549,12 +544,7 @@ async fn production_refuses_dev_tokens(srv: TestServer) {
         .await,
     );
     let c = challenge(&srv, &id).await;
-    let (status, body) = prove(
-        &srv,
-        &id,
-        json!({"challenge": c, "signature": sign(&key, &c)}),
-    )
-    .await;
+    let (status, body) = prove(&srv, &id, signed(&key, &c)).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -885,25 +875,12 @@ async fn append(srv: &TestServer, run: &str, kind: &str, payload: Value) {
 
 /// Mark `run` as claimed for `principal`.
 async fn claim_run(srv: &TestServer, run: &str, principal: &str) {
-    let sql = "UPDATE runs SET grant_principal = $1 WHERE id = $2";
-    match srv.backend {
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&srv.db_url).await.unwrap();
-            sqlx::query(sql)
-                .bind(principal)
-                .bind(run)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&srv.db_url).await.unwrap();
-            sqlx::query(sql)
-                .bind(principal)
-                .bind(run)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-    }
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&srv.db_url).await.unwrap();
+    sqlx::query("UPDATE runs SET grant_principal = $1 WHERE id = $2")
+        .bind(principal)
+        .bind(run)
+        .execute(&mut conn)
+        .await
+        .unwrap();
 }
