@@ -11,7 +11,7 @@ use axum::extract::State;
 use serde_json::json;
 
 pub async fn register(State(engine): State<Engine>, body: RawBody) -> ApiResult {
-    let mut f = body.broker_fields()?;
+    let mut f = body.fields()?;
     let agent = NewAgent {
         name: f.name("name"),
         principal: f.opt_name("principal"),

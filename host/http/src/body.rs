@@ -43,14 +43,6 @@ impl<const MAX: usize> RawBody<MAX> {
     pub fn fields(&self) -> Result<Fields, ApiError> {
         Fields::new(self.json()?)
     }
-
-    /// A broker route's object body: as upstream, one that is not JSON at
-    /// all (missing included) is a 500.
-    pub fn broker_fields(&self) -> Result<Fields, ApiError> {
-        let value =
-            serde_json::from_slice(&self.0).map_err(|_| ApiError::unparsable_broker_body())?;
-        Fields::new(value)
-    }
 }
 
 fn type_name(v: &Value) -> &'static str {

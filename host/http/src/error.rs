@@ -46,15 +46,6 @@ impl ApiError {
         )
     }
 
-    /// A broker route's body that is not JSON: upstream's answer
-    /// (broker.md conventions), unlike the core routes' 400.
-    pub fn unparsable_broker_body() -> ApiError {
-        ApiError::Json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": "internal server error"}),
-        )
-    }
-
     /// One field that broke a limit, reported like a body issue.
     pub fn violation(part: &str, v: &Violation) -> ApiError {
         ApiError::invalid_in(part, vec![v.issue(json!([v.field]))])

@@ -7,7 +7,7 @@ use super::{AbuseRows, AgentRows, LedgerRows, Result, StoreError};
 use crate::clock::Micros;
 use crate::model::{AgentRecord, Event, SessionRecord};
 use async_trait::async_trait;
-use tidebase_engine::broker::LedgerQuery;
+use tidebase_engine::broker::{LedgerQuery, LedgerScope};
 
 #[async_trait]
 impl AgentRows for SqlTx {
@@ -95,38 +95,46 @@ impl AbuseRows for SqlTx {
 impl LedgerRows for SqlTx {
     async fn ledger(&mut self, f: &LedgerQuery) -> Result<Vec<Event>> {
         let json = self.dialect.json_string;
-        let kinds = if f.egress {
-            "(substr(e.type, 1, 6) = 'grant.' OR e.type = 'egress.call')"
+        let mut conditions = vec![if f.egress {
+            "(substr(e.type, 1, 6) = 'grant.' OR e.type = 'egress.call')".to_string()
         } else {
-            "substr(e.type, 1, 6) = 'grant.'"
-        };
-        // $1…$5 are fixed; the types list follows as $6….
-        let types = if f.types.is_empty() {
-            String::new()
-        } else {
-            let params: Vec<String> = (0..f.types.len()).map(|i| format!("${}", i + 6)).collect();
-            format!(" AND e.type IN ({})", params.join(", "))
-        };
-        let sql = format!(
-            "SELECT {} FROM events e JOIN runs r ON r.id = e.run_id WHERE {kinds} \
-             AND ($1 IS NULL OR e.run_id = $1) \
-             AND ($2 IS NULL OR {} = $2) \
-             AND ($3 IS NULL OR {} = $3) \
-             AND ($4 IS NULL OR r.grant_principal = $4){types} \
-             ORDER BY e.created_at DESC, e.id DESC LIMIT $5",
-            EVENTS.select_from("e"),
-            json("e.payload_json", "agentId"),
-            json("e.payload_json", "resource"),
-        );
-        let mut query = q(&sql)
-            .bind(f.run_id.clone())
-            .bind(f.agent_id.clone())
-            .bind(f.resource.clone())
-            .bind(f.principal.clone())
-            .bind(f.limit);
-        for t in &f.types {
-            query = query.bind(t.clone());
+            "substr(e.type, 1, 6) = 'grant.'".to_string()
+        }];
+        let mut values: Vec<String> = Vec::new();
+        /// Bind `value` as the next parameter; its placeholder.
+        fn param(values: &mut Vec<String>, value: &str) -> String {
+            values.push(value.to_string());
+            format!("${}", values.len())
         }
-        self.all(query, EVENTS.decode).await
+        let filters = [
+            ("e.run_id".to_string(), &f.run_id),
+            (json("e.payload_json", "agentId"), &f.agent_id),
+            (json("e.payload_json", "resource"), &f.resource),
+        ];
+        for (column, value) in filters {
+            if let Some(v) = value {
+                conditions.push(format!("{column} = {}", param(&mut values, v)));
+            }
+        }
+        if !f.types.is_empty() {
+            let list: Vec<String> = f.types.iter().map(|t| param(&mut values, t)).collect();
+            conditions.push(format!("e.type IN ({})", list.join(", ")));
+        }
+        match &f.scope {
+            LedgerScope::All => {}
+            LedgerScope::Tenant(None) => conditions.push("r.grant_principal IS NULL".into()),
+            LedgerScope::Tenant(Some(p)) => {
+                conditions.push(format!("r.grant_principal = {}", param(&mut values, p)));
+            }
+        }
+        let sql = format!(
+            "SELECT {} FROM events e JOIN runs r ON r.id = e.run_id WHERE {} \
+             ORDER BY e.created_at DESC, e.id DESC LIMIT ${}",
+            EVENTS.select_from("e"),
+            conditions.join(" AND "),
+            values.len() + 1
+        );
+        let query = values.into_iter().fold(q(&sql), |query, v| query.bind(v));
+        self.all(query.bind(f.limit), EVENTS.decode).await
     }
 }

@@ -60,36 +60,28 @@ fn proof(key: &SigningKey, challenge: &str) -> Proof {
     }
 }
 
+/// Count up to the limit of 3 for `subject`, then one refused request.
+async fn exhaust(rig: &Rig, subject: &str) {
+    for _ in 0..3 {
+        let counted = rig.engine.count_request(RateClass::Proof, subject).await;
+        counted.unwrap();
+    }
+    let over = rig.engine.count_request(RateClass::Proof, subject).await;
+    assert_eq!(refusal(over), AuthRefusal::RateLimited(RateClass::Proof));
+}
+
 #[tokio::test]
 async fn a_rate_window_is_one_epoch_aligned_minute() {
     let rig = rig().await;
     let window = (T0 / MINUTE + 1) * MINUTE;
     rig.set(window - 1);
-    for _ in 0..3 {
-        rig.engine
-            .count_request(RateClass::Proof, "a")
-            .await
-            .unwrap();
-    }
-    let over = rig.engine.count_request(RateClass::Proof, "a").await;
-    assert_eq!(refusal(over), AuthRefusal::RateLimited(RateClass::Proof));
-    rig.engine
-        .count_request(RateClass::Proof, "b")
-        .await
-        .unwrap();
-    rig.engine
-        .count_request(RateClass::Grant, "a")
-        .await
-        .unwrap();
+    exhaust(&rig, "a").await;
+    let other = rig.engine.count_request(RateClass::Proof, "b").await;
+    other.unwrap();
+    let grants = rig.engine.count_request(RateClass::Grant, "a").await;
+    grants.unwrap();
     rig.set(window);
-    for _ in 0..3 {
-        rig.engine
-            .count_request(RateClass::Proof, "a")
-            .await
-            .unwrap();
-    }
-    let over = rig.engine.count_request(RateClass::Proof, "a").await;
-    assert_eq!(refusal(over), AuthRefusal::RateLimited(RateClass::Proof));
+    exhaust(&rig, "a").await;
 }
 
 #[tokio::test]

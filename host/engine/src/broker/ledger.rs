@@ -35,12 +35,21 @@ pub struct LedgerQuery {
     pub agent_id: Option<String>,
     pub resource: Option<String>,
     pub types: Vec<String>,
-    /// Only runs whose `grant_principal` is this (`""`: claimed by an
-    /// agent of no tenant); `None`: every run.
-    pub principal: Option<String>,
+    pub scope: LedgerScope,
     /// Also `egress.call` events.
     pub egress: bool,
     pub limit: i64,
+}
+
+/// Whose runs an audit read covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LedgerScope {
+    /// Every run (the admin key).
+    All,
+    /// Runs whose `grant_principal` is this tenant; `None` matches runs no
+    /// tenant claimed, as upstream's null matches null (an agent of no
+    /// tenant never claims a run).
+    Tenant(Option<String>),
 }
 
 /// One ledger line (§2.5), plus `runId` (our addition: upstream's entry
@@ -90,19 +99,17 @@ impl Engine {
     /// its principal claimed; the admin key (or an open server) everything,
     /// wasm egress receipts included.
     pub async fn audit_ledger(&self, caller: &Caller, f: AuditFilters) -> Result<Vec<AuditEntry>> {
-        let principal = match caller {
-            Caller::Agent(AgentSession { principal, .. }) => {
-                Some(principal.clone().unwrap_or_default())
-            }
-            Caller::Admin | Caller::Open => None,
+        let scope = match caller {
+            Caller::Agent(AgentSession { principal, .. }) => LedgerScope::Tenant(principal.clone()),
+            Caller::Admin | Caller::Open => LedgerScope::All,
         };
         let q = LedgerQuery {
             run_id: f.run_id,
             agent_id: f.agent_id,
             resource: f.resource,
             types: f.types,
-            egress: principal.is_none(),
-            principal,
+            egress: scope == LedgerScope::All,
+            scope,
             limit: audit_limit(f.limit.as_deref()),
         };
         let events = self.read().await?.ledger(&q).await?;

@@ -17,7 +17,7 @@ mod sessions;
 
 pub use agents::{IDENTITY_KINDS, NewAgent};
 pub use challenge::Challenge;
-pub use ledger::{AuditEntry, AuditFilters, LedgerQuery, audit_limit};
+pub use ledger::{AuditEntry, AuditFilters, LedgerQuery, LedgerScope, audit_limit};
 pub use prove::Proof;
 pub use rate::RateClass;
 pub use refusal::AuthRefusal;
