@@ -161,13 +161,16 @@ async fn pending_in(pool: &sqlx::AnyPool, migrator: &Migrator) -> Result<Vec<Str
 }
 
 /// The file of a `sqlite:` URL and the `?options` after it; `None` for
-/// another scheme or an in-memory database.
+/// another scheme or an in-memory database (`:memory:`, or a named one in
+/// URI form, `file:name?mode=memory`, which has no file to pin).
 fn sqlite_file(url: &str) -> Option<(PathBuf, &str)> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let (path, options) = rest.find('?').map_or((rest, ""), |i| rest.split_at(i));
-    (!path.is_empty() && !path.starts_with(":memory:")).then(|| (PathBuf::from(path), options))
+    let in_memory = path.starts_with(":memory:") || options.contains("mode=memory");
+    let path = path.strip_prefix("file:").unwrap_or(path);
+    (!path.is_empty() && !in_memory).then(|| (PathBuf::from(path), options))
 }
 
 fn redact(url: &str) -> String {
@@ -197,7 +200,12 @@ mod tests {
             file("sqlite:a.db"),
             Some((PathBuf::from("a.db"), String::new()))
         );
+        assert_eq!(
+            file("sqlite:file:a.db?cache=shared"),
+            Some((PathBuf::from("a.db"), "?cache=shared".into()))
+        );
         assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("sqlite:file:rules-1?mode=memory&cache=shared"), None);
         assert_eq!(file("postgres://h/db"), None);
     }
 }
