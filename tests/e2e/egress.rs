@@ -160,7 +160,7 @@ async fn connect_with(
 ) {
     let resource = NewResource {
         name: name.into(),
-        base_url: base_url.into(),
+        base_url: Some(base_url.into()),
         methods,
         paths,
         secret: secret.map(str::to_owned),
@@ -168,6 +168,7 @@ async fn connect_with(
             name: "authorization".into(),
             format: "Bearer {secret}".into(),
         },
+        ..NewResource::default()
     };
     srv.engine
         .connect_resource(resource)

@@ -40,6 +40,9 @@ pub enum EngineError {
     /// a secret.
     #[error("{0}")]
     EgressRefused(crate::EgressRefusal),
+    /// The credential broker API refused (broker.md §1.7).
+    #[error("{0}")]
+    Broker(crate::broker::BrokerRefusal),
     /// The store failed (it says whether it was unavailable).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -63,6 +66,7 @@ pub enum Entity {
     Deployment,
     Component,
     Resource,
+    Grant,
 }
 
 impl fmt::Display for Entity {
@@ -77,6 +81,7 @@ impl fmt::Display for Entity {
             Entity::Deployment => "deployment",
             Entity::Component => "component",
             Entity::Resource => "resource",
+            Entity::Grant => "grant",
         })
     }
 }
@@ -159,6 +164,7 @@ impl EngineError {
                 | EngineError::WasmDisabled
                 | EngineError::Invalid(_)
                 | EngineError::EgressRefused(_)
+                | EngineError::Broker(_)
         )
     }
 

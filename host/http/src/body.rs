@@ -167,6 +167,37 @@ impl Fields {
         self.opt_key(key).unwrap_or_default()
     }
 
+    /// An array of non-empty strings; absent is empty.
+    pub fn opt_strings(&mut self, key: &str) -> Vec<String> {
+        let items = match self.map.get(key) {
+            None => return vec![],
+            Some(Value::Array(items)) => items.clone(),
+            Some(_) => {
+                self.wrong_type(key, "array");
+                return vec![];
+            }
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let checked = match item.as_str() {
+                Some(s) => limits::check_nonempty(key, s).map(|()| s),
+                None => {
+                    let received = type_name(item);
+                    self.issues.push(json!({
+                        "code": "invalid_type", "expected": "string", "received": received,
+                        "message": format!("Expected string, received {received}"), "path": [key, i],
+                    }));
+                    continue;
+                }
+            };
+            match checked {
+                Ok(s) => out.push(s.to_string()),
+                Err(v) => self.issues.push(v.issue(json!([key, i]))),
+            }
+        }
+        out
+    }
+
     /// A JSON object with arbitrary keys, if present.
     pub fn opt_record(&mut self, key: &str) -> Option<Value> {
         match self.map.get(key) {

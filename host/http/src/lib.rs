@@ -5,12 +5,14 @@ mod body;
 pub mod conn;
 mod error;
 mod gates;
+mod grants;
 mod guard;
 mod openapi;
 mod params;
 mod path;
 mod queues;
 mod reading;
+mod resources;
 mod runs;
 mod sse;
 mod state;
@@ -84,6 +86,11 @@ fn routes() -> Vec<Route> {
         route(M::GET, "/workflows", workflows::list),
         route(M::POST, "/workflows/{name}", workflows::deploy),
         route(M::GET, "/audit", audit::list),
+        route(M::POST, "/resources", resources::connect),
+        route(M::POST, "/resources/{id}/revoke", resources::revoke),
+        route(M::POST, "/runs/{id}/grants", grants::request),
+        route(M::POST, "/runs/{id}/grants/{grant}/use", grants::use_grant),
+        route(M::POST, "/runs/{id}/grants/{grant}/revoke", grants::revoke),
     ]
 }
 

@@ -53,6 +53,20 @@ impl Rig {
     /// whose egress broker may reach internal addresses such as the tests'
     /// upstreams on 127.0.0.1 when `allow_private_egress`.
     pub async fn open(db: Option<&Path>, allow_private_egress: bool) -> Rig {
+        let settings = Settings {
+            allow_private_egress,
+            ..Settings::default()
+        };
+        Rig::build(db, settings, Some(random_vault())).await
+    }
+
+    /// A rig over its own in-memory database with these settings (the
+    /// lease is always [`LEASE`]) and vault.
+    pub async fn with(settings: Settings, vault: Option<Vault>) -> Rig {
+        Rig::build(None, settings, vault).await
+    }
+
+    async fn build(db: Option<&Path>, settings: Settings, vault: Option<Vault>) -> Rig {
         // A named shared-cache memory database: every pooled connection
         // opens the same one, and no other test's. (SQLite shares it only
         // when named in URI form, hence `file:`.)
@@ -76,13 +90,11 @@ impl Rig {
         let clock = Arc::new(ManualClock(AtomicI64::new(T0)));
         let settings = Settings {
             lease_ms: LEASE / 1000,
-            allow_private_egress,
-            ..Settings::default()
+            ..settings
         };
-        let key = Vault::parse_key(&Vault::generate_key_text()).unwrap();
         let engine = Engine::new(store, clock.clone(), settings)
             .with_component_check(Arc::new(AnyBytes))
-            .with_vault(Vault::new(key));
+            .with_vault(vault);
         Rig { engine, clock }
     }
 
@@ -168,6 +180,11 @@ pub fn begin(name: &str, hash: &str, owner: &str) -> StepBegin {
         options: json!({}),
         lease_owner: Some(owner.into()),
     }
+}
+
+/// A vault with a fresh random master key.
+pub fn random_vault() -> Vault {
+    Vault::new(Vault::parse_key(&Vault::generate_key_text()).unwrap())
 }
 
 /// A refusal that conflicts with the run's current record (the 409 family:

@@ -3,6 +3,17 @@
 //! on the egress core (`crate::egress`): one vault, one address guard, one
 //! sender and one receipt table serve both the wasm door and the SDK door.
 
+pub mod actions;
+mod custody;
+mod grants;
+mod proxy;
+mod refusal;
+
+pub use custody::{Backend, Credential, Custody};
+pub use grants::{DEFAULT_TTL_S, GrantRequest, MAX_USES, MODES, TTL_S};
+pub use proxy::{Proxied, ProxyCall};
+pub use refusal::{BrokerRefusal, ProxyFailure};
+
 /// A live agent session, as authentication found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentSession {

@@ -4,6 +4,7 @@
 mod contract;
 mod deployment;
 mod gate;
+mod grant;
 mod lease;
 mod misc;
 mod queue;
@@ -16,6 +17,7 @@ mod step;
 pub use contract::{ResumeContract, classify_failure};
 pub use deployment::Deployment;
 pub use gate::{Gate, TIMED_OUT};
+pub use grant::{Grant, GrantRecord, grant_status};
 pub use lease::{lease_expired, lease_live};
 pub use misc::{Channel, Event, RunEdge, UsageRecord};
 pub use queue::{

@@ -19,7 +19,7 @@ mod wasm_runs;
 pub use children::{ChannelRows, EdgeRows};
 pub use deliveries::DeliveryRows;
 pub use deployments::{DeploymentRows, HostCallRows};
-pub use egress::{ReceiptRows, ResourceRows};
+pub use egress::{GrantRows, ReceiptRows, ResourceRows};
 pub use events::EventRows;
 pub use gates::GateRows;
 pub use queues::{Claimant, QueueConfigRows, QueueRows};
