@@ -80,6 +80,11 @@ impl Engine {
         let refuse = |r: BrokerRefusal| Err(EngineError::Broker(r));
         let now = self.now();
         let mut w = self.write().await?;
+        let name = req.resource.split(':').next().unwrap_or_default();
+        let principal = session.principal.as_deref();
+        // The resource row before the run's: a resource revocation locks
+        // them in that order (it appends to the runs of its grants).
+        let resource = w.tx.resource(principal, name, true).await?;
         let run =
             w.tx.run(run_id, true)
                 .await?
@@ -91,9 +96,7 @@ impl Engine {
         if owner.is_some() && !same_tenant(owner.as_deref(), session) {
             return refuse(BrokerRefusal::CrossTenant);
         }
-        let name = req.resource.split(':').next().unwrap_or_default();
-        let principal = session.principal.as_deref();
-        let resource = match w.tx.resource(principal, name, false).await? {
+        let resource = match resource {
             Some(r) if r.status == crate::egress::ACTIVE => r,
             _ => return refuse(BrokerRefusal::ResourceNotConnected),
         };
