@@ -167,16 +167,21 @@ impl Fields {
         self.opt_key(key).unwrap_or_default()
     }
 
-    /// An array of non-empty strings; absent is empty.
-    pub fn opt_strings(&mut self, key: &str) -> Vec<String> {
-        let items = match self.map.get(key) {
-            None => return vec![],
+    /// The items of an array; absent is empty.
+    fn opt_items(&mut self, key: &str) -> Vec<Value> {
+        match self.map.get(key) {
+            None => vec![],
             Some(Value::Array(items)) => items.clone(),
             Some(_) => {
                 self.wrong_type(key, "array");
-                return vec![];
+                vec![]
             }
-        };
+        }
+    }
+
+    /// An array of non-empty strings; absent is empty.
+    pub fn opt_strings(&mut self, key: &str) -> Vec<String> {
+        let items = self.opt_items(key);
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let checked = match item.as_str() {
@@ -283,14 +288,7 @@ impl Fields {
 
     /// `ChannelSpec[]`, if present.
     pub fn opt_channels(&mut self, key: &str) -> Vec<crate::engine::NewChannel> {
-        let items = match self.map.get(key) {
-            None => return vec![],
-            Some(Value::Array(items)) => items.clone(),
-            Some(_) => {
-                self.wrong_type(key, "array");
-                return vec![];
-            }
-        };
+        let items = self.opt_items(key);
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
             let url = match item.get("url").and_then(Value::as_str) {

@@ -63,6 +63,16 @@ impl GrantRequest {
     }
 }
 
+/// The grant `grant_id` of `run_id`, locked until `w` ends; 404 when
+/// there is none.
+pub(crate) async fn locked_grant(
+    w: &mut Write,
+    run_id: &str,
+    grant_id: &str,
+) -> Result<GrantRecord> {
+    (w.tx.grant(run_id, grant_id, true).await?).ok_or(EngineError::NotFound(Entity::Grant))
+}
+
 /// Whether the run's tenant (`None`: unclaimed) admits `session`.
 fn same_tenant(owner: Option<&str>, session: &AgentSession) -> bool {
     owner == session.principal.as_deref()
@@ -200,10 +210,7 @@ impl Engine {
     ) -> Result<GrantRecord> {
         let now = self.now();
         let mut w = self.write().await?;
-        let mut grant =
-            w.tx.grant(run_id, grant_id, true)
-                .await?
-                .ok_or(EngineError::NotFound(Entity::Grant))?;
+        let mut grant = locked_grant(&mut w, run_id, grant_id).await?;
         let owner = w.tx.grant_principal(run_id).await?;
         if !same_tenant(owner.as_deref(), session) {
             return Err(EngineError::Broker(BrokerRefusal::CrossTenant));

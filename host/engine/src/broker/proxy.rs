@@ -15,13 +15,14 @@
 
 use super::actions;
 use super::custody::Backend;
+use super::grants::locked_grant;
 use super::{AgentSession, BrokerRefusal, ProxyFailure};
 use crate::egress::broker::{Decided, finish_receipt, send_redacted};
 use crate::egress::policy::{self, Target};
 use crate::egress::send::Plan;
 use crate::egress::{DEFAULT_MAX_BYTES, EgressClass, EgressRefusal, EgressRequest};
 use crate::model::{GrantRecord, Receipt, ResourceRecord, grant_status as status};
-use crate::{Engine, EngineError, Entity, Result};
+use crate::{Engine, EngineError, Result};
 use reqwest::Url;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -210,10 +211,7 @@ impl Engine {
     ) -> Result<(GrantRecord, ResourceRecord, Backend)> {
         let now = self.now();
         let mut w = self.write().await?;
-        let mut grant =
-            w.tx.grant(run_id, grant_id, true)
-                .await?
-                .ok_or(EngineError::NotFound(Entity::Grant))?;
+        let mut grant = locked_grant(&mut w, run_id, grant_id).await?;
         let usable = grant.status == status::ACTIVE
             && grant.expires_at.is_some_and(|t| t > now)
             && grant.used_count < grant.max_uses

@@ -2,13 +2,14 @@
 //! backends, and the call itself through the egress core.
 
 use super::{agent, ask, call, connect, events, receipt, refusal, stored};
+use crate::egress::receipts;
 use crate::egress::upstream::Upstream;
 use crate::rig::{Rig, random_vault};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tidebase_engine::broker::{BrokerRefusal, Credential, Custody, GrantRequest, ProxyFailure};
 use tidebase_engine::config::Settings;
-use tidebase_engine::{AuditQuery, Engine, EngineError, Entity, Vault};
+use tidebase_engine::{Engine, EngineError, Entity, Vault};
 
 const SECRET: &str = "sk_live/9f8e+7d6c=5b4a";
 
@@ -311,15 +312,7 @@ async fn the_vaulted_secret_is_injected_upstream_and_redacted_from_the_answer() 
         assert_eq!(seen.headers["content-type"], "application/json");
         assert_eq!(seen.query.as_deref(), Some("q=1"));
     }
-    let receipts = rig
-        .engine
-        .audit(AuditQuery {
-            run_id: Some(run.id.clone()),
-            ..AuditQuery::default()
-        })
-        .await
-        .unwrap()
-        .receipts;
+    let receipts = receipts(&rig, &run.id).await;
     assert_eq!(receipts.len(), 3);
     for r in &receipts {
         assert_eq!(
@@ -491,15 +484,7 @@ async fn failures_after_the_use_counted_are_recorded() {
         expected["failure"] = json!(failure.code());
         assert_eq!(last, ("grant.use_failed".into(), expected), "{name}");
     }
-    let receipts = rig
-        .engine
-        .audit(AuditQuery {
-            run_id: Some(run.id.clone()),
-            ..AuditQuery::default()
-        })
-        .await
-        .unwrap()
-        .receipts;
+    let receipts = receipts(&rig, &run.id).await;
     assert_eq!(receipts.len(), 5);
     assert!(
         receipts
