@@ -40,9 +40,10 @@ pub enum EngineError {
     /// a secret.
     #[error("{0}")]
     EgressRefused(crate::EgressRefusal),
-    /// The credential broker API refused (broker.md §1.7).
+    /// The credential broker refused a resource, grant or proxied call
+    /// (broker.md §1.7).
     #[error("{0}")]
-    Broker(crate::broker::BrokerRefusal),
+    Grant(crate::broker::GrantRefusal),
     /// The store failed (it says whether it was unavailable).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -164,7 +165,7 @@ impl EngineError {
                 | EngineError::WasmDisabled
                 | EngineError::Invalid(_)
                 | EngineError::EgressRefused(_)
-                | EngineError::Broker(_)
+                | EngineError::Grant(_)
         )
     }
 

@@ -1,6 +1,6 @@
 //! Protocol error responses.
 
-use crate::engine::broker::{BrokerRefusal, ProxyFailure};
+use crate::engine::broker::{GrantRefusal, ProxyFailure};
 use crate::engine::limits::Violation;
 use crate::engine::{Conflict, EngineError, LeaseLost};
 use axum::http::StatusCode;
@@ -64,7 +64,7 @@ impl From<EngineError> for ApiError {
             }
             EngineError::WasmDisabled => StatusCode::NOT_FOUND,
             EngineError::EgressRefused(_) => StatusCode::FORBIDDEN,
-            EngineError::Broker(ref refusal) => broker_status(refusal),
+            EngineError::Grant(ref refusal) => broker_status(refusal),
         };
         ApiError::Json(status, body(&e))
     }
@@ -95,14 +95,14 @@ fn body(e: &EngineError) -> Value {
         EngineError::Conflict(Conflict::RunCompleted(run)) => body["run"] = json!(run),
         EngineError::Conflict(Conflict::GateDecided(gate)) => body["gate"] = json!(gate),
         EngineError::EgressRefused(refusal) => body["code"] = json!(refusal.class.as_str()),
-        EngineError::Broker(refusal) => {
+        EngineError::Grant(refusal) => {
             if let Some(code) = refusal.code() {
                 body["code"] = json!(code);
             }
             match refusal {
-                BrokerRefusal::ScopesExceedCeiling(denied) => body["deniedScopes"] = json!(denied),
-                BrokerRefusal::PolicyDenied { reason } => body["reason"] = json!(reason),
-                BrokerRefusal::Proxy { provider, .. } => body["provider"] = json!(provider),
+                GrantRefusal::ScopesExceedCeiling(denied) => body["deniedScopes"] = json!(denied),
+                GrantRefusal::PolicyDenied { reason } => body["reason"] = json!(reason),
+                GrantRefusal::Proxy { provider, .. } => body["provider"] = json!(provider),
                 _ => {}
             }
         }
@@ -112,18 +112,18 @@ fn body(e: &EngineError) -> Value {
 }
 
 /// The status upstream answers each broker refusal with (broker.md §1.7).
-fn broker_status(refusal: &BrokerRefusal) -> StatusCode {
+fn broker_status(refusal: &GrantRefusal) -> StatusCode {
     match refusal {
-        BrokerRefusal::SessionRequired => StatusCode::UNAUTHORIZED,
-        BrokerRefusal::CrossTenant
-        | BrokerRefusal::ScopesExceedCeiling(_)
-        | BrokerRefusal::PolicyDenied { .. }
-        | BrokerRefusal::CallDenied(_) => StatusCode::FORBIDDEN,
-        BrokerRefusal::ResourceNotConnected => StatusCode::NOT_FOUND,
-        BrokerRefusal::MintUnavailable | BrokerRefusal::BadSecret(_) => StatusCode::BAD_REQUEST,
-        BrokerRefusal::GrantUnusable | BrokerRefusal::GrantFinal(_) => StatusCode::CONFLICT,
-        BrokerRefusal::CustodyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        BrokerRefusal::Proxy { failure, .. } => match failure {
+        GrantRefusal::SessionRequired => StatusCode::UNAUTHORIZED,
+        GrantRefusal::CrossTenant
+        | GrantRefusal::ScopesExceedCeiling(_)
+        | GrantRefusal::PolicyDenied { .. }
+        | GrantRefusal::CallDenied(_) => StatusCode::FORBIDDEN,
+        GrantRefusal::ResourceNotConnected => StatusCode::NOT_FOUND,
+        GrantRefusal::MintUnavailable | GrantRefusal::BadSecret(_) => StatusCode::BAD_REQUEST,
+        GrantRefusal::GrantUnusable | GrantRefusal::GrantFinal(_) => StatusCode::CONFLICT,
+        GrantRefusal::CustodyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        GrantRefusal::Proxy { failure, .. } => match failure {
             ProxyFailure::SsrfBlocked => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_GATEWAY,
         },

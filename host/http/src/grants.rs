@@ -6,7 +6,7 @@ use super::body::RawBody;
 use super::error::ApiResult;
 use super::path::Path;
 use crate::engine::broker::{
-    AgentSession, BrokerRefusal, Caller, DEFAULT_TTL_S, GrantRequest, MAX_USES, MODES, ProxyCall,
+    AgentSession, Caller, DEFAULT_TTL_S, GrantRefusal, GrantRequest, MAX_USES, MODES, ProxyCall,
     TTL_S,
 };
 use crate::engine::{Engine, EngineError};
@@ -17,7 +17,7 @@ use serde_json::json;
 fn session(caller: &Caller) -> Result<&AgentSession, EngineError> {
     match caller {
         Caller::Agent(session) => Ok(session),
-        _ => Err(EngineError::Broker(BrokerRefusal::SessionRequired)),
+        _ => Err(EngineError::Grant(GrantRefusal::SessionRequired)),
     }
 }
 

@@ -4,7 +4,7 @@
 use super::body::RawBody;
 use super::error::ApiResult;
 use super::path::Path;
-use crate::engine::broker::{BrokerRefusal, Credential};
+use crate::engine::broker::{Credential, GrantRefusal};
 use crate::engine::{Engine, EngineError, NewResource, PROVIDERS};
 use axum::Json;
 use axum::extract::State;
@@ -51,7 +51,7 @@ pub async fn connect(State(engine): State<Engine>, body: RawBody) -> ApiResult {
             Some(credential) => resource.with_credential(credential),
             None => {
                 let why = "unrecognized secret format".into();
-                return Err(EngineError::Broker(BrokerRefusal::BadSecret(why)).into());
+                return Err(EngineError::Grant(GrantRefusal::BadSecret(why)).into());
             }
         },
     };

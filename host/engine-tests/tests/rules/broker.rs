@@ -7,7 +7,7 @@ mod proxy;
 
 use crate::rig::Rig;
 use serde_json::{Value, json};
-use tidebase_engine::broker::{AgentSession, BrokerRefusal, GrantRequest, ProxyCall};
+use tidebase_engine::broker::{AgentSession, GrantRefusal, GrantRequest, ProxyCall};
 use tidebase_engine::model::GrantRecord;
 use tidebase_engine::{EngineError, NewResource, Resource};
 
@@ -59,9 +59,9 @@ pub fn call(method: &str, path: &str) -> ProxyCall {
     }
 }
 
-pub fn refusal<T: std::fmt::Debug>(r: Result<T, EngineError>) -> BrokerRefusal {
+pub fn refusal<T: std::fmt::Debug>(r: Result<T, EngineError>) -> GrantRefusal {
     match r {
-        Err(EngineError::Broker(refusal)) => refusal,
+        Err(EngineError::Grant(refusal)) => refusal,
         other => panic!("expected a broker refusal, got {other:?}"),
     }
 }

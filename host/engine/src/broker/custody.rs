@@ -3,7 +3,7 @@
 //! (§7.1), and the credential shapes the broker API vaults (§7.3). The
 //! vault itself is the egress vault: one for both doors.
 
-use super::BrokerRefusal;
+use super::GrantRefusal;
 use crate::egress::{Injection, STATIC, Vault};
 use crate::model::ResourceRecord;
 use crate::{Engine, EngineError, Result};
@@ -107,7 +107,7 @@ impl Engine {
         }
         self.vault
             .as_deref()
-            .ok_or(EngineError::Broker(BrokerRefusal::CustodyUnavailable))
+            .ok_or(EngineError::Grant(GrantRefusal::CustodyUnavailable))
     }
 }
 

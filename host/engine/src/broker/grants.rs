@@ -8,7 +8,7 @@
 //! passed is expired, not activated, by a late approval.
 
 use super::actions::{self, Effect};
-use super::{AgentSession, BrokerRefusal};
+use super::{AgentSession, GrantRefusal};
 use crate::clock::Micros;
 use crate::gates::GateBegin;
 use crate::ids;
@@ -87,7 +87,7 @@ impl Engine {
         req: GrantRequest,
     ) -> Result<GrantRecord> {
         req.check()?;
-        let refuse = |r: BrokerRefusal| Err(EngineError::Broker(r));
+        let refuse = |r: GrantRefusal| Err(EngineError::Grant(r));
         let now = self.now();
         let mut w = self.write().await?;
         let name = req.resource.split(':').next().unwrap_or_default();
@@ -104,27 +104,27 @@ impl Engine {
         }
         let owner = w.tx.grant_principal(run_id).await?;
         if owner.is_some() && !same_tenant(owner.as_deref(), session) {
-            return refuse(BrokerRefusal::CrossTenant);
+            return refuse(GrantRefusal::CrossTenant);
         }
         let resource = match resource {
             Some(r) if r.status == crate::egress::ACTIVE => r,
-            _ => return refuse(BrokerRefusal::ResourceNotConnected),
+            _ => return refuse(GrantRefusal::ResourceNotConnected),
         };
         let denied: Vec<String> = (req.scopes.iter())
             .filter(|s| !resource.scopes.is_empty() && !resource.scopes.contains(s))
             .cloned()
             .collect();
         if !denied.is_empty() {
-            return refuse(BrokerRefusal::ScopesExceedCeiling(denied));
+            return refuse(GrantRefusal::ScopesExceedCeiling(denied));
         }
         let decision = actions::decide(&req.action, &req.mode);
         if decision.effect == Effect::Deny {
             let reason = decision.reason;
-            return refuse(BrokerRefusal::PolicyDenied { reason });
+            return refuse(GrantRefusal::PolicyDenied { reason });
         }
         // Only Nango and OpenBao mint, and this build cannot reach either.
         if decision.mode == "mint" {
-            return refuse(BrokerRefusal::MintUnavailable);
+            return refuse(GrantRefusal::MintUnavailable);
         }
         let gate_id = decision.requires_approval().then(|| ids::new_id("gate"));
         let window = match &gate_id {
@@ -213,10 +213,10 @@ impl Engine {
         let mut grant = locked_grant(&mut w, run_id, grant_id).await?;
         let owner = w.tx.grant_principal(run_id).await?;
         if !same_tenant(owner.as_deref(), session) {
-            return Err(EngineError::Broker(BrokerRefusal::CrossTenant));
+            return Err(EngineError::Grant(GrantRefusal::CrossTenant));
         }
         if status::TERMINAL.contains(&grant.status.as_str()) {
-            return Err(EngineError::Broker(BrokerRefusal::GrantFinal(grant.status)));
+            return Err(EngineError::Grant(GrantRefusal::GrantFinal(grant.status)));
         }
         grant.status = status::REVOKED.into();
         grant.revoked_at = Some(now);

@@ -5,14 +5,14 @@
 
 pub mod actions;
 mod custody;
+mod grant_refusal;
 mod grants;
 mod proxy;
-mod refusal;
 
 pub use custody::{Backend, Credential, Custody};
+pub use grant_refusal::{GrantRefusal, ProxyFailure};
 pub use grants::{DEFAULT_TTL_S, GrantRequest, MAX_USES, MODES, TTL_S};
 pub use proxy::{Proxied, ProxyCall};
-pub use refusal::{BrokerRefusal, ProxyFailure};
 
 /// A live agent session, as authentication found it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@
 use super::actions;
 use super::custody::Backend;
 use super::grants::locked_grant;
-use super::{AgentSession, BrokerRefusal, ProxyFailure};
+use super::{AgentSession, GrantRefusal, ProxyFailure};
 use crate::egress::broker::{Decided, finish_receipt, send_redacted};
 use crate::egress::policy::{self, Target};
 use crate::egress::send::Plan;
@@ -180,7 +180,7 @@ impl Engine {
         }
         self.commit(w).await?;
         let answer = outcome.map_err(|f| {
-            EngineError::Broker(BrokerRefusal::Proxy {
+            EngineError::Grant(GrantRefusal::Proxy {
                 failure: f.failure,
                 provider: backend.name().into(),
                 message: f.refusal.reason,
@@ -221,17 +221,17 @@ impl Engine {
             _ => None,
         };
         let Some(resource) = resource else {
-            return Err(EngineError::Broker(BrokerRefusal::GrantUnusable));
+            return Err(EngineError::Grant(GrantRefusal::GrantUnusable));
         };
         actions::bind_call(&grant.action, &call.method)
-            .map_err(|why| EngineError::Broker(BrokerRefusal::CallDenied(why)))?;
+            .map_err(|why| EngineError::Grant(GrantRefusal::CallDenied(why)))?;
         if !policy::valid_method(&call.method) {
             let why = format!("invalid method {:?}", call.method);
             return Err(EngineError::BadRequest(why));
         }
         let backend = self.backend(&resource);
         if let Backend::Closed { provider, reason } = backend {
-            return Err(EngineError::Broker(BrokerRefusal::Proxy {
+            return Err(EngineError::Grant(GrantRefusal::Proxy {
                 failure: ProxyFailure::BackendNotConfigured,
                 provider,
                 message: reason,

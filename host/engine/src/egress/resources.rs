@@ -6,7 +6,7 @@
 //! Connecting is an upsert by tenant and name; revoking keeps the record for
 //! the audit trail, drops its secret and revokes its live grants.
 
-use super::super::broker::{BrokerRefusal, Credential};
+use super::super::broker::{Credential, GrantRefusal};
 use super::super::{Engine, EngineError, Entity, Result, limits};
 use crate::clock::iso;
 use crate::ids;
@@ -329,7 +329,7 @@ impl Engine {
         let vaulted = match &r.secret {
             None => None,
             Some(secret) => {
-                let bad = |why: String| EngineError::Broker(BrokerRefusal::BadSecret(why));
+                let bad = |why: String| EngineError::Grant(GrantRefusal::BadSecret(why));
                 limits::SECRET_BYTES
                     .check("secret", secret.len() as i64)
                     .map_err(|v| bad(v.to_string()))?;

@@ -3,7 +3,7 @@
 use super::{agent, ask, call, claimed_by, connect, events, receipt, refusal, stored};
 use crate::rig::{Rig, T0};
 use serde_json::json;
-use tidebase_engine::broker::{BrokerRefusal, GrantRequest};
+use tidebase_engine::broker::{GrantRefusal, GrantRequest};
 use tidebase_engine::{Decision, EngineError, Entity, GateResolve};
 
 const SECOND: i64 = 1_000_000;
@@ -91,7 +91,7 @@ async fn a_sensitive_action_waits_on_an_ordinary_gate_and_its_approval_activates
         .engine
         .use_grant(&me, &run.id, &g.id, call("DELETE", "/x"))
         .await;
-    assert_eq!(refusal(pending_use), BrokerRefusal::GrantUnusable);
+    assert_eq!(refusal(pending_use), GrantRefusal::GrantUnusable);
 
     rig.advance(10 * SECOND);
     let resolve = GateResolve {
@@ -206,26 +206,23 @@ async fn requests_are_checked_in_upstreams_order() {
     };
     assert_eq!(
         not_connected("theirs").await,
-        BrokerRefusal::ResourceNotConnected
+        GrantRefusal::ResourceNotConnected
     );
-    assert_eq!(
-        not_connected("g").await,
-        BrokerRefusal::ResourceNotConnected
-    );
+    assert_eq!(not_connected("g").await, GrantRefusal::ResourceNotConnected);
     let scoped = GrantRequest {
         scopes: vec!["admin".into(), "repo".into(), "write".into()],
         ..ask("gh:acme/app", "repo.read")
     };
     assert_eq!(
         refusal(rig.engine.request_grant(&me, &run.id, scoped).await),
-        BrokerRefusal::ScopesExceedCeiling(vec!["admin".into(), "write".into()])
+        GrantRefusal::ScopesExceedCeiling(vec!["admin".into(), "write".into()])
     );
     let destroy = rig
         .engine
         .request_grant(&me, &run.id, ask("gh", "database.destroy"));
     assert_eq!(
         refusal(destroy.await),
-        BrokerRefusal::PolicyDenied {
+        GrantRefusal::PolicyDenied {
             reason: "matched rule deny-destructive".into()
         }
     );
@@ -234,7 +231,7 @@ async fn requests_are_checked_in_upstreams_order() {
         ..ask("gh", "repo.read")
     };
     let mint = rig.engine.request_grant(&me, &run.id, mint).await;
-    assert_eq!(refusal(mint), BrokerRefusal::MintUnavailable);
+    assert_eq!(refusal(mint), GrantRefusal::MintUnavailable);
     // No refusal wrote anything.
     assert_eq!(events(&rig, &run.id, "grant.").await, []);
     assert_eq!(claimed_by(&rig, &run.id).await, None);
@@ -262,7 +259,7 @@ async fn a_run_belongs_to_the_first_tenant_that_got_a_grant_on_it() {
     let refused = rig
         .engine
         .request_grant(&evil, &run.id, ask("nope", "x.read"));
-    assert_eq!(refusal(refused.await), BrokerRefusal::ResourceNotConnected);
+    assert_eq!(refusal(refused.await), GrantRefusal::ResourceNotConnected);
     assert_eq!(
         claimed_by(&rig, &run.id).await,
         None,
@@ -283,7 +280,7 @@ async fn a_run_belongs_to_the_first_tenant_that_got_a_grant_on_it() {
         let r = rig
             .engine
             .request_grant(other, &run.id, ask("gh", "x.read"));
-        assert_eq!(refusal(r.await), BrokerRefusal::CrossTenant);
+        assert_eq!(refusal(r.await), GrantRefusal::CrossTenant);
     }
     let colleague = agent("a2", Some("acme"));
     let again = rig
@@ -304,12 +301,12 @@ async fn only_the_runs_tenant_revokes_and_only_once() {
     let g = g.await.unwrap();
     let stranger = agent("e1", Some("evil"));
     let r = rig.engine.revoke_grant(&stranger, &run.id, &g.id).await;
-    assert_eq!(refusal(r), BrokerRefusal::CrossTenant);
+    assert_eq!(refusal(r), GrantRefusal::CrossTenant);
     let r = rig
         .engine
         .revoke_grant(&agent("n", None), &run.id, &g.id)
         .await;
-    assert_eq!(refusal(r), BrokerRefusal::CrossTenant);
+    assert_eq!(refusal(r), GrantRefusal::CrossTenant);
     for (run_id, grant_id) in [(run.id.as_str(), "grant_nope"), ("run_nope", g.id.as_str())] {
         let r = rig.engine.revoke_grant(&owner, run_id, grant_id).await;
         assert!(
@@ -330,12 +327,12 @@ async fn only_the_runs_tenant_revokes_and_only_once() {
         ("grant.revoked".into(), receipt(&revoked, Some("a2")))
     );
     let again = rig.engine.revoke_grant(&owner, &run.id, &g.id).await;
-    assert_eq!(refusal(again), BrokerRefusal::GrantFinal("revoked".into()));
+    assert_eq!(refusal(again), GrantRefusal::GrantFinal("revoked".into()));
     let r = rig
         .engine
         .use_grant(&owner, &run.id, &g.id, call("GET", "/"))
         .await;
-    assert_eq!(refusal(r), BrokerRefusal::GrantUnusable);
+    assert_eq!(refusal(r), GrantRefusal::GrantUnusable);
 }
 
 #[tokio::test]
@@ -380,7 +377,7 @@ async fn revoking_a_resource_revokes_its_live_grants() {
         .engine
         .request_grant(&me, &run.id, ask("gh", "x.read"))
         .await;
-    assert_eq!(refusal(r), BrokerRefusal::ResourceNotConnected);
+    assert_eq!(refusal(r), GrantRefusal::ResourceNotConnected);
 
     // Reconnected, it serves new grants; the operator's revoke cascades too.
     connect(&rig, None, "gh", |_| {}).await;
@@ -419,7 +416,7 @@ async fn the_reconciler_expires_grants_past_their_expiry() {
         .await;
     assert_eq!(
         refusal(r),
-        BrokerRefusal::GrantUnusable,
+        GrantRefusal::GrantUnusable,
         "unusable at its expiry"
     );
     assert_eq!(

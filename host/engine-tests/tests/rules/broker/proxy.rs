@@ -7,7 +7,7 @@ use crate::egress::upstream::Upstream;
 use crate::rig::{Rig, random_vault};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tidebase_engine::broker::{BrokerRefusal, Credential, Custody, GrantRequest, ProxyFailure};
+use tidebase_engine::broker::{Credential, Custody, GrantRefusal, GrantRequest, ProxyFailure};
 use tidebase_engine::config::Settings;
 use tidebase_engine::{Engine, EngineError, Entity, Vault};
 
@@ -53,7 +53,7 @@ async fn a_grant_serves_exactly_max_uses_even_concurrently() {
         .engine
         .use_grant(&me, &run.id, &g.id, call("GET", "/"))
         .await;
-    assert_eq!(refusal(third), BrokerRefusal::GrantUnusable);
+    assert_eq!(refusal(third), GrantRefusal::GrantUnusable);
     let used: Vec<Value> = (events(&rig, &run.id, "grant.used").await.into_iter())
         .map(|(_, payload)| payload)
         .collect();
@@ -99,14 +99,14 @@ async fn refused_uses_count_nothing_and_write_nothing() {
         .engine
         .use_grant(&agent("a2", Some("acme")), &run.id, &g.id, call("GET", "/"))
         .await;
-    assert_eq!(refusal(other), BrokerRefusal::GrantUnusable);
+    assert_eq!(refusal(other), GrantRefusal::GrantUnusable);
     let delete = rig
         .engine
         .use_grant(&me, &run.id, &g.id, call("delete", "/"))
         .await;
     assert_eq!(
         refusal(delete),
-        BrokerRefusal::CallDenied(
+        GrantRefusal::CallDenied(
             "action 'repo.read' does not permit DELETE (expected GET/HEAD)".into()
         )
     );
@@ -219,7 +219,7 @@ async fn a_backend_that_cannot_serve_refuses_before_the_use_counts() {
         }
         assert_eq!(
             refusal(used),
-            BrokerRefusal::Proxy {
+            GrantRefusal::Proxy {
                 failure: ProxyFailure::BackendNotConfigured,
                 provider: backend.into(),
                 message: closed.into(),
@@ -375,7 +375,7 @@ async fn targets_stay_under_the_base_path_and_the_allowed_prefix() {
             .use_grant(&me, &run.id, &g.id, call("GET", escape))
             .await;
         match refusal(r) {
-            BrokerRefusal::Proxy {
+            GrantRefusal::Proxy {
                 failure, provider, ..
             } => {
                 assert_eq!(
@@ -466,7 +466,7 @@ async fn failures_after_the_use_counted_are_recorded() {
             .use_grant(&me, &run.id, &g.id, call("GET", "/x"))
             .await;
         match refusal(r) {
-            BrokerRefusal::Proxy {
+            GrantRefusal::Proxy {
                 failure: f,
                 provider,
                 message: m,

@@ -5,7 +5,7 @@ use super::upstream::Upstream;
 use super::{SECRET, allow, connect, get, in_step, refused};
 use crate::rig::Rig;
 use serde_json::json;
-use tidebase_engine::broker::BrokerRefusal;
+use tidebase_engine::broker::GrantRefusal;
 use tidebase_engine::config::Settings;
 use tidebase_engine::{AuditQuery, DeployLimits, Engine, EngineError, Injection, NewResource};
 
@@ -93,7 +93,7 @@ async fn connecting_is_an_upsert_by_name_that_checks_its_input() {
                 r,
                 Err(EngineError::BadRequest(_)
                     | EngineError::Invalid(_)
-                    | EngineError::Broker(BrokerRefusal::BadSecret(_)))
+                    | EngineError::Grant(GrantRefusal::BadSecret(_)))
             ),
             "{why}: {r:?}"
         );
@@ -111,10 +111,7 @@ async fn without_a_vault_no_secret_can_be_stored() {
     };
     let r = bare.connect_resource(with_secret).await;
     assert!(
-        matches!(
-            r,
-            Err(EngineError::Broker(BrokerRefusal::CustodyUnavailable))
-        ),
+        matches!(r, Err(EngineError::Grant(GrantRefusal::CustodyUnavailable))),
         "{r:?}"
     );
     assert!(

@@ -1,5 +1,6 @@
-//! What the broker API refuses, as values the HTTP door renders with
-//! upstream's status, `error` text and `code` (broker.md §1.7).
+//! What the broker refuses about resources, grants and proxied calls, as
+//! values the HTTP door renders with upstream's status, `error` text and
+//! `code` (broker.md §1.7).
 
 use std::fmt;
 
@@ -34,7 +35,7 @@ impl ProxyFailure {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BrokerRefusal {
+pub enum GrantRefusal {
     /// A grant route called with anything but an agent session.
     SessionRequired,
     /// The run brokers for another tenant.
@@ -66,51 +67,51 @@ pub enum BrokerRefusal {
     },
 }
 
-impl fmt::Display for BrokerRefusal {
+impl fmt::Display for GrantRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BrokerRefusal::SessionRequired => f.write_str(
+            GrantRefusal::SessionRequired => f.write_str(
                 "grant operations require a proved agent session token, not the admin key",
             ),
-            BrokerRefusal::CrossTenant => f.write_str("run is owned by a different principal"),
-            BrokerRefusal::ResourceNotConnected => f.write_str("resource not connected"),
-            BrokerRefusal::ScopesExceedCeiling(_) => {
+            GrantRefusal::CrossTenant => f.write_str("run is owned by a different principal"),
+            GrantRefusal::ResourceNotConnected => f.write_str("resource not connected"),
+            GrantRefusal::ScopesExceedCeiling(_) => {
                 f.write_str("requested scopes exceed resource ceiling")
             }
-            BrokerRefusal::PolicyDenied { .. } => f.write_str("action denied by policy"),
-            BrokerRefusal::MintUnavailable => {
+            GrantRefusal::PolicyDenied { .. } => f.write_str("action denied by policy"),
+            GrantRefusal::MintUnavailable => {
                 f.write_str("mint mode requires a credential backend that can mint; use proxy mode")
             }
-            BrokerRefusal::GrantUnusable => f.write_str(
+            GrantRefusal::GrantUnusable => f.write_str(
                 "grant not active, expired, revoked, exhausted, or not owned by this agent",
             ),
-            BrokerRefusal::GrantFinal(status) => write!(f, "grant is already {status}"),
-            BrokerRefusal::CallDenied(message)
-            | BrokerRefusal::BadSecret(message)
-            | BrokerRefusal::Proxy { message, .. } => f.write_str(message),
-            BrokerRefusal::CustodyUnavailable => {
+            GrantRefusal::GrantFinal(status) => write!(f, "grant is already {status}"),
+            GrantRefusal::CallDenied(message)
+            | GrantRefusal::BadSecret(message)
+            | GrantRefusal::Proxy { message, .. } => f.write_str(message),
+            GrantRefusal::CustodyUnavailable => {
                 f.write_str("credential custody not configured: set TIDEBASE_MASTER_KEY")
             }
         }
     }
 }
 
-impl BrokerRefusal {
+impl GrantRefusal {
     /// The machine-readable `code` of the answer, where upstream has one.
     pub fn code(&self) -> Option<&'static str> {
         Some(match self {
-            BrokerRefusal::SessionRequired => "session_required",
-            BrokerRefusal::CrossTenant => "cross_tenant",
-            BrokerRefusal::PolicyDenied { .. } => "policy_denied",
-            BrokerRefusal::MintUnavailable => "mint_unavailable",
-            BrokerRefusal::CallDenied(_) => "call_denied",
-            BrokerRefusal::BadSecret(_) => "bad_secret",
-            BrokerRefusal::CustodyUnavailable => "custody_unavailable",
-            BrokerRefusal::Proxy { failure, .. } => failure.code(),
-            BrokerRefusal::ResourceNotConnected
-            | BrokerRefusal::ScopesExceedCeiling(_)
-            | BrokerRefusal::GrantUnusable
-            | BrokerRefusal::GrantFinal(_) => return None,
+            GrantRefusal::SessionRequired => "session_required",
+            GrantRefusal::CrossTenant => "cross_tenant",
+            GrantRefusal::PolicyDenied { .. } => "policy_denied",
+            GrantRefusal::MintUnavailable => "mint_unavailable",
+            GrantRefusal::CallDenied(_) => "call_denied",
+            GrantRefusal::BadSecret(_) => "bad_secret",
+            GrantRefusal::CustodyUnavailable => "custody_unavailable",
+            GrantRefusal::Proxy { failure, .. } => failure.code(),
+            GrantRefusal::ResourceNotConnected
+            | GrantRefusal::ScopesExceedCeiling(_)
+            | GrantRefusal::GrantUnusable
+            | GrantRefusal::GrantFinal(_) => return None,
         })
     }
 }
