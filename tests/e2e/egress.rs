@@ -488,7 +488,7 @@ async fn an_echoed_secret_is_redacted(srv: TestServer) {
     assert!(body.starts_with("plain=[REDACTED] "), "{body}");
     assert_no_secret("the fetched body", body);
     assert_no_secret("run detail", &d.to_string());
-    let (status, audit) = srv.get("/audit").await;
+    let (status, audit) = srv.get("/egress/receipts").await;
     assert_eq!(status, 200, "{audit}");
     assert_no_secret("the audit trail", &audit.to_string());
     let dump = database_dump(&srv).await;
@@ -579,7 +579,7 @@ async fn calls_outside_the_grants_are_denied_and_audited(srv: TestServer) {
         other.hits().is_empty(),
         "a denied call or the redirect reached the other host"
     );
-    let (status, audit) = srv.get("/audit?decision=denied").await;
+    let (status, audit) = srv.get("/egress/receipts?decision=denied").await;
     assert_eq!(status, 200, "{audit}");
     let audited: Vec<&str> = audit["receipts"]
         .as_array()
@@ -687,4 +687,64 @@ backend_tests!(
     private_addresses_are_refused_without_the_flag = Opts::wasm(),
     a_hanging_upstream_times_out = Opts::egress(),
     a_revoked_resource_denies_new_calls = Opts::egress(),
+    the_admin_ledger_shows_wasm_egress = Opts {
+        api_key: Some("admin-key".into()),
+        ..Opts::egress()
+    },
 );
+
+/// One audit trail for both doors: `GET /audit` with the admin key lists
+/// the wasm door's egress receipts beside grant events (our addition); an
+/// agent session, scoped to its tenant's grant runs, sees none of them.
+async fn the_admin_ledger_shows_wasm_egress(srv: TestServer) {
+    let up = Upstream::start(|_| Reply::ok("ok")).await;
+    connect_with(
+        &srv,
+        "api",
+        &up.url("/api"),
+        vec!["GET".into()],
+        Vec::new(),
+        None,
+    )
+    .await;
+    deploy(&srv, "fetch", tidebase_fixtures::FETCH, "?allow=api").await;
+    let allowed = start(&srv, "fetch", json!({"url": up.url("/api/items?page=2")})).await;
+    wait_status(&srv, &allowed, "completed").await;
+    let denied = start(&srv, "fetch", json!({"url": up.url("/elsewhere")})).await;
+    wait_status(&srv, &denied, "failed").await;
+
+    let (status, ledger) = srv.get("/audit").await;
+    assert_eq!(status, 200, "{ledger}");
+    let entry = |run: &str| {
+        let found = ledger
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["runId"] == run);
+        found
+            .unwrap_or_else(|| panic!("no entry of {run}: {ledger}"))
+            .clone()
+    };
+    let events = srv.events(&allowed).await;
+    let seq = &events.iter().find(|e| e["type"] == "egress.call").unwrap()["seq"];
+    let first = entry(&allowed);
+    assert_eq!(
+        first,
+        json!({"seq": seq, "type": "egress.call", "grantId": "", "resource": "api",
+               "action": "GET /api/items", "agentId": null, "at": first["at"], "runId": allowed})
+    );
+    assert_eq!(entry(&denied)["action"], "GET /elsewhere");
+    let (_, only_grants) = srv.get("/audit?types=grant.used").await;
+    assert_eq!(only_grants, json!([]));
+
+    let (status, agent) = srv
+        .post("/agents", json!({"name": "sdk", "principal": "acme"}))
+        .await;
+    assert_eq!(status, 200, "{agent}");
+    let path = format!("/agents/{}/prove", agent["agentId"].as_str().unwrap());
+    let (_, session) = srv.post(&path, json!({})).await;
+    let token = session["sessionToken"].as_str().unwrap();
+    let rb = srv.bare(Method::GET, "/audit").bearer_auth(token);
+    let r = TestServer::send(rb).await;
+    assert_eq!((r.status, r.json()), (200, json!([])));
+}

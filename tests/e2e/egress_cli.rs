@@ -466,7 +466,7 @@ async fn calls_from_a_step(
 }
 
 async fn audit(srv: &TestServer, query: &str) -> Value {
-    let (status, page) = srv.get(&format!("/audit{query}")).await;
+    let (status, page) = srv.get(&format!("/egress/receipts{query}")).await;
     assert_eq!(status, 200, "{query}: {page}");
     page
 }
@@ -629,7 +629,7 @@ async fn audit_refuses_bad_parameters(srv: TestServer) {
         ("resource=a%00b", "resource"),
         ("before=", "before"),
     ] {
-        let (status, body) = srv.get(&format!("/audit?{query}")).await;
+        let (status, body) = srv.get(&format!("/egress/receipts?{query}")).await;
         assert_eq!(status, 400, "{query}: {body}");
         let error = body["error"].as_str().unwrap();
         assert!(

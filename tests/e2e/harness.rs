@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tidebase_host::config::Settings;
+use tidebase_host::config::{IdentitySettings, Settings};
 use tidebase_host::engine::{Engine, Vault};
 use tidebase_host::store::{ConnectOptions, Store};
 
@@ -40,6 +40,8 @@ pub struct Opts {
     pub allow_private_egress: bool,
     /// A master key ([`VAULT_KEY`]): resource secrets can be vaulted.
     pub master_key: bool,
+    /// The broker's identity and abuse settings (`TIDEBASE_PROVE_RATE`, …).
+    pub identity: IdentitySettings,
 }
 
 impl Default for Opts {
@@ -53,6 +55,7 @@ impl Default for Opts {
             cors_origin: "*".into(),
             allow_private_egress: false,
             master_key: true,
+            identity: IdentitySettings::default(),
         }
     }
 }
@@ -221,6 +224,7 @@ impl TestServer {
             webhook_timeout_ms: opts.webhook_timeout_ms,
             cors_origin: opts.cors_origin.clone(),
             allow_private_egress: opts.allow_private_egress,
+            identity: opts.identity.clone(),
             ..Settings::default()
         };
         let engine = Engine::new(store.clone(), tidebase_host::clock::system(), settings)

@@ -11,6 +11,7 @@ mod harness;
 
 mod auth;
 mod broker_grants;
+mod broker_identity;
 mod cancel;
 mod children;
 mod cli;
@@ -24,8 +25,10 @@ mod heartbeat;
 mod input;
 mod leases;
 mod limits;
+mod lists;
 mod once;
 mod operator;
+mod ops_cli;
 mod queues;
 mod reconciler;
 mod replicas;

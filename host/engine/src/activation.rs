@@ -8,7 +8,7 @@
 //! replays need no database round trip.
 
 use super::calls::{CallLog, check_guest_step_name};
-use super::egress::RefusalMark;
+use super::egress::Refusals;
 use super::steps::settled;
 use super::{
     Conflict, EgressCaller, EgressClass, EgressRefusal, Engine, EngineError, GateBegin, HostCall,
@@ -32,6 +32,8 @@ pub struct Activation {
     attempts: HashMap<String, Attempt>,
     /// Step attempts begun so far: orders them, newest last.
     begun: u64,
+    /// Egress calls refused during this activation, in or outside steps.
+    refusals: Refusals,
 }
 
 /// A step attempt in progress, with the usage recorded against it (written
@@ -44,7 +46,7 @@ pub struct Attempt {
     /// Position among the activation's step attempts.
     order: u64,
     /// Marked by egress calls of this attempt that were refused.
-    refusals: RefusalMark,
+    refusals: Refusals,
 }
 
 impl Attempt {
@@ -96,11 +98,18 @@ impl Engine {
             steps: HashMap::new(),
             attempts: HashMap::new(),
             begun: 0,
+            refusals: Refusals::default(),
         }
     }
 }
 
 impl Activation {
+    /// The activation's refused egress calls, which explain how it ended
+    /// ([`Refusals::explain`]).
+    pub fn refusals(&self) -> Refusals {
+        self.refusals.clone()
+    }
+
     /// Whether step code is running (between a step's begin and its end).
     pub fn in_step(&self) -> bool {
         !self.attempts.is_empty()
@@ -145,7 +154,7 @@ impl Activation {
                     usage: Vec::new(),
                     number: existing.map_or(1, |s| s.attempt.saturating_add(1)),
                     order: self.begun,
-                    refusals: RefusalMark::default(),
+                    refusals: Refusals::default(),
                 };
                 self.attempts.insert(id.clone(), attempt);
                 Begun::Execute(id)
@@ -177,13 +186,15 @@ impl Activation {
     /// call is refused.
     pub fn egress_caller(&self) -> Result<EgressCaller> {
         let Some(attempt) = self.attempts.values().max_by_key(|a| a.order) else {
-            return Err(EngineError::EgressRefused(EgressRefusal {
+            let refusal = EgressRefusal {
                 class: EgressClass::OutsideStep,
                 reason: "HTTP calls are only allowed inside a step: outside steps workflow code \
                     must be deterministic, and a step's checkpoint keeps a resumed run from \
                     calling again"
                     .into(),
-            }));
+            };
+            self.refusals.set(&refusal);
+            return Err(EngineError::EgressRefused(refusal));
         };
         let key = attempt.req.options.get("idempotencyKey");
         Ok(EgressCaller {
@@ -192,7 +203,8 @@ impl Activation {
             step: attempt.req.name.clone(),
             attempt: attempt.number,
             idempotency_key: key.and_then(|k| k.as_str()).map(String::from),
-            refusals: attempt.refusals.clone(),
+            attempt_refusals: attempt.refusals.clone(),
+            refusals: self.refusals.clone(),
         })
     }
 

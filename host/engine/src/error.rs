@@ -44,6 +44,10 @@ pub enum EngineError {
     /// (broker.md §1.7).
     #[error("{0}")]
     Grant(crate::broker::GrantRefusal),
+    /// The credential broker refused an identity, authentication or abuse
+    /// check (broker.md §1, §4).
+    #[error("{0}")]
+    Auth(crate::broker::AuthRefusal),
     /// The store failed (it says whether it was unavailable).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -68,6 +72,7 @@ pub enum Entity {
     Component,
     Resource,
     Grant,
+    Agent,
 }
 
 impl fmt::Display for Entity {
@@ -83,6 +88,7 @@ impl fmt::Display for Entity {
             Entity::Component => "component",
             Entity::Resource => "resource",
             Entity::Grant => "grant",
+            Entity::Agent => "agent",
         })
     }
 }
@@ -166,6 +172,7 @@ impl EngineError {
                 | EngineError::Invalid(_)
                 | EngineError::EgressRefused(_)
                 | EngineError::Grant(_)
+                | EngineError::Auth(_)
         )
     }
 

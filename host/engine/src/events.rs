@@ -6,10 +6,15 @@
 //! committed by other replicas.
 
 use super::write::Write;
-use super::{Engine, Result};
+use super::{Engine, EngineError, Result};
 use crate::clock::Micros;
 use crate::model::Event;
+use std::time::Duration;
 use tokio::sync::broadcast;
+
+/// How often a follower re-reads when nothing woke it: commits of other
+/// processes (replicas, a CLI verb) never reach this one's feed.
+pub const FOLLOW_POLL: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 pub struct EventFeed {
@@ -46,7 +51,74 @@ impl Default for EventFeed {
     }
 }
 
+/// A run's event log read in order as it grows (SSE, `runs events
+/// --follow`): each read returns the committed events after the last one
+/// returned, so nothing is missed or repeated.
+pub struct EventTail {
+    engine: Engine,
+    run_id: String,
+    last: i64,
+    wake: broadcast::Receiver<String>,
+}
+
+impl EventTail {
+    /// Up to `limit` events after the last one returned, oldest first;
+    /// empty when none was committed since.
+    pub async fn read(&mut self, limit: i64) -> Result<Vec<Event>> {
+        let batch = self
+            .engine
+            .events_after(&self.run_id, self.last, limit)
+            .await?;
+        if let Some(ev) = batch.last() {
+            self.last = ev.seq;
+        }
+        Ok(batch)
+    }
+
+    /// Resolves when more events may have been committed: this process
+    /// committed one for the run (or fell behind on notifications), or
+    /// [`FOLLOW_POLL`] passed.
+    pub async fn changed(&mut self) {
+        let run_id = &self.run_id;
+        let woken = async {
+            loop {
+                match self.wake.recv().await {
+                    Ok(id) if id == *run_id => return,
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+                }
+            }
+        };
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep(FOLLOW_POLL) => {}
+        }
+    }
+}
+
 impl Engine {
+    /// Follow `run_id`'s events after seq `after`. Subscribes before the
+    /// first read, so a commit between the two still wakes the follower.
+    pub fn tail_events(&self, run_id: &str, after: i64) -> EventTail {
+        EventTail {
+            wake: self.subscribe(),
+            engine: self.clone(),
+            run_id: run_id.to_string(),
+            last: after,
+        }
+    }
+
+    /// A run's committed events with `seq > after`, oldest first; unlike
+    /// [`Engine::events_after`], an unknown run is `NotFound`.
+    pub async fn run_events(&self, run_id: &str, after: i64, limit: i64) -> Result<Vec<Event>> {
+        let mut r = self.read().await?;
+        r.run(run_id, false)
+            .await?
+            .ok_or_else(EngineError::run_not_found)?;
+        Ok(r.events_after(run_id, after, limit).await?)
+    }
+
     /// Committed events of a run with `seq > after`, oldest first.
     pub async fn events_after(&self, run_id: &str, after: i64, limit: i64) -> Result<Vec<Event>> {
         Ok(self

@@ -38,6 +38,18 @@ pub struct Decision {
     pub payload: Value,
 }
 
+impl Decision {
+    /// An operator's approval or rejection by `actor`, with an optional
+    /// note recorded as the decision payload `{"note": …}` (CLI, MCP).
+    pub fn noted(approve: bool, actor: String, note: Option<String>) -> Decision {
+        Decision {
+            decision: if approve { "approved" } else { "rejected" }.into(),
+            actor: Some(actor),
+            payload: note.map_or_else(|| json!({}), |note| json!({"note": note})),
+        }
+    }
+}
+
 /// Who resolves a gate.
 enum Resolver<'a> {
     /// Whoever presents the gate's resolve token.

@@ -24,6 +24,7 @@ mod error;
 mod events;
 mod gates;
 pub mod limits;
+mod listing;
 mod outbound;
 mod outcome;
 mod queues;
@@ -44,11 +45,12 @@ pub use cron::{Cron, next_fire};
 pub use egress::{
     AuditPage, AuditQuery, DEFAULT_KEY_LABEL, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_MS, EgressCaller,
     EgressClass, EgressRefusal, EgressRequest, EgressResponse, Injection, NewResource, PROVIDERS,
-    Receipt, Resource, Vault,
+    Receipt, Refusals, Resource, Vault,
 };
 pub use error::{Conflict, EngineError, Entity, LeaseLost};
-pub use events::EventFeed;
+pub use events::{EventFeed, EventTail, FOLLOW_POLL};
 pub use gates::{Decision, GateBegin, GateResolve, MAX_GATE_TIMEOUT_MS};
+pub use listing::{GateFilter, GatePage, GateQuery, ListedGate, RunPage, RunQuery};
 pub use outbound::sign as sign_webhook;
 pub use outcome::ActivationOutcome;
 pub use queues::{Enqueue, Patch, QueueConfigPatch};

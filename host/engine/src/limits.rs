@@ -142,6 +142,15 @@ pub const GRANT_APPROVAL_TTL_S: Range = Range::new(1, 31_536_000);
 /// `limit` of `GET /audit`, and the page size when none is given.
 pub const AUDIT_LIMIT: Range = Range::new(1, 500);
 pub const AUDIT_LIMIT_DEFAULT: i64 = 100;
+/// `TIDEBASE_PROVE_RATE` and `TIDEBASE_GRANT_RATE`: requests per minute.
+pub const RATE_PER_MINUTE: Range = Range::new(1, i32::MAX as i64);
+/// Largest request body on a broker route (broker.md §1.4).
+pub const BROKER_BODY_BYTES: usize = 65_536;
+
+/// `limit` of the operator lists (`GET /runs?…`, `GET /gates`), and the
+/// page size when none is given (also the size of v0.5's plain `GET /runs`).
+pub const LIST_LIMIT: Range = Range::new(1, 200);
+pub const LIST_LIMIT_DEFAULT: i64 = 100;
 
 /// One rejected input: the field it came from and a Zod-style issue.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,7 +1,9 @@
 //! The reconciler (`semantics.md` §17): a background loop in `serve` whose
 //! ticks requeue or fail queue runs with expired leases, nudge stalled runs
 //! through their recovery webhook, cancel runs past their deadline, fire due
-//! schedules, dispatch push queues and expire grants, in that order.
+//! schedules, dispatch push queues and expire grants, in that order; then
+//! it forgets the broker's spent challenges and old rate windows
+//! (broker.md §10.2).
 //!
 //! One replica ticks at a time: the store's exclusion under the key v0.5
 //! uses (a session advisory lock on Postgres). Every sweep is also safe
@@ -109,6 +111,7 @@ impl Engine {
         outbox.deliveries = self.stale_deliveries(now).await?;
         report.redelivered = outbox.deliveries.len();
         report.grants_expired = self.expire_grants(now).await?;
+        self.sweep_abuse_stores(now).await?;
         Ok(report)
     }
 

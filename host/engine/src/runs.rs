@@ -121,10 +121,6 @@ impl Engine {
             .ok_or_else(EngineError::run_not_found)
     }
 
-    pub async fn list_runs(&self) -> Result<Vec<Run>> {
-        Ok(self.read().await?.list_runs(100).await?)
-    }
-
     /// Everything about one run, as `GET /runs/:id` returns it.
     pub async fn run_detail(&self, id: &str) -> Result<Value> {
         let mut r = self.read().await?;

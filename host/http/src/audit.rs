@@ -1,27 +1,27 @@
-//! `GET /audit`: the receipts of brokered egress calls (our addition; the
-//! v0.7 broker's route of the same name lists grant events instead).
+//! `GET /audit` (broker.md §3.10): the grant ledger, a bare JSON array,
+//! scoped to the caller. Admin key or agent session (the auth layer).
 
 use super::error::ApiResult;
 use super::params::{self, QueryMap};
-use crate::engine::limits;
-use crate::engine::{AuditQuery, Engine};
-use axum::Json;
+use crate::engine::Engine;
+use crate::engine::broker::{AuditFilters, Caller};
 use axum::extract::{Query, State};
+use axum::{Extension, Json};
 use serde_json::json;
 
-/// The decisions a receipt records.
-const DECISIONS: [&str; 2] = ["allowed", "denied"];
-
-/// `?runId=&resource=&decision=&limit=&before=`: newest first; `before` is
-/// the previous page's `nextCursor`.
-pub async fn list(State(engine): State<Engine>, Query(q): Query<QueryMap>) -> ApiResult {
-    let query = AuditQuery {
+pub async fn ledger(
+    State(engine): State<Engine>,
+    Extension(caller): Extension<Caller>,
+    Query(mut q): Query<QueryMap>,
+) -> ApiResult {
+    // An empty filter filters nothing, as upstream's falsy check.
+    q.retain(|key, value| key == "limit" || !value.is_empty());
+    let filters = AuditFilters {
         run_id: params::name(&q, "runId")?,
+        agent_id: params::name(&q, "agentId")?,
         resource: params::name(&q, "resource")?,
-        decision: params::one_of(&q, "decision", &DECISIONS)?,
-        limit: params::int(&q, "limit", limits::AUDIT_LIMIT)?
-            .unwrap_or(limits::AUDIT_LIMIT_DEFAULT),
-        before: params::name(&q, "before")?,
+        types: params::names(&q, "types")?,
+        limit: q.get("limit").cloned(),
     };
-    Ok(Json(json!(engine.audit(query).await?)))
+    Ok(Json(json!(engine.audit_ledger(&caller, filters).await?)))
 }

@@ -1,6 +1,6 @@
 //! Protocol error responses.
 
-use crate::engine::broker::{GrantRefusal, ProxyFailure};
+use crate::engine::broker::{AuthRefusal, GrantRefusal, ProxyFailure};
 use crate::engine::limits::Violation;
 use crate::engine::{Conflict, EngineError, LeaseLost};
 use axum::http::StatusCode;
@@ -64,7 +64,8 @@ impl From<EngineError> for ApiError {
             }
             EngineError::WasmDisabled => StatusCode::NOT_FOUND,
             EngineError::EgressRefused(_) => StatusCode::FORBIDDEN,
-            EngineError::Grant(ref refusal) => broker_status(refusal),
+            EngineError::Grant(ref refusal) => grant_status(refusal),
+            EngineError::Auth(ref r) => auth_status(r),
         };
         ApiError::Json(status, body(&e))
     }
@@ -106,13 +107,18 @@ fn body(e: &EngineError) -> Value {
                 _ => {}
             }
         }
+        EngineError::Auth(r) => {
+            if let Some(code) = auth_code(r) {
+                body["code"] = json!(code);
+            }
+        }
         _ => {}
     }
     body
 }
 
-/// The status upstream answers each broker refusal with (broker.md §1.7).
-fn broker_status(refusal: &GrantRefusal) -> StatusCode {
+/// The status upstream answers each grant refusal with (broker.md §1.7).
+fn grant_status(refusal: &GrantRefusal) -> StatusCode {
     match refusal {
         GrantRefusal::SessionRequired => StatusCode::UNAUTHORIZED,
         GrantRefusal::CrossTenant
@@ -128,6 +134,35 @@ fn broker_status(refusal: &GrantRefusal) -> StatusCode {
             _ => StatusCode::BAD_GATEWAY,
         },
     }
+}
+
+fn auth_status(r: &AuthRefusal) -> StatusCode {
+    match r {
+        AuthRefusal::BrokerDisabled | AuthRefusal::ChallengeUnconfigured => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        AuthRefusal::Unauthorized
+        | AuthRefusal::InvalidProof
+        | AuthRefusal::BadChallenge
+        | AuthRefusal::ChallengeUsed
+        | AuthRefusal::BadSignature => StatusCode::UNAUTHORIZED,
+        AuthRefusal::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        AuthRefusal::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        AuthRefusal::AgentInactive | AuthRefusal::DevTokenDisabled => StatusCode::FORBIDDEN,
+        AuthRefusal::NoPublicKey | AuthRefusal::ProofIncomplete => StatusCode::BAD_REQUEST,
+        AuthRefusal::NoProvider(_) => StatusCode::NOT_IMPLEMENTED,
+    }
+}
+
+/// The `code` of a broker refusal, where upstream sends one.
+fn auth_code(r: &AuthRefusal) -> Option<&'static str> {
+    Some(match r {
+        AuthRefusal::BrokerDisabled => "broker_disabled",
+        AuthRefusal::RateLimited(_) => "rate_limited",
+        AuthRefusal::BodyTooLarge => "body_too_large",
+        AuthRefusal::DevTokenDisabled => "dev_token_disabled",
+        _ => return None,
+    })
 }
 
 impl IntoResponse for ApiError {

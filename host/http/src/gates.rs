@@ -1,11 +1,14 @@
-//! Gate endpoints: begin (idempotent), poll, resolve (exactly once).
+//! Gate endpoints: begin (idempotent), poll, resolve (exactly once), and
+//! the list across runs.
 
 use super::body::RawBody;
 use super::error::ApiResult;
+use super::params::{self, QueryMap};
 use super::path::Path;
-use crate::engine::{Engine, GateBegin, GateResolve};
+use crate::engine::limits;
+use crate::engine::{Engine, GateBegin, GateFilter, GateQuery, GateResolve};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use serde_json::{Value, json};
 
 pub async fn begin(
@@ -67,4 +70,20 @@ pub async fn resolve(
     Ok(Json(
         json!({"gate": engine.resolve_gate(&id, &gate, req).await?}),
     ))
+}
+
+/// `GET /gates?status=pending|resolved|all&limit=&before=` (our addition):
+/// gates of every run without their resolve tokens; by default the pending
+/// ones, oldest first.
+pub async fn list(State(engine): State<Engine>, Query(q): Query<QueryMap>) -> ApiResult {
+    let q = params::given(q);
+    params::only(&q, &["status", "limit", "before"])?;
+    let query = GateQuery {
+        filter: params::one_of(&q, "status", &GateFilter::NAMES)?
+            .and_then(|s| GateFilter::named(&s))
+            .unwrap_or_default(),
+        limit: params::int(&q, "limit", limits::LIST_LIMIT)?.unwrap_or(limits::LIST_LIMIT_DEFAULT),
+        before: params::name(&q, "before")?,
+    };
+    Ok(Json(json!(engine.list_gates(query).await?)))
 }

@@ -1,13 +1,15 @@
-//! Cross-cutting HTTP rules: CORS, bearer auth, URI length, and the JSON
-//! answers for unknown routes and methods.
+//! Cross-cutting HTTP rules: CORS, authentication (API key and agent
+//! sessions, broker.md §1.1–1.2), URI length, and the JSON answers for
+//! unknown routes and methods.
 
-use crate::engine::Engine;
+use super::error::ApiError;
+use crate::engine::broker::{AuthRefusal, Caller, same};
+use crate::engine::{Engine, EngineError};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 fn json_error(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
@@ -90,9 +92,34 @@ pub async fn cors(State(engine): State<Engine>, req: Request, next: Next) -> Res
     res
 }
 
-fn same(a: &str, b: &str) -> bool {
-    // Lengths first, then a constant-time byte comparison.
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+/// `^/runs/[^/]+/grants(/|$)`: the grant routes, which agent sessions may
+/// call.
+pub fn is_grants_path(path: &str) -> bool {
+    let Some((id, tail)) = path.strip_prefix("/runs/").and_then(|r| r.split_once('/')) else {
+        return false;
+    };
+    !id.is_empty() && (tail == "grants" || tail.starts_with("grants/"))
+}
+
+/// A broker path (broker.md §1.1), by path alone, whatever the method and
+/// whether or not a route exists.
+pub fn is_broker_path(path: &str) -> bool {
+    let under = |root: &str| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    under("/agents") || under("/resources") || path == "/audit" || is_grants_path(path)
+}
+
+/// Paths where an agent session is a credential: grants and the audit.
+fn takes_sessions(path: &str) -> bool {
+    path == "/audit" || is_grants_path(path)
+}
+
+/// The agent of `^/agents/[^/]+/(prove|challenge)$`, the proof routes.
+pub fn proof_agent(path: &str) -> Option<&str> {
+    let (id, action) = path.strip_prefix("/agents/")?.split_once('/')?;
+    (!id.is_empty() && matches!(action, "prove" | "challenge")).then_some(id)
 }
 
 fn is_event_stream(path: &str) -> bool {
@@ -138,33 +165,64 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Fail closed on every route but `/health` when an API key is configured.
-pub async fn auth(State(engine): State<Engine>, req: Request, next: Next) -> Response {
-    let Some(key) = engine.settings.api_key.as_deref() else {
-        return next.run(req).await;
-    };
+/// The credential a request presents: the bearer token, or on an event
+/// stream `?token=` when there is no `Authorization` header.
+fn credential(req: &Request) -> Option<String> {
+    match req.headers().get(header::AUTHORIZATION) {
+        Some(h) => h
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(String::from),
+        None if is_event_stream(req.uri().path()) => query_token(req.uri().query()),
+        None => None,
+    }
+}
+
+/// Who is calling (broker.md §1.2). Without an API key core routes are
+/// open and broker routes disabled; with one, the key is the admin, and on
+/// grant and audit routes a live agent session is a caller too.
+async fn authenticate(
+    engine: &Engine,
+    path: &str,
+    token: Option<String>,
+) -> Result<Caller, EngineError> {
     // `/health` is open for every method (v0.7; v0.5 only for GET/HEAD).
-    let allowed = req.uri().path() == "/health"
-        || match req.headers().get(header::AUTHORIZATION) {
-            // A bearer header, when present, decides on its own.
-            Some(h) => h
-                .to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .is_some_and(|t| same(t, key)),
-            None => {
-                is_event_stream(req.uri().path())
-                    && query_token(req.uri().query()).is_some_and(|t| same(&t, key))
-            }
+    if path == "/health" {
+        return Ok(Caller::Open);
+    }
+    let Some(key) = engine.settings.api_key.as_deref() else {
+        return match is_broker_path(path) {
+            true => Err(EngineError::Auth(AuthRefusal::BrokerDisabled)),
+            false => Ok(Caller::Open),
         };
-    if allowed {
-        next.run(req).await
-    } else {
-        (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({"error": "unauthorized"})),
-        )
-            .into_response()
+    };
+    let Some(token) = token else {
+        return Err(EngineError::Auth(AuthRefusal::Unauthorized));
+    };
+    if same(&token, key) {
+        return Ok(Caller::Admin);
+    }
+    if takes_sessions(path)
+        && let Some(session) = engine.session(&token).await?
+    {
+        return Ok(Caller::Agent(session));
+    }
+    Err(EngineError::Auth(AuthRefusal::Unauthorized))
+}
+
+/// Authenticate every request, hand the [`Caller`] to the handler as an
+/// extension, then apply the broker's abuse controls (`abuse.rs`).
+pub async fn auth(State(engine): State<Engine>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let caller = match authenticate(&engine, &path, credential(&req)).await {
+        Ok(caller) => caller,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    req.extensions_mut().insert(caller.clone());
+    match super::abuse::admit(&engine, &caller, req).await {
+        Ok(req) => next.run(req).await,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -180,5 +238,58 @@ mod tests {
         assert!(!is_event_stream("/runs/run_1"));
         assert_eq!(query_token(Some("after=3&token=a%2Fb")), Some("a/b".into()));
         assert_eq!(query_token(Some("after=3")), None);
+    }
+
+    #[test]
+    fn broker_paths_are_classified_by_path_alone() {
+        for broker in [
+            "/agents",
+            "/agents/",
+            "/agents/agent_1/prove",
+            "/resources",
+            "/resources/res_1/revoke",
+            "/audit",
+            "/runs/r/grants",
+            "/runs/r/grants/",
+            "/runs/r/grants/anything",
+            "/runs/r/grants/g/use",
+        ] {
+            assert!(is_broker_path(broker), "{broker}");
+        }
+        for core in [
+            "/runs/grants",
+            "/runs//grants",
+            "/runs/r/grantsX",
+            "/runs/r/x/grants",
+            "/agentsX",
+            "/resourcesX",
+            "/audit/",
+            "/auditX",
+            "/egress/receipts",
+            "/runs/r",
+            "/health",
+            "/",
+        ] {
+            assert!(!is_broker_path(core), "{core}");
+        }
+    }
+
+    #[test]
+    fn sessions_count_only_on_grant_and_audit_paths() {
+        assert!(takes_sessions("/audit"));
+        assert!(takes_sessions("/runs/r/grants/g/revoke"));
+        assert!(!takes_sessions("/agents"));
+        assert!(!takes_sessions("/runs/r"));
+        assert!(!takes_sessions("/audit/x"));
+    }
+
+    #[test]
+    fn proof_routes_name_their_agent() {
+        assert_eq!(proof_agent("/agents/agent_1/prove"), Some("agent_1"));
+        assert_eq!(proof_agent("/agents/agent_1/challenge"), Some("agent_1"));
+        assert_eq!(proof_agent("/agents/agent_1"), None);
+        assert_eq!(proof_agent("/agents//prove"), None);
+        assert_eq!(proof_agent("/agents/a/prove/x"), None);
+        assert_eq!(proof_agent("/agents/a/proveX"), None);
     }
 }

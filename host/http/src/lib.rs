@@ -1,5 +1,7 @@
 //! The HTTP door: decode, call the engine, encode. No SQL and no rules here.
 
+mod abuse;
+mod agents;
 mod audit;
 mod body;
 pub mod conn;
@@ -12,6 +14,7 @@ mod params;
 mod path;
 mod queues;
 mod reading;
+mod receipts;
 mod resources;
 mod runs;
 mod sse;
@@ -75,6 +78,7 @@ fn routes() -> Vec<Route> {
         route(M::GET, "/runs/{id}/snapshots", state::snapshots),
         route(M::POST, "/runs/{id}/usage", state::usage),
         route(M::GET, "/runs/{id}/events", sse::events),
+        route(M::GET, "/gates", gates::list),
         route(M::GET, "/queues", queues::list),
         route(M::POST, "/queues/claim", queues::claim),
         route(M::POST, "/queues/{queue}/enqueue", queues::enqueue),
@@ -85,7 +89,12 @@ fn routes() -> Vec<Route> {
         route(M::DELETE, "/schedules/{name}", queues::delete_schedule),
         route(M::GET, "/workflows", workflows::list),
         route(M::POST, "/workflows/{name}", workflows::deploy),
-        route(M::GET, "/audit", audit::list),
+        route(M::GET, "/egress/receipts", receipts::list),
+        route(M::POST, "/agents", agents::register),
+        route(M::GET, "/agents/{agentId}", agents::get),
+        route(M::POST, "/agents/{agentId}/challenge", agents::challenge),
+        route(M::POST, "/agents/{agentId}/prove", agents::prove),
+        route(M::GET, "/audit", audit::ledger),
         route(M::POST, "/resources", resources::connect),
         route(M::POST, "/resources/{id}/revoke", resources::revoke),
         route(M::POST, "/runs/{id}/grants", grants::request),

@@ -41,6 +41,11 @@ fn too_large(limit: usize) -> ApiError {
 
 /// The whole body of `req`, at most `max` bytes.
 pub async fn read_body(req: Request, max: usize) -> Result<Bytes, ApiError> {
+    read_capped(req, max, too_large(max)).await
+}
+
+/// [`read_body`] with the answer to a body over `max` given.
+pub async fn read_capped(req: Request, max: usize, too_large: ApiError) -> Result<Bytes, ApiError> {
     let headers = req.headers();
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -55,7 +60,7 @@ pub async fn read_body(req: Request, max: usize) -> Result<Bytes, ApiError> {
         if sends_anyway {
             discard_rest(body, deadline, max);
         }
-        return Err(too_large(max));
+        return Err(too_large);
     }
     // `None`: the body outgrew the limit.
     let read = async {
@@ -87,7 +92,7 @@ pub async fn read_body(req: Request, max: usize) -> Result<Bytes, ApiError> {
         Some(bytes) => Ok(bytes),
         None => {
             discard_rest(body, deadline, max);
-            Err(too_large(max))
+            Err(too_large)
         }
     }
 }

@@ -3,11 +3,13 @@
 
 use super::body::RawBody;
 use super::error::{ApiError, ApiResult};
+use super::params::{self, QueryMap};
 use super::path::Path;
 use crate::engine::limits;
-use crate::engine::{Engine, NewChild, NewRun};
+use crate::engine::model::RunStatus;
+use crate::engine::{Engine, NewChild, NewRun, RunQuery};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
@@ -15,8 +17,37 @@ pub async fn health() -> Json<Value> {
     Json(json!({"ok": true}))
 }
 
-pub async fn list(State(engine): State<Engine>) -> ApiResult {
-    Ok(Json(json!({"runs": engine.list_runs().await?})))
+/// The filters and page parameters of `GET /runs`.
+const LIST_PARAMS: [&str; 8] = [
+    "status", "workflow", "queue", "q", "since", "until", "limit", "before",
+];
+
+/// `GET /runs`: without parameters, v0.5's `{"runs": [100 newest]}`
+/// exactly; with any, a page of the filtered list with its `nextCursor`.
+pub async fn list(State(engine): State<Engine>, Query(raw): Query<QueryMap>) -> ApiResult {
+    // v0.5 takes no parameters and ignores any it is sent: without one of
+    // ours the answer is v0.5's. Once a filter is used, a misspelt one is
+    // refused rather than silently ignored.
+    let q = params::given(raw);
+    if !q.keys().any(|k| LIST_PARAMS.contains(&k.as_str())) {
+        return Ok(Json(json!({"runs": engine.list_runs().await?})));
+    }
+    params::only(&q, &LIST_PARAMS)?;
+    let statuses = RunStatus::ALL.map(RunStatus::as_str);
+    let query = RunQuery {
+        statuses: params::list_of(&q, "status", &statuses)?
+            .iter()
+            .filter_map(|s| RunStatus::named(s))
+            .collect(),
+        workflow: params::name(&q, "workflow")?,
+        queue: params::name(&q, "queue")?,
+        search: params::name(&q, "q")?,
+        since: params::instant(&q, "since")?,
+        until: params::instant(&q, "until")?,
+        limit: params::int(&q, "limit", limits::LIST_LIMIT)?.unwrap_or(limits::LIST_LIMIT_DEFAULT),
+        before: params::name(&q, "before")?,
+    };
+    Ok(Json(json!(engine.find_runs(query).await?)))
 }
 
 pub async fn detail(State(engine): State<Engine>, Path(id): Path<String>) -> ApiResult {

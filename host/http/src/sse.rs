@@ -1,10 +1,10 @@
 //! `GET /runs/:id/events`: the committed event log as Server-Sent Events.
 //!
-//! One loop per connection: read committed events with `seq` above the last
-//! one sent, send them, then sleep until this process commits an event for
-//! the run or a short poll interval passes (covering other replicas). The
-//! backlog and the live tail are the same query, so nothing is missed or
-//! sent twice. `Last-Event-ID` resumes after the given seq.
+//! One loop per connection over the engine's `EventTail`: send the committed
+//! events after the last one sent, then wait until this process commits an
+//! event for the run or a short poll interval passes (covering other
+//! replicas). The backlog and the live tail are the same query, so nothing
+//! is missed or sent twice. `Last-Event-ID` resumes after the given seq.
 
 use super::error::ApiError;
 use super::path::Path;
@@ -16,10 +16,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
-const POLL: Duration = Duration::from_millis(500);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const BATCH: i64 = 500;
 
@@ -72,14 +72,13 @@ fn seq_after(text: &str) -> Option<i64> {
 async fn pump(
     engine: Engine,
     run_id: String,
-    mut last: i64,
+    after: i64,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
-    // Subscribe before the first read so a commit between them still wakes us.
-    let mut wake = engine.subscribe();
-    let mut idle = Duration::ZERO;
+    let mut tail = engine.tail_events(&run_id, after);
+    let mut quiet_since = Instant::now();
     loop {
-        let batch = match engine.events_after(&run_id, last, BATCH).await {
+        let batch = match tail.read(BATCH).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(run_id, error = %e, "event stream read failed; closing");
@@ -95,13 +94,13 @@ async fn pump(
             if tx.send(Ok(Bytes::from(frame))).await.is_err() {
                 return;
             }
-            last = ev.seq;
+            quiet_since = Instant::now();
         }
         if batch.len() as i64 == BATCH {
             continue;
         }
-        if idle >= KEEP_ALIVE {
-            idle = Duration::ZERO;
+        if quiet_since.elapsed() >= KEEP_ALIVE {
+            quiet_since = Instant::now();
             if tx
                 .send(Ok(Bytes::from_static(b": keep-alive\n\n")))
                 .await
@@ -110,25 +109,10 @@ async fn pump(
                 return;
             }
         }
-        let started = tokio::time::Instant::now();
         tokio::select! {
-            _ = wait_for(&mut wake, &run_id) => idle = Duration::ZERO,
-            _ = tokio::time::sleep(POLL) => idle += started.elapsed(),
+            _ = tail.changed() => {}
             _ = tx.closed() => return,
             _ = engine.shutting_down() => return,
-        }
-    }
-}
-
-/// Resolves when this process commits an event for `run_id` (or falls behind
-/// on notifications, in which case re-reading is the safe answer).
-async fn wait_for(wake: &mut broadcast::Receiver<String>, run_id: &str) {
-    loop {
-        match wake.recv().await {
-            Ok(id) if id == run_id => return,
-            Ok(_) => continue,
-            Err(broadcast::error::RecvError::Lagged(_)) => return,
-            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
     }
 }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 #[derive(Args, Debug)]
 pub struct DeployArgs {
     /// The workflow component (`wasm32-wasip2`).
+    #[arg(value_parser = super::absolute_path)]
     file: PathBuf,
     /// Workflow name runs are created under (default: the file name without extension).
     #[arg(long)]

@@ -1,10 +1,11 @@
 //! Opening the engine and wasm runtime the way every verb does.
 
 use super::DbArgs;
-use crate::config::Settings;
+use crate::config::{IdentitySettings, Settings};
 use crate::engine::broker::Custody;
 use crate::engine::{DEFAULT_KEY_LABEL, Engine, Vault, limits};
 use crate::runtime::{Runtime, RuntimeConfig};
+use crate::store::ConnectOptions;
 use anyhow::Context;
 use std::env::VarError;
 use std::path::Path;
@@ -12,9 +13,23 @@ use std::sync::Arc;
 
 pub async fn engine(db: &DbArgs, settings: Settings) -> anyhow::Result<Engine> {
     let opts = db.connect_options(super::auto_migrate());
+    warn_if_new(&opts)?;
     let store = crate::store::connect(&opts).await?;
     eprintln!("store: {}", opts.describe()?);
     Ok(Engine::new(store, crate::clock::system(), settings))
+}
+
+/// Say so before an SQLite store is created where none was: a verb run
+/// from an unexpected directory would otherwise show an empty store as if
+/// it were the real one.
+pub fn warn_if_new(opts: &ConnectOptions) -> anyhow::Result<()> {
+    if let Some(file) = opts.sqlite_file()?.filter(|f| !f.exists()) {
+        eprintln!(
+            "warning: no store at {}; creating an empty one (pass --data-dir or --database-url to use another)",
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 /// The wasm runtime, caching compiled components under the data directory.
@@ -50,8 +65,15 @@ pub fn env_settings() -> anyhow::Result<Settings> {
         s.public_url = url.trim_end_matches('/').to_string();
     }
     s.allow_private_egress = allow_private_egress()?;
-    s.custody = custody();
+    s.identity = identity_settings()?;
+    s.custody = custody(s.identity.production);
     Ok(s)
+}
+
+/// The broker's identity settings from upstream's variables
+/// (`TIDEBASE_CHALLENGE_SECRET`, `TIDEBASE_PROVE_RATE`, …).
+pub fn identity_settings() -> anyhow::Result<IdentitySettings> {
+    IdentitySettings::from_vars(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)
 }
 
 /// The escape hatch from the address guard, under our name and upstream's
@@ -82,17 +104,11 @@ fn set(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.is_empty())
 }
 
-/// Production mode (broker.md §1.5): `NODE_ENV` if it is set at all, else
-/// `TIDEBASE_ENV`, is `production`.
-pub fn production() -> bool {
-    let mode = std::env::var("NODE_ENV").or_else(|_| std::env::var("TIDEBASE_ENV"));
-    mode.is_ok_and(|m| m == "production")
-}
-
-/// The broker API's credential backends, from the environment (§7.1).
-pub fn custody() -> Custody {
+/// The broker API's credential backends, from the environment (§7.1), in
+/// production mode or not.
+pub fn custody(production: bool) -> Custody {
     Custody {
-        dev_reference: !production()
+        dev_reference: !production
             || std::env::var("TIDEBASE_ALLOW_DEV_REFERENCE").is_ok_and(|v| v == "1"),
         nango: set("NANGO_SECRET_KEY").is_some(),
         openbao: set("OPENBAO_ADDR").is_some() && set("OPENBAO_TOKEN").is_some(),
@@ -110,7 +126,8 @@ const MASTER_KEY_FILE: &str = "master.key";
 /// no custody, because production mode found no key, or `TIDEBASE_KMS`
 /// names a key service this build does not implement.
 pub fn vault(db: &DbArgs) -> anyhow::Result<Option<Vault>> {
-    if custody().unsupported_kms.is_some() {
+    let production = identity_settings()?.production;
+    if custody(production).unsupported_kms.is_some() {
         return Ok(None);
     }
     let key = match std::env::var(MASTER_KEY) {
@@ -119,7 +136,7 @@ pub fn vault(db: &DbArgs) -> anyhow::Result<Option<Vault>> {
         Err(VarError::NotUnicode(_)) => anyhow::bail!("{MASTER_KEY} is not valid UTF-8"),
         Err(VarError::NotPresent) => {
             let file = db.data_dir.join(MASTER_KEY_FILE);
-            if production() && !file.exists() {
+            if production && !file.exists() {
                 return Ok(None);
             }
             let text = read_or_create_key(&file)?;

@@ -1,14 +1,18 @@
 //! The `tidebase-host` command line.
 
-mod admin;
 mod deploy;
+mod gates;
 mod host;
+mod mcp;
 mod resources;
 mod run;
+mod runs;
 mod serve;
+mod show;
+mod workflows;
 
 use crate::store::ConnectOptions;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,15 +37,26 @@ enum Command {
     Run(run::RunArgs),
     /// Deploy a workflow component for `serve` to execute.
     Deploy(deploy::DeployArgs),
-    /// Approve or reject a pending gate.
+    /// List gates, and approve or reject a pending one.
     #[command(subcommand)]
-    Gates(admin::GatesCmd),
-    /// List, inspect and cancel runs.
+    Gates(gates::GatesCmd),
+    /// List, inspect, follow and cancel runs.
     #[command(subcommand)]
-    Runs(admin::RunsCmd),
+    Runs(runs::RunsCmd),
+    /// List deployed workflows.
+    #[command(subcommand)]
+    Workflows(workflows::WorkflowsCmd),
     /// Connect, list and revoke the upstreams workflows may call.
     #[command(subcommand)]
     Resources(resources::ResourcesCmd),
+    /// Serve the Model Context Protocol on standard input and output, so an
+    /// AI assistant can list runs, read events and decide gates.
+    Mcp(DbArgs),
+    /// Print a shell completion script (e.g. `source <(tidebase-host completions bash)`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Where the data lives.
@@ -51,9 +66,38 @@ pub struct DbArgs {
     /// under the data directory is used.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Directory of the embedded database.
-    #[arg(long, env = "TIDEBASE_DATA_DIR", default_value = ".tidebase")]
+    /// Directory of the embedded database (made absolute).
+    #[arg(long, env = "TIDEBASE_DATA_DIR", default_value = ".tidebase",
+          value_parser = absolute_path)]
     pub data_dir: PathBuf,
+}
+
+/// The page flags of a list verb.
+#[derive(Args, Clone, Debug)]
+pub struct PageArgs {
+    /// Rows per page: 1 to 200.
+    #[arg(long, default_value_t = crate::engine::limits::LIST_LIMIT_DEFAULT,
+          value_parser = crate::engine::limits::LIST_LIMIT.parser::<i64>(None))]
+    pub limit: i64,
+    /// The next page: the cursor a previous page ended with.
+    #[arg(long, value_name = "CURSOR")]
+    pub before: Option<String>,
+}
+
+/// A read verb's output and database.
+#[derive(Args, Debug)]
+pub struct ReadArgs {
+    /// Print JSON instead of a table: what the HTTP API answers to the same question.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// A path argument made absolute against the working directory, so every
+/// path the CLI prints is one a reader can use from anywhere.
+pub fn absolute_path(text: &str) -> Result<PathBuf, String> {
+    std::path::absolute(text).map_err(|e| format!("cannot make {text:?} absolute: {e}"))
 }
 
 impl DbArgs {
@@ -97,9 +141,16 @@ pub fn main() -> ExitCode {
             Command::Migrate(db) => migrate(db).await,
             Command::Run(args) => run::run(args).await,
             Command::Deploy(args) => deploy::run(args).await,
-            Command::Gates(cmd) => admin::gates(cmd).await,
-            Command::Runs(cmd) => admin::runs(cmd).await,
+            Command::Gates(cmd) => gates::gates(cmd).await,
+            Command::Runs(cmd) => runs::runs(cmd).await,
+            Command::Workflows(cmd) => workflows::workflows(cmd).await,
             Command::Resources(cmd) => resources::resources(cmd).await,
+            Command::Mcp(db) => mcp::serve(db).await,
+            Command::Completions { shell } => {
+                let mut cmd = Cli::command();
+                clap_complete::generate(shell, &mut cmd, "tidebase-host", &mut std::io::stdout());
+                Ok(ExitCode::SUCCESS)
+            }
         }
     });
     match outcome {
@@ -113,6 +164,7 @@ pub fn main() -> ExitCode {
 
 async fn migrate(db: DbArgs) -> anyhow::Result<ExitCode> {
     let opts = db.connect_options(true);
+    host::warn_if_new(&opts)?;
     let pending = crate::store::pending_migrations(&opts).await?;
     crate::store::connect(&opts).await?;
     if pending.is_empty() {

@@ -4,11 +4,11 @@
 //! a flag value (which other users could read in the process list), and
 //! nothing here ever prints one.
 
-use super::DbArgs;
+use super::{DbArgs, ReadArgs};
 use crate::engine::{Injection, NewResource, Resource};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -18,8 +18,8 @@ pub enum ResourcesCmd {
     /// URL, optional allowed methods and paths, and an optional secret the
     /// broker adds to each call.
     Connect(ConnectArgs),
-    /// Every resource, without secret material.
-    List(ListArgs),
+    /// Every resource, without secret material (`--json`: `{"resources": [...]}`).
+    List(ReadArgs),
     /// Revoke a resource: calls through it are denied from now on.
     Revoke(RevokeArgs),
 }
@@ -53,15 +53,6 @@ pub struct ConnectArgs {
     /// Allowed path prefixes under the base URL's path, comma-separated [default: any].
     #[arg(long, value_name = "P,..", value_delimiter = ',')]
     paths: Vec<String>,
-    #[command(flatten)]
-    db: DbArgs,
-}
-
-#[derive(Args, Debug)]
-pub struct ListArgs {
-    /// Print `{"resources": [...]}` instead of a table.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -124,11 +115,6 @@ impl ConnectArgs {
     }
 }
 
-fn print(v: &Value) -> anyhow::Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(ExitCode::SUCCESS)
-}
-
 pub async fn resources(cmd: ResourcesCmd) -> anyhow::Result<ExitCode> {
     let settings = super::host::env_settings()?;
     match cmd {
@@ -159,13 +145,13 @@ pub async fn resources(cmd: ResourcesCmd) -> anyhow::Result<ExitCode> {
                 a.base_url,
                 secret_column(&resource)
             );
-            print(&json!({"resource": resource}))
+            super::show::json(&json!({"resource": resource}))
         }
         ResourcesCmd::List(a) => {
             let engine = super::host::engine(&a.db, settings).await?;
             let resources = engine.resources().await?;
             if a.json {
-                return print(&json!({"resources": resources}));
+                return super::show::json(&json!({"resources": resources}));
             }
             print_table(&resources);
             Ok(ExitCode::SUCCESS)
@@ -180,7 +166,7 @@ pub async fn resources(cmd: ResourcesCmd) -> anyhow::Result<ExitCode> {
                 "revoked resource {}: calls and grants through it are denied",
                 resource.name
             );
-            print(&json!({"resource": resource}))
+            super::show::json(&json!({"resource": resource}))
         }
     }
 }

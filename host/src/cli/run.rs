@@ -23,12 +23,13 @@ pub const EXIT_CANCELLED: u8 = 4;
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// The workflow component (`wasm32-wasip2`).
+    #[arg(value_parser = super::absolute_path)]
     file: PathBuf,
     /// Input JSON for a new run.
     #[arg(long, conflicts_with = "input_file")]
     input: Option<String>,
     /// Read the input JSON from this file.
-    #[arg(long)]
+    #[arg(long, value_parser = super::absolute_path)]
     input_file: Option<PathBuf>,
     /// Resume this run instead of starting a new one.
     #[arg(long)]
@@ -72,10 +73,9 @@ impl RunArgs {
         if let Some(w) = &self.workflow {
             cmd += &format!(" --workflow {w}");
         }
-        if let Some(url) = &self.db.database_url {
-            cmd += &format!(" --database-url '{url}'");
-        } else if self.db.data_dir != std::path::Path::new(".tidebase") {
-            cmd += &format!(" --data-dir {}", self.db.data_dir.display());
+        match &self.db.database_url {
+            Some(url) => cmd += &format!(" --database-url '{url}'"),
+            None => cmd += &format!(" --data-dir {}", self.db.data_dir.display()),
         }
         cmd
     }
@@ -136,20 +136,6 @@ async fn resume(engine: &Engine, id: &str, name: &str, takeover: bool) -> anyhow
     Ok(engine.reopen_run(id).await?)
 }
 
-/// A run error as a person reads it: `Name: message` for the usual
-/// `{name, message}` object, compact JSON for anything else.
-fn error_text(error: Option<&Value>) -> String {
-    let Some(error) = error else {
-        return "no error recorded".into();
-    };
-    match (error["name"].as_str(), error["message"].as_str(), error) {
-        (Some(name), Some(message), _) => format!("{name}: {message}"),
-        (None, Some(message), _) => message.to_string(),
-        (_, _, Value::String(s)) => s.clone(),
-        _ => error.to_string(),
-    }
-}
-
 /// Wait for the run to finish (or to stop at a gate with `--no-wait`).
 async fn follow(engine: &Engine, args: &RunArgs, run_id: &str) -> anyhow::Result<ExitCode> {
     let mut wake = engine.subscribe();
@@ -168,7 +154,7 @@ async fn follow(engine: &Engine, args: &RunArgs, run_id: &str) -> anyhow::Result
                 eprintln!(
                     "run {run_id} failed ({}): {}",
                     run.failure_class.as_deref().unwrap_or("error"),
-                    error_text(run.error.as_ref())
+                    super::show::error_text(run.error.as_ref())
                 );
                 eprintln!("resume with: {}", args.resume_command(run_id));
                 return Ok(ExitCode::FAILURE);

@@ -20,7 +20,8 @@ pub struct ServeArgs {
     bind: String,
     #[command(flatten)]
     db: DbArgs,
-    /// Require `Authorization: Bearer <key>` on every route but /health.
+    /// Require `Authorization: Bearer <key>` on every route but /health;
+    /// also switches the credential broker's routes on.
     #[arg(long, env = "TIDEBASE_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// HMAC-SHA256 key for recovery and invoke webhooks.
@@ -76,8 +77,9 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Egress settings first: a bad one stops the server before it listens.
     let allow_private_egress = super::host::allow_private_egress()?;
+    let identity = super::host::identity_settings()?;
     let vault = super::host::vault(&args.db)?;
-    let custody = super::host::custody();
+    let custody = super::host::custody(identity.production);
     let fd_limit = crate::api::conn::raise_fd_limit();
     let limits = ConnLimits {
         header_timeout: Duration::from_millis(args.header_timeout_ms),
@@ -91,6 +93,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port))?;
     let opts = args.db.connect_options(super::auto_migrate());
+    super::host::warn_if_new(&opts)?;
     let store = crate::store::connect(&opts).await?;
     let database = opts.describe()?;
     let settings = Settings {
@@ -109,6 +112,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         allow_private_egress,
         custody,
         grant_approval_ttl_s: args.grant_approval_ttl_s,
+        identity,
     };
     let runtime = super::host::runtime(&args.db, args.wasm_workers.max(1))?;
     let engine = Engine::new(store, crate::clock::system(), settings)

@@ -40,7 +40,24 @@ impl ConnectOptions {
         let Some(dialect) = Dialect::of(&url) else {
             bail!("unsupported database URL {url:?}: expected postgres://… or sqlite:…");
         };
+        // A relative SQLite file is pinned to the working directory now, so
+        // what the operator is shown is the absolute path that is opened.
+        let url = match sqlite_file(&url) {
+            Some((file, options)) if file.is_relative() => {
+                let file = std::path::absolute(&file)
+                    .with_context(|| format!("cannot make {} absolute", file.display()))?;
+                format!("sqlite://{}{options}", file.display())
+            }
+            _ => url,
+        };
         Ok((url, dialect))
+    }
+
+    /// The SQLite database file these options open (absolute); `None` for
+    /// Postgres and in-memory SQLite.
+    pub fn sqlite_file(&self) -> Result<Option<PathBuf>> {
+        let (url, _) = self.resolve()?;
+        Ok(sqlite_file(&url).map(|(file, _)| file))
     }
 
     /// Which database these options open, for the operator (credentials
@@ -143,9 +160,47 @@ async fn pending_in(pool: &sqlx::AnyPool, migrator: &Migrator) -> Result<Vec<Str
         .collect())
 }
 
+/// The file of a `sqlite:` URL and the `?options` after it; `None` for
+/// another scheme or an in-memory database (`:memory:`, or a named one
+/// shared by URI with `mode=memory`).
+fn sqlite_file(url: &str) -> Option<(PathBuf, &str)> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, options) = rest.find('?').map_or((rest, ""), |i| rest.split_at(i));
+    let memory = path.starts_with(":memory:") || options.contains("mode=memory");
+    (!path.is_empty() && !memory).then(|| (PathBuf::from(path), options))
+}
+
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_file;
+    use std::path::PathBuf;
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        let file = |url| sqlite_file(url).map(|(f, o)| (f, o.to_string()));
+        assert_eq!(
+            file("sqlite:///tmp/a.db"),
+            Some((PathBuf::from("/tmp/a.db"), String::new()))
+        );
+        assert_eq!(
+            file("sqlite://rel/a.db?mode=rwc"),
+            Some((PathBuf::from("rel/a.db"), "?mode=rwc".into()))
+        );
+        assert_eq!(
+            file("sqlite:a.db"),
+            Some((PathBuf::from("a.db"), String::new()))
+        );
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("sqlite:file:shared?mode=memory&cache=shared"), None);
+        assert_eq!(file("postgres://h/db"), None);
     }
 }

@@ -39,6 +39,10 @@ pub(super) struct Dialect {
     /// Data-modifying statements inside `WITH`, which make a multi-row write
     /// one statement (one round trip, atomic without a transaction).
     pub writable_ctes: bool,
+    /// The text of a JSON-text column's top-level key when that value is a
+    /// JSON string, else NULL: `(column, key)` → SQL expression. The key is
+    /// a constant of the code, never input.
+    pub json_string: fn(&str, &str) -> String,
 }
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -62,6 +66,12 @@ pub(super) static POSTGRES: Dialect = Dialect {
         "SELECT pg_advisory_unlock($1)",
     )),
     writable_ctes: true,
+    json_string: |col, key| {
+        format!(
+            "(CASE WHEN jsonb_typeof({col}::jsonb -> '{key}') = 'string' \
+             THEN {col}::jsonb ->> '{key}' END)"
+        )
+    },
 };
 
 pub(super) static SQLITE: Dialect = Dialect {
@@ -88,6 +98,12 @@ pub(super) static SQLITE: Dialect = Dialect {
     key_lock: None,
     session_lock: None,
     writable_ctes: false,
+    json_string: |col, key| {
+        format!(
+            "(CASE WHEN json_type({col}, '$.{key}') = 'text' \
+             THEN json_extract({col}, '$.{key}') END)"
+        )
+    },
 };
 
 impl Dialect {

@@ -3,9 +3,11 @@
 //! driver. Everything that knows SQL, a driver or a dialect lives here;
 //! every difference between the two dialects is a field of `dialect::Dialect`.
 
+mod agents;
 mod connect;
 mod dialect;
 mod egress;
+mod listing;
 mod queues;
 mod records;
 mod rows;

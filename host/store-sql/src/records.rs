@@ -6,6 +6,7 @@ use super::sql::{SqlTx, q};
 use super::{ChannelRows, EdgeRows, GateRows, Result, StateRows, UsageRows};
 use crate::model::{Channel, Gate, LiveState, RunEdge, StateStream, StateVersion, UsageRecord};
 use async_trait::async_trait;
+use tidebase_engine::GateQuery;
 
 #[async_trait]
 impl GateRows for SqlTx {
@@ -43,6 +44,10 @@ impl GateRows for SqlTx {
         );
         self.all(q(&sql).bind(run_id.to_string()), GATES.decode)
             .await
+    }
+
+    async fn list_gates(&mut self, gq: &GateQuery, limit: i64) -> Result<Vec<(Gate, String)>> {
+        super::listing::list_gates(self, gq, limit).await
     }
 }
 

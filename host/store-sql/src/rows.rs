@@ -3,9 +3,9 @@
 
 use super::table::table;
 use crate::model::{
-    Channel, Delivery, DeliveryRecord, Deployment, Event, Gate, GrantRecord, LiveState,
-    QueueConfig, Receipt, RecoveryAttempt, ResourceRecord, ResumeContract, Run, RunEdge, Schedule,
-    StateStream, StateVersion, Step, UsageRecord,
+    AgentRecord, Channel, Delivery, DeliveryRecord, Deployment, Event, Gate, GrantRecord,
+    LiveState, QueueConfig, Receipt, RecoveryAttempt, ResourceRecord, ResumeContract, Run, RunEdge,
+    Schedule, SessionRecord, StateStream, StateVersion, Step, UsageRecord,
 };
 
 table!(RUNS: Run = "runs" {
@@ -304,4 +304,25 @@ table!(RECEIPTS: Receipt = "egress_receipts" {
     bytes: "bytes",
     duration_ms: "duration_ms",
     at: "created_at" as IsoTime,
+});
+
+table!(AGENTS: AgentRecord = "agents" {
+    id: "id",
+    name: "name",
+    principal: "principal",
+    identity_kind: "identity_kind",
+    public_key: "public_key",
+    status: "status",
+    metadata: "metadata_json" as Json,
+    created_at: "created_at",
+    updated_at: "updated_at",
+});
+
+table!(SESSIONS: SessionRecord = "agent_sessions" {
+    id: "id",
+    agent_id: "agent_id",
+    token_hash: "token_hash",
+    expires_at: "expires_at",
+    revoked_at: "revoked_at",
+    created_at: "created_at",
 });

@@ -32,14 +32,7 @@ mod tests {
     use std::collections::BTreeSet;
     use std::sync::Arc;
 
-    const STATUSES: [RunStatus; 6] = [
-        RunStatus::Pending,
-        RunStatus::Queued,
-        RunStatus::Running,
-        RunStatus::Completed,
-        RunStatus::Failed,
-        RunStatus::Cancelled,
-    ];
+    const STATUSES: [RunStatus; 6] = RunStatus::ALL;
     const NOW: i64 = 1_700_000_000_000_000;
 
     /// A migrated SQLite store, and a plain pool on the same file.

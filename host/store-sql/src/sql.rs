@@ -14,6 +14,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex as SyncMutex};
+use tidebase_engine::RunQuery;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub struct SqlStore {
@@ -400,12 +401,8 @@ impl RunRows for SqlTx {
         self.update(&RUNS, "id", r).await
     }
 
-    async fn list_runs(&mut self, limit: i64) -> Result<Vec<Run>> {
-        let sql = format!(
-            "SELECT {} FROM runs ORDER BY created_at DESC, id LIMIT $1",
-            RUNS.select()
-        );
-        self.all(q(&sql).bind(limit), RUNS.decode).await
+    async fn find_runs(&mut self, rq: &RunQuery, limit: i64) -> Result<Vec<Run>> {
+        super::listing::find_runs(self, rq, limit).await
     }
 }
 

@@ -3,7 +3,6 @@
 //! engine's: [`crate::engine::Engine::record_outcome`]).
 
 use super::bindings::GuestError;
-use super::imports::http::Refusal;
 use super::interrupt::Interrupt;
 use crate::engine::ActivationOutcome;
 use crate::engine::store::StoreError;
@@ -24,14 +23,13 @@ fn stderr_tail(stderr: &[u8]) -> String {
 }
 
 /// `memory_refused`: the store's limiter stopped the guest's memory from
-/// growing ([`super::limiter::Limiter`]).
-/// `refusal`: the last HTTP request the host refused in this activation.
+/// growing ([`super::limiter::Limiter`]). A failure from a refused HTTP
+/// request is named by the engine ([`crate::engine::Refusals::explain`]).
 pub fn outcome(
     result: wasmtime::Result<Result<String, GuestError>>,
     stderr: &[u8],
     memory_refused: bool,
     max_output: usize,
-    refusal: Option<Refusal>,
 ) -> ActivationOutcome {
     match result {
         Ok(Ok(text)) if text.len() > max_output => failed(
@@ -50,12 +48,7 @@ pub fn outcome(
                 "workflow_error",
             ),
         },
-        Ok(Err(e)) => match refusal.filter(|r| r.explains(&e.name)) {
-            // The workflow failed from the refusal: its class, and the
-            // host's reason, which the guest only saw as an error code.
-            Some(r) => failed(&e.name, format!("{}: {}", e.message, r.reason), r.class),
-            None => failed(&e.name, e.message, "workflow_error"),
-        },
+        Ok(Err(e)) => failed(&e.name, e.message, "workflow_error"),
         Err(err) => trapped(err, stderr, memory_refused),
     }
 }
@@ -147,12 +140,9 @@ mod tests {
         let unreachable = || Err(wasmtime::Error::new(wasmtime::Trap::UnreachableCodeReached));
         let stderr = b"memory allocation of 64 bytes failed\n";
         assert_eq!(
-            class(outcome(unreachable(), stderr, true, 1, None)),
+            class(outcome(unreachable(), stderr, true, 1)),
             "memory_limit"
         );
-        assert_eq!(
-            class(outcome(unreachable(), stderr, false, 1, None)),
-            "trap"
-        );
+        assert_eq!(class(outcome(unreachable(), stderr, false, 1)), "trap");
     }
 }

@@ -237,16 +237,16 @@ impl Runtime {
         let data = store.data();
         let (stdout, stderr) = (data.stdout.contents(), data.stderr.contents());
         let memory_refused = data.limits.memory_refused();
-        let refusal = data.run.refusal();
+        let refusals = data.run.refusals();
         drop(store);
         self.keep_output(engine, &run.id, &stdout, &stderr).await;
-        classify::outcome(
+        let outcome = classify::outcome(
             result,
             &stderr,
             memory_refused,
             self.config.max_output_bytes,
-            refusal,
-        )
+        );
+        refusals.explain(outcome)
     }
 
     /// Captured stdout/stderr become the run's `log` events.

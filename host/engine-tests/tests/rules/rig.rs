@@ -57,6 +57,11 @@ impl Rig {
             allow_private_egress,
             ..Settings::default()
         };
+        Rig::with_settings(db, settings).await
+    }
+
+    /// A rig whose engine has `settings` (the lease is always [`LEASE`]).
+    pub async fn with_settings(db: Option<&Path>, settings: Settings) -> Rig {
         Rig::build(db, settings, Some(random_vault())).await
     }
 

@@ -48,7 +48,7 @@ impl Engine {
         self.record_receipt(&mut w, &receipt).await?;
         self.commit(w).await?;
         decided.map_err(|refusal| {
-            caller.refusals.set(refusal.class);
+            caller.note_refusal(&refusal);
             EngineError::EgressRefused(refusal)
         })
     }

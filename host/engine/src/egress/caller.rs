@@ -1,9 +1,11 @@
 //! Who makes a brokered call: a step attempt of a run, under the run's
-//! lease. A refused call marks its attempt, so when the step then fails its
-//! error (and the run's failure class, if the run fails from it) names the
-//! refusal class instead of a generic workflow error.
+//! lease. This is also the one home of the rule that names a failure after
+//! the egress refusal that caused it: a step attempt that fails after a
+//! refused call, and a run whose workflow fails from one, get the refusal's
+//! class (`egress_denied`, …) instead of a generic workflow error.
 
-use super::EgressClass;
+use super::{EgressClass, EgressRefusal};
+use crate::ActivationOutcome;
 use crate::model::Step;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -17,7 +19,10 @@ pub struct EgressCaller {
     pub(crate) attempt: i32,
     /// The step's `idempotencyKey`, sent as `Idempotency-Key`.
     pub(crate) idempotency_key: Option<String>,
-    pub(crate) refusals: RefusalMark,
+    /// Refusals of this step attempt.
+    pub(crate) attempt_refusals: Refusals,
+    /// Refusals of the whole activation.
+    pub(crate) refusals: Refusals,
 }
 
 impl EgressCaller {
@@ -28,29 +33,59 @@ impl EgressCaller {
     pub fn step(&self) -> &str {
         &self.step
     }
+
+    /// A refusal the door decided itself (a request body over its cap)
+    /// counts like the broker's own.
+    pub fn note_refusal(&self, refusal: &EgressRefusal) {
+        self.attempt_refusals.set(refusal);
+        self.refusals.set(refusal);
+    }
 }
 
-/// The class of the last call refused during a step attempt, shared by the
-/// attempt and the callers it handed out (calls run detached from it).
+/// The last refused call, shared by whoever keeps the mark (a step attempt,
+/// an activation) and the callers it handed out (calls run detached).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct RefusalMark(Arc<Mutex<Option<EgressClass>>>);
+pub struct Refusals(Arc<Mutex<Option<EgressRefusal>>>);
 
-impl RefusalMark {
-    pub fn set(&self, class: EgressClass) {
-        *self.0.lock().expect("not poisoned") = Some(class);
+impl Refusals {
+    pub(crate) fn set(&self, refusal: &EgressRefusal) {
+        *self.0.lock().expect("not poisoned") = Some(refusal.clone());
     }
 
-    /// Add the refusal class to the error of a failed attempt that had one.
-    pub fn classify(&self, error: &mut Value) {
-        let class = *self.0.lock().expect("not poisoned");
-        if let (Some(class), Some(fields)) = (class, error.as_object_mut()) {
-            fields.insert("class".into(), json!(class.as_str()));
+    fn last(&self) -> Option<EgressRefusal> {
+        self.0.lock().expect("not poisoned").clone()
+    }
+
+    /// Add the refusal class to the error of a failed step attempt.
+    pub(crate) fn classify(&self, error: &mut Value) {
+        if let (Some(r), Some(fields)) = (self.last(), error.as_object_mut()) {
+            fields.insert("class".into(), json!(r.class.as_str()));
+        }
+    }
+
+    /// A workflow error the guest SDK names after the last refusal (it saw
+    /// only an error code) takes the refusal's class, and the host's reason
+    /// joins its message.
+    pub fn explain(&self, outcome: ActivationOutcome) -> ActivationOutcome {
+        match (outcome, self.last()) {
+            (ActivationOutcome::Failed { mut error, class }, Some(r))
+                if class == "workflow_error" && error["name"] == r.class.guest_error_name() =>
+            {
+                let message = error["message"].as_str().unwrap_or_default();
+                error["message"] = json!(format!("{message}: {}", r.reason));
+                ActivationOutcome::Failed {
+                    error,
+                    class: r.class.as_str(),
+                }
+            }
+            (outcome, _) => outcome,
         }
     }
 }
 
 /// The refusal class a run failing with `error` names: that of its failed
-/// step whose error this is (the guest passed the step's failure on).
+/// step whose error this is (the guest passed the step's failure on, maybe
+/// in a later activation than the refusal).
 pub(crate) fn refusal_class(steps: &[Step], error: &Value) -> Option<String> {
     let same = |e: &Value| e["name"] == error["name"] && e["message"] == error["message"];
     steps

@@ -18,7 +18,8 @@ mod vault;
 
 pub use crate::model::Receipt;
 pub use caller::EgressCaller;
-pub(crate) use caller::{RefusalMark, refusal_class};
+pub use caller::Refusals;
+pub(crate) use caller::refusal_class;
 pub use receipts::{AuditPage, AuditQuery};
 pub(crate) use resources::{ACTIVE, STATIC};
 pub use resources::{Injection, NewResource, PROVIDERS, Resource};
@@ -50,6 +51,16 @@ impl EgressClass {
             EgressClass::Timeout => "egress_timeout",
             EgressClass::TooLarge => "egress_too_large",
             EgressClass::Unreachable => "egress_unreachable",
+        }
+    }
+
+    /// The error name the guest SDK gives a call refused with this class.
+    pub fn guest_error_name(self) -> &'static str {
+        match self {
+            EgressClass::Denied | EgressClass::OutsideStep => "EgressDenied",
+            EgressClass::Timeout => "EgressTimeout",
+            EgressClass::TooLarge => "EgressTooLarge",
+            EgressClass::Unreachable => "EgressUnreachable",
         }
     }
 

@@ -1,6 +1,7 @@
 //! Rows as the engine sees them. Each serialises straight to its wire shape
 //! (camelCase fields, ISO timestamps), so the API never re-maps fields.
 
+mod agent;
 mod contract;
 mod deployment;
 mod gate;
@@ -14,6 +15,7 @@ mod run;
 mod state;
 mod step;
 
+pub use agent::{Agent, AgentRecord, SessionRecord, principal_of};
 pub use contract::{ResumeContract, classify_failure};
 pub use deployment::Deployment;
 pub use gate::{Gate, TIMED_OUT};

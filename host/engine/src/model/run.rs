@@ -25,6 +25,24 @@ impl RunStatus {
         }
     }
 
+    /// Every status, in lifecycle order.
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Pending,
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    /// The status with this wire name; `None` for any other text (unlike
+    /// [`RunStatus::parse`], which reads stored rows leniently).
+    pub fn named(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+
     pub fn parse(s: &str) -> RunStatus {
         match s {
             "queued" => RunStatus::Queued,

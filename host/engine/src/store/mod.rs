@@ -80,6 +80,9 @@ pub trait Tx:
     + ResourceRows
     + GrantRows
     + ReceiptRows
+    + AgentRows
+    + AbuseRows
+    + LedgerRows
     + Send
 {
     async fn commit(self: Box<Self>) -> Result<()>;

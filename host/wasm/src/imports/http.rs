@@ -5,9 +5,9 @@
 //! asks the activation who is calling (refused outside step code) and hands
 //! the request to [`Engine::egress`], which decides, injects credentials,
 //! limits and records it. The guest sees the broker's refusals as wasi:http
-//! error codes, which the guest SDK names `EgressDenied`, `EgressTimeout`
-//! and `EgressTooLarge`; the door remembers the last one so that a run that
-//! fails from it gets the refusal's class and reason (`classify.rs`).
+//! error codes, which the guest SDK names `EgressDenied`, `EgressTimeout`,
+//! `EgressTooLarge` and `EgressUnreachable`; the activation keeps the last
+//! one, so the engine can name a failure after it.
 
 use crate::engine::{
     Activation, EgressClass, EgressRefusal, EgressRequest, EgressResponse, Engine, EngineError,
@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue, TE, TRAILER};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use wasmtime_wasi_http::{
     DEFAULT_FORBIDDEN_HEADERS, Error as HttpError, ForbiddenHeaderFilter, RequestOptions, WasiBody,
     WasiHttpHooks,
@@ -38,42 +38,16 @@ pub struct HttpDoor {
     engine: Engine,
     /// Largest request body a guest may send.
     max_request_bytes: usize,
-    refusal: Arc<Mutex<Option<Refusal>>>,
 }
 
-/// The last request of this activation the host refused.
-#[derive(Clone)]
-pub struct Refusal {
-    /// The run's failure class (`egress_denied`, …).
-    pub class: &'static str,
-    /// The error name the guest SDK gives this refusal.
-    name: &'static str,
-    pub reason: String,
-}
-
-impl Refusal {
-    /// The refusal, and the error code the guest gets instead of a response.
-    fn new(refusal: EgressRefusal) -> (Refusal, HttpError) {
-        let (name, code) = match refusal.class {
-            EgressClass::Denied | EgressClass::OutsideStep => {
-                ("EgressDenied", HttpError::HttpRequestDenied)
-            }
-            EgressClass::Timeout => ("EgressTimeout", HttpError::ConnectionTimeout),
-            EgressClass::TooLarge => ("EgressTooLarge", HttpError::HttpResponseBodySize(None)),
-            EgressClass::Unreachable => ("EgressUnreachable", HttpError::ConnectionRefused),
-        };
-        let refusal = Refusal {
-            class: refusal.class.as_str(),
-            name,
-            reason: refusal.reason,
-        };
-        (refusal, code)
-    }
-
-    /// Whether a guest error named `name` is this refusal, as the guest
-    /// SDK reports it.
-    pub fn explains(&self, name: &str) -> bool {
-        name == self.name
+/// The wasi:http error code a guest gets instead of a response refused
+/// with `class` (the guest SDK names it [`EgressClass::guest_error_name`]).
+fn error_code(class: EgressClass) -> HttpError {
+    match class {
+        EgressClass::Denied | EgressClass::OutsideStep => HttpError::HttpRequestDenied,
+        EgressClass::Timeout => HttpError::ConnectionTimeout,
+        EgressClass::TooLarge => HttpError::HttpResponseBodySize(None),
+        EgressClass::Unreachable => HttpError::ConnectionRefused,
     }
 }
 
@@ -83,13 +57,7 @@ impl HttpDoor {
             run,
             engine,
             max_request_bytes,
-            refusal: Default::default(),
         }
-    }
-
-    /// The last refusal, once the activation is over.
-    pub fn refusal(&self) -> Option<Refusal> {
-        self.refusal.lock().ok()?.clone()
     }
 }
 
@@ -126,29 +94,18 @@ impl WasiHttpHooks for HttpDoor {
         _fut: Background,
     ) -> Sent {
         let caller = self.run.egress_caller();
-        let (engine, limit, last) = (
-            self.engine.clone(),
-            self.max_request_bytes,
-            self.refusal.clone(),
-        );
-        let refuse = move |r: EgressRefusal| {
-            let (refusal, code) = Refusal::new(r);
-            if let Ok(mut last) = last.lock() {
-                *last = Some(refusal);
-            }
-            code
-        };
+        let (engine, limit) = (self.engine.clone(), self.max_request_bytes);
         Box::new(async move {
             let caller = match caller {
                 Ok(c) => c,
-                Err(EngineError::EgressRefused(r)) => return Err(refuse(r)),
+                Err(EngineError::EgressRefused(r)) => return Err(error_code(r.class)),
                 Err(e) => return Err(HttpError::InternalError(Some(e.to_string()))),
             };
             let (parts, body) = request.into_parts();
             let body = match Limited::new(body, limit).collect().await {
                 Ok(b) => b.to_bytes().to_vec(),
                 Err(e) if e.is::<LengthLimitError>() => {
-                    refuse(EgressRefusal {
+                    caller.note_refusal(&EgressRefusal {
                         class: EgressClass::TooLarge,
                         reason: format!("the request body exceeds the {limit}-byte limit"),
                     });
@@ -176,7 +133,7 @@ impl WasiHttpHooks for HttpDoor {
             };
             match engine.egress(caller, req).await {
                 Ok(res) => Ok((response(res), Box::new(async { Ok(()) }) as Background)),
-                Err(EngineError::EgressRefused(r)) => Err(refuse(r)),
+                Err(EngineError::EgressRefused(r)) => Err(error_code(r.class)),
                 Err(e) => Err(HttpError::InternalError(Some(e.to_string()))),
             }
         })

@@ -1,11 +1,13 @@
 //! The row operations of [`super::Tx`], one trait per table or consumer.
 
+mod agents;
 mod children;
 mod deliveries;
 mod deployments;
 mod egress;
 mod events;
 mod gates;
+mod ledger;
 mod queues;
 mod recovery;
 mod runs;
@@ -16,12 +18,14 @@ mod sweeps;
 mod usage;
 mod wasm_runs;
 
+pub use agents::{AbuseRows, AgentRows};
 pub use children::{ChannelRows, EdgeRows};
 pub use deliveries::DeliveryRows;
 pub use deployments::{DeploymentRows, HostCallRows};
 pub use egress::{GrantRows, ReceiptRows, ResourceRows};
 pub use events::EventRows;
 pub use gates::GateRows;
+pub use ledger::LedgerRows;
 pub use queues::{Claimant, QueueConfigRows, QueueRows};
 pub use recovery::RecoveryRows;
 pub use runs::RunRows;

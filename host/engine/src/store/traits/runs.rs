@@ -1,5 +1,6 @@
 //! The `runs` table, by id.
 
+use crate::RunQuery;
 use crate::model::Run;
 use crate::store::Result;
 use async_trait::async_trait;
@@ -11,6 +12,8 @@ pub trait RunRows {
     async fn insert_run(&mut self, run: &Run) -> Result<()>;
     /// Replace every column of the run with this id.
     async fn update_run(&mut self, run: &Run) -> Result<()>;
-    /// Newest first.
-    async fn list_runs(&mut self, limit: i64) -> Result<Vec<Run>>;
+    /// Up to `limit` runs matching `q`'s filters, newest first (ties by
+    /// id), after the run `q.before` in that order (none when no run has
+    /// that id).
+    async fn find_runs(&mut self, q: &RunQuery, limit: i64) -> Result<Vec<Run>>;
 }
