@@ -975,8 +975,22 @@ async fn one_resource_serves_both_doors(srv: TestServer) {
             (&json!("allowed"), &json!(200), &json!("/greeting"))
         );
     }
-    let (status, audit) = srv.get(&format!("/audit?runId={sdk_run}")).await;
-    assert_eq!(status, 200);
-    assert!(audit.to_string().contains("grant.used"), "{audit}");
+    // The admin's ledger: the grant's receipts and both calls.
+    let (status, audit) = srv.get("/audit?types=grant.used,egress.call").await;
+    assert_eq!(status, 200, "{audit}");
+    let entries: Vec<(&str, &str, &str)> = (audit.as_array().unwrap().iter())
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or_default();
+            (field("type"), field("runId"), field("grantId"))
+        })
+        .collect();
+    let grant_id = g["grantId"].as_str().unwrap();
+    for expected in [
+        ("egress.call", wasm_run.as_str(), ""),
+        ("grant.used", sdk_run.as_str(), grant_id),
+        ("egress.call", sdk_run.as_str(), grant_id),
+    ] {
+        assert!(entries.contains(&expected), "{expected:?} in {entries:?}");
+    }
     assert!(!listed.to_string().contains(SECRET) && !audit.to_string().contains(SECRET));
 }
