@@ -2,9 +2,11 @@
 # The whole test suite: Rust unit and end-to-end tests (every invariant on
 # Postgres and SQLite, real wasm components), then the real Python client
 # (tidebase 0.5.0 and 0.7.0) against `tidebase-host serve` on both backends,
-# then schemathesis fuzzing of the HTTP API on both backends.
+# then Studio in a real Chromium (Playwright), then schemathesis fuzzing of
+# the HTTP API on both backends.
 #
-# Needs: Rust with the wasm32-wasip2 target, Python 3.11 with venv, and a
+# Needs: Rust with the wasm32-wasip2 target, Python 3.11 with venv, Debian's
+# chromium (or TIDEBASE_CHROMIUM), and a
 # Postgres reachable at TIDEBASE_TEST_DATABASE_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres).
 set -euo pipefail
@@ -24,6 +26,12 @@ for sdk in 0.5.0 0.7.0; do
     echo "== Python client tidebase==$sdk on $backend"
     TIDEBASE_SDK_VERSION=$sdk TIDEBASE_TEST_BACKEND=$backend tests/sdk-python/run.sh
   done
+done
+
+# Studio in the browser, both backends; screenshots land in docs/screenshots.
+for backend in postgres sqlite; do
+  echo "== Studio in Chromium on $backend"
+  TIDEBASE_TEST_BACKEND=$backend tests/studio/run.sh
 done
 
 # The HTTP API against its OpenAPI document (schemathesis), both backends.

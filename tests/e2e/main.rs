@@ -26,6 +26,7 @@ mod input;
 mod leases;
 mod limits;
 mod lists;
+mod metrics;
 mod once;
 mod operator;
 mod ops_cli;

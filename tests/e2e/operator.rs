@@ -1,5 +1,6 @@
 //! Operator errors that help: each failure names its cause in one line of
-//! text, quickly, and `serve` starts local-only with plain-text logs.
+//! text, quickly, and `serve` starts local-only with plain-text logs (or
+//! JSON lines when asked).
 
 use crate::cli::{output, text};
 use crate::harness::TestServer;
@@ -123,21 +124,25 @@ async fn cli_errors_are_sentences(srv: TestServer) {
     assert_eq!(error_line(&out), "error: run already completed");
 }
 
-/// Without `--bind`, `serve` listens on 127.0.0.1 only, and its logs carry
-/// no colour codes when stderr is not a terminal.
-async fn serve_is_local_and_plain_by_default(srv: TestServer) {
+/// `serve`'s stderr up to and including the first line containing `until`
+/// (the process is stopped then).
+async fn serve_stderr(srv: &TestServer, args: &[&str], until: &'static str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = host(&srv.db_url, dir.path(), &["serve", "--port", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = host(
+        &srv.db_url,
+        dir.path(),
+        &[&["serve", "--port", "0"], args].concat(),
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let stderr = child.stderr.take().unwrap();
     let lines = tokio::task::spawn_blocking(move || {
         let mut seen = Vec::new();
         for line in BufReader::new(stderr).lines() {
             let line = line.unwrap();
-            let done = line.contains("serving on");
+            let done = line.contains(until);
             seen.push(line);
             if done {
                 break;
@@ -151,6 +156,13 @@ async fn serve_is_local_and_plain_by_default(srv: TestServer) {
         .unwrap();
     let _ = child.kill();
     let _ = child.wait();
+    lines
+}
+
+/// Without `--bind`, `serve` listens on 127.0.0.1 only, and its logs carry
+/// no colour codes when stderr is not a terminal.
+async fn serve_is_local_and_plain_by_default(srv: TestServer) {
+    let lines = serve_stderr(&srv, &[], "serving on").await;
     let text = lines.join("\n");
     assert!(
         lines
@@ -168,9 +180,37 @@ async fn serve_is_local_and_plain_by_default(srv: TestServer) {
     );
 }
 
+/// With `--log-format json` every line `serve` writes is one JSON object
+/// with a level and fields, the first start's master-key notice included.
+async fn serve_logs_json_lines(srv: TestServer) {
+    let lines = serve_stderr(&srv, &["--log-format", "json"], "tidebase-host listening").await;
+    assert!(
+        lines.len() >= 2,
+        "the key notice and the listening line: {lines:?}"
+    );
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line:?}"));
+        assert!(
+            v["level"].is_string() && v["fields"]["message"].is_string(),
+            "{line}"
+        );
+    }
+    let listening = &lines.last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(listening).unwrap();
+    assert!(
+        v["fields"]["addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{v}"
+    );
+}
+
 backend_tests!(
     port_in_use_names_the_port,
     cli_errors_are_sentences,
     serve_is_local_and_plain_by_default,
+    serve_logs_json_lines,
     non_wasm_files_get_one_line = crate::harness::Opts::wasm(),
 );

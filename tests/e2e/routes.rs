@@ -15,7 +15,8 @@ async fn unknown_routes_and_methods_are_json(srv: TestServer) {
     let before = srv.detail(&run).await;
     let cases: Vec<(Method, String, u16)> = vec![
         (Method::GET, "/nope".into(), 404),
-        (Method::GET, "/".into(), 404),
+        (Method::POST, "/".into(), 405), // GET / is Studio
+        (Method::GET, "/studio/".into(), 404),
         (Method::GET, "/runs/".into(), 404),
         (Method::POST, "/runs/".into(), 404),
         (Method::POST, "/runs".into(), 405),

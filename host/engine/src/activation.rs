@@ -47,6 +47,8 @@ pub struct Attempt {
     order: u64,
     /// Marked by egress calls of this attempt that were refused.
     refusals: Refusals,
+    /// When the guest began it (the step's `startedAt`, and its latency).
+    began: Micros,
 }
 
 impl Attempt {
@@ -155,6 +157,7 @@ impl Activation {
                     number: existing.map_or(1, |s| s.attempt.saturating_add(1)),
                     order: self.begun,
                     refusals: Refusals::default(),
+                    began: self.engine.now(),
                 };
                 self.attempts.insert(id.clone(), attempt);
                 Begun::Execute(id)
@@ -178,7 +181,8 @@ impl Activation {
         if let StepOutcome::Failed { error, .. } = &mut outcome {
             attempt.refusals.classify(error);
         }
-        self.checkpoint(attempt.req, outcome, attempt.usage).await
+        self.checkpoint(attempt.req, outcome, attempt.usage, attempt.began)
+            .await
     }
 
     /// Who brokered HTTP calls are made for: the step attempt begun last
@@ -307,7 +311,8 @@ impl Activation {
             lease_owner: None,
         };
         let outcome = StepOutcome::Completed(fresh);
-        let step = self.checkpoint(req, outcome, Vec::new()).await?;
+        let now = self.engine.now();
+        let step = self.checkpoint(req, outcome, Vec::new(), now).await?;
         Ok(step.output.unwrap_or(Value::Null))
     }
 
@@ -317,10 +322,11 @@ impl Activation {
         req: StepBegin,
         outcome: StepOutcome,
         usage: Vec<NewUsage>,
+        began: Micros,
     ) -> Result<Step> {
         let step = self
             .engine
-            .checkpoint_step(&self.run_id, &self.owner, req, outcome, usage)
+            .checkpoint_step(&self.run_id, &self.owner, req, outcome, usage, began)
             .await?;
         self.steps.insert(step.name.clone(), step.clone());
         Ok(step)

@@ -59,7 +59,13 @@ impl Engine {
         let body = serde_json::to_vec(&envelope).map_err(anyhow::Error::from)?;
         let outcome = self
             .outbound
-            .post(&d.url, body, CHANNEL_USER_AGENT, d.secret.as_deref())
+            .post(
+                "channel",
+                &d.url,
+                body,
+                CHANNEL_USER_AGENT,
+                d.secret.as_deref(),
+            )
             .await;
         let mut w = self.store.write().await?;
         w.finish_delivery(&d.id, &outcome, self.now()).await?;

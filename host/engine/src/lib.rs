@@ -34,6 +34,7 @@ mod runs;
 mod schedules;
 mod state;
 mod steps;
+pub mod telemetry;
 mod usage;
 mod wasm;
 mod write;

@@ -30,8 +30,22 @@ impl Outbound {
     }
 
     /// POST `body` to `url`; any 2xx is success. Never fails: transport
-    /// problems come back as [`CallOutcome::Transport`].
+    /// problems come back as [`CallOutcome::Transport`]. `kind` names the
+    /// webhook in metrics (`channel`, `recovery` for resume and invoke calls).
     pub(crate) async fn post(
+        &self,
+        kind: &'static str,
+        url: &str,
+        body: Vec<u8>,
+        user_agent: &str,
+        secret: Option<&str>,
+    ) -> CallOutcome {
+        let outcome = self.send(url, body, user_agent, secret).await;
+        crate::telemetry::webhook(kind, &outcome);
+        outcome
+    }
+
+    async fn send(
         &self,
         url: &str,
         body: Vec<u8>,

@@ -38,6 +38,7 @@ impl Engine {
         owner: &str,
         outcome: ActivationOutcome,
     ) -> Result<()> {
+        super::telemetry::wasm_activation(&outcome);
         let recorded = match outcome {
             ActivationOutcome::Completed(value) => self
                 .finish_wasm_run(run_id, owner, Ok(value))

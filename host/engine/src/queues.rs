@@ -181,6 +181,8 @@ impl Engine {
             w.tx.lock_key(&format!("queue:{name}")).await?;
         }
         let mut claimed: Vec<Run> = Vec::new();
+        // (queue, when the run became due) of each claim, measured once committed.
+        let mut waits: Vec<(String, Micros)> = Vec::new();
         for name in &names {
             let capacity = limit - claimed.len() as i64;
             if capacity <= 0 {
@@ -196,6 +198,10 @@ impl Engine {
                 w.tx.ready_queue_runs(name, now, capacity, who, true)
                     .await?
             {
+                let due = run
+                    .run_at
+                    .map_or(run.created_at, |at| at.max(run.created_at));
+                waits.push((name.clone(), due));
                 run.status = RunStatus::Running;
                 run.lease_owner = Some(owner.to_string());
                 run.lease_expires_at = Some(self.lease_expiry(now));
@@ -214,6 +220,9 @@ impl Engine {
             }
         }
         self.commit(w).await?;
+        for (queue, due) in waits {
+            super::telemetry::claimed(&queue, due, now);
+        }
         Ok(claimed)
     }
 

@@ -74,7 +74,13 @@ impl Engine {
         let secret = self.settings.webhook_secret.as_deref();
         let outcome = self
             .outbound
-            .post(&attempt.webhook_url, body, RECOVERY_USER_AGENT, secret)
+            .post(
+                "recovery",
+                &attempt.webhook_url,
+                body,
+                RECOVERY_USER_AGENT,
+                secret,
+            )
             .await;
         let now = self.now();
         attempt.status = if outcome.ok() { "delivered" } else { "failed" }.into();

@@ -5,6 +5,7 @@
 //! inside this process, so they check without writing and record the whole
 //! attempt in one commit when it ends ([`Engine::checkpoint_step`]).
 
+use super::telemetry;
 use super::write::Write;
 use super::{Engine, EngineError, LeaseLost, NewUsage, Result, limits};
 use crate::clock::Micros;
@@ -350,10 +351,13 @@ impl Engine {
         let now = self.now();
         let mut w = self.write().await?;
         let mut step = self.fenced_step(&mut w, run_id, step_id, owner).await?;
+        // The attempt began when the row was last written: at its begin.
+        let began = step.updated_at;
         self.finish_completed(&mut w, &mut step, output, now)
             .await?;
         w.tx.update_step(&step).await?;
         self.commit(w).await?;
+        telemetry::step_attempt("completed", began, now);
         Ok(step)
     }
 
@@ -363,11 +367,13 @@ impl Engine {
         let mut step = self
             .fenced_step(&mut w, run_id, step_id, &req.lease_owner)
             .await?;
+        let began = step.updated_at;
         let decision = req.resume_decision.as_deref();
         self.finish_failed(&mut w, &mut step, req.error, req.retryable, decision, now)
             .await?;
         w.tx.update_step(&step).await?;
         self.commit(w).await?;
+        telemetry::step_attempt("failed", began, now);
         Ok(step)
     }
 
@@ -375,6 +381,7 @@ impl Engine {
     /// the run lease: a zombie instance whose lease was taken over (or whose
     /// run was cancelled) cannot write. Returns the stored step; if another
     /// attempt completed it meanwhile, that checkpoint wins and is returned.
+    /// `began` is when the guest began the attempt.
     pub async fn checkpoint_step(
         &self,
         run_id: &str,
@@ -382,6 +389,7 @@ impl Engine {
         req: StepBegin,
         outcome: StepOutcome,
         usage: Vec<NewUsage>,
+        began: Micros,
     ) -> Result<Step> {
         req.check()?;
         let now = self.now();
@@ -390,6 +398,7 @@ impl Engine {
             // statement, applied only while `owner` holds the run lease and no
             // step of that name exists; otherwise the full path below decides.
             let mut step = self.first_attempt(run_id, req.clone(), owner, now);
+            step.started_at = Some(began);
             let started = started_payload(&step);
             let completed = mark_completed(&mut step, output.clone(), now);
             let events = [("step.started", started), ("step.completed", completed)];
@@ -399,6 +408,7 @@ impl Engine {
                 .await?
             {
                 self.feed.notify(run_id);
+                telemetry::step_attempt("completed", began, now);
                 return Ok(step);
             }
         }
@@ -420,16 +430,21 @@ impl Engine {
         let (mut step, fresh) = self
             .start_attempt(&mut w, existing, run_id, req, owner, now)
             .await?;
-        match outcome {
+        if fresh {
+            step.started_at = Some(began);
+        }
+        let ended = match outcome {
             StepOutcome::Completed(output) => {
                 self.finish_completed(&mut w, &mut step, output, now)
-                    .await?
+                    .await?;
+                "completed"
             }
             StepOutcome::Failed { error, retryable } => {
                 self.finish_failed(&mut w, &mut step, Some(error), retryable, None, now)
-                    .await?
+                    .await?;
+                "failed"
             }
-        }
+        };
         self.save_step(&mut w, &step, fresh).await?;
         // Usage the attempt recorded against itself lands with its checkpoint.
         for mut u in usage {
@@ -437,6 +452,7 @@ impl Engine {
             self.insert_usage(&mut w, run_id, u, now).await?;
         }
         self.commit(w).await?;
+        telemetry::step_attempt(ended, began, now);
         Ok(step)
     }
 }

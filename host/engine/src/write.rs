@@ -19,6 +19,8 @@ pub(crate) struct Write {
     pub wasm_work: bool,
     /// Runs this transaction cancelled: announced to live activations.
     pub cancelled: Vec<String>,
+    /// Runs this transaction ended, `(workflow, status)`: counted once committed.
+    finished: Vec<(String, &'static str)>,
 }
 
 impl Engine {
@@ -30,6 +32,7 @@ impl Engine {
             quiet: false,
             wasm_work: false,
             cancelled: Vec::new(),
+            finished: Vec::new(),
         })
     }
 
@@ -48,12 +51,25 @@ impl Engine {
         if w.wasm_work {
             self.wasm_ready.notify_one();
         }
+        for (workflow, status) in &w.finished {
+            super::telemetry::run_finished(workflow, status);
+        }
         // The caller answers only once its deliveries are final (§16).
         if !w.deliveries.is_empty() {
             let engine = self.clone();
             super::outbound::detached(async move { engine.deliver(&w.deliveries).await }).await;
         }
         Ok(())
+    }
+}
+
+/// The status a run ends in with an event of `kind`, if it is an ending.
+fn ending(kind: &str) -> Option<&'static str> {
+    match kind {
+        "run.completed" => Some("completed"),
+        "run.failed" => Some("failed"),
+        "run.cancelled" => Some("cancelled"),
+        _ => None,
     }
 }
 
@@ -66,6 +82,11 @@ impl Write {
         now: i64,
     ) -> Result<Event> {
         let event = self.tx.append_event(run_id, kind, &payload, now).await?;
+        if let Some(status) = ending(kind)
+            && let Some(run) = self.tx.run(run_id, false).await?
+        {
+            self.finished.push((run.workflow_name, status));
+        }
         if !self.quiet {
             let ids = super::channels::record_deliveries(&mut *self.tx, &event).await?;
             self.deliveries.extend(ids);

@@ -19,6 +19,10 @@ impl ApiError {
         ApiError::Json(StatusCode::BAD_REQUEST, json!({"error": message.into()}))
     }
 
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::Json(StatusCode::NOT_FOUND, json!({"error": message.into()}))
+    }
+
     pub fn invalid(issues: Vec<Value>) -> ApiError {
         ApiError::invalid_in("request body", issues)
     }

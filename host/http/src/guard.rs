@@ -187,8 +187,9 @@ async fn authenticate(
     path: &str,
     token: Option<String>,
 ) -> Result<Caller, EngineError> {
-    // `/health` is open for every method (v0.7; v0.5 only for GET/HEAD).
-    if path == "/health" {
+    // `/health` is open for every method (v0.7; v0.5 only for GET/HEAD);
+    // Studio's page and scripts hold no data.
+    if path == "/health" || super::studio::is_public(path) {
         return Ok(Caller::Open);
     }
     let Some(key) = engine.settings.api_key.as_deref() else {

@@ -9,6 +9,7 @@ mod error;
 mod gates;
 mod grants;
 mod guard;
+mod metrics;
 mod openapi;
 mod params;
 mod path;
@@ -20,6 +21,7 @@ mod runs;
 mod sse;
 mod state;
 mod steps;
+mod studio;
 mod workflows;
 
 pub use body::MAX_BODY_BYTES;
@@ -52,7 +54,10 @@ fn route<H: Handler<T, Engine>, T: 'static>(
 fn routes() -> Vec<Route> {
     use Method as M;
     vec![
+        route(M::GET, "/", studio::index),
+        route(M::GET, "/studio/{file}", studio::file),
         route(M::GET, "/health", runs::health),
+        route(M::GET, "/metrics", metrics::render),
         route(M::GET, "/openapi.json", openapi::document),
         route(M::GET, "/runs", runs::list),
         route(M::GET, "/runs/{id}", runs::detail),
@@ -106,12 +111,14 @@ fn routes() -> Vec<Route> {
 /// The API. It deploys wasm workflows when the engine was given a
 /// component check.
 pub fn router(engine: Engine) -> Router {
+    metrics::recorder(); // record from the start, not from the first scrape
     let api = routes()
         .into_iter()
         .fold(Router::new(), |api, (_, path, handler)| {
             api.route(path, handler)
         });
     api.route_layer(axum::middleware::from_fn(params::check))
+        .route_layer(axum::middleware::from_fn(metrics::time_requests))
         .fallback(guard::not_found)
         .method_not_allowed_fallback(guard::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -170,7 +170,8 @@ fn read_or_create_key(file: &Path) -> anyhow::Result<String> {
         let linked = std::fs::hard_link(&fresh, file);
         let _ = std::fs::remove_file(&fresh);
         match linked {
-            Ok(()) => eprintln!("created master key {}", file.display()),
+            // A log line, so that a JSON log (`serve --log-format json`) stays JSON.
+            Ok(()) => tracing::info!(file = %file.display(), "created master key"),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {
                 return Err(e).with_context(|| format!("cannot create {}", file.display()));

@@ -72,6 +72,9 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDEBASE_MAX_CONNECTIONS",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: Option<u64>,
+    /// Log lines as plain text or as one JSON object per line.
+    #[arg(long, env = "TIDEBASE_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: super::LogFormat,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -126,7 +129,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     });
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = %database, max_connections = limits.max_connections, "tidebase-host listening");
-    eprintln!("tidebase-host: serving on http://{addr} (store: {database})");
+    if matches!(args.log_format, super::LogFormat::Text) {
+        // A JSON log stays all JSON: the line above says the same.
+        eprintln!(
+            "tidebase-host: serving on http://{addr} (store: {database}); Studio at http://{addr}/"
+        );
+    }
     let reconciler = (args.reconciler != "0")
         .then(|| engine.spawn_reconciler(std::time::Duration::from_millis(args.reconcile_ms)));
     let stopping = engine.clone();

@@ -32,7 +32,6 @@ mod tests {
     use std::collections::BTreeSet;
     use std::sync::Arc;
 
-    const STATUSES: [RunStatus; 6] = RunStatus::ALL;
     const NOW: i64 = 1_700_000_000_000_000;
 
     /// A migrated SQLite store, and a plain pool on the same file.
@@ -98,7 +97,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, pool) = open(&dir).await;
         let mut runs = Vec::new();
-        for status in STATUSES {
+        for status in RunStatus::ALL {
             for owner in [Some("w1"), Some("w2"), None] {
                 let id = format!("{}-{owner:?}", status.as_str());
                 runs.push(run(id, |r| {
@@ -128,7 +127,7 @@ mod tests {
                 r.dedupe_key = Some(key.into());
             })
         };
-        let runs: Vec<Run> = STATUSES
+        let runs: Vec<Run> = RunStatus::ALL
             .map(|s| keyed(s.as_str().into(), s.as_str(), s))
             .into();
         insert(&store, &runs).await;
@@ -136,7 +135,7 @@ mod tests {
         assert_eq!(selected(&pool, &holds_dedupe_key()).await, holders);
 
         let mut tx = store.write().await.unwrap();
-        for s in STATUSES {
+        for s in RunStatus::ALL {
             let second = keyed(
                 format!("again-{}", s.as_str()),
                 s.as_str(),

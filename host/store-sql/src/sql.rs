@@ -14,7 +14,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex as SyncMutex};
+use std::time::Instant;
 use tidebase_engine::RunQuery;
+use tidebase_engine::telemetry;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub struct SqlStore {
@@ -82,6 +84,7 @@ impl Store for SqlStore {
             conn: Conn::Tx(tx),
             dialect: self.dialect,
             _writer: guard,
+            timer: TxTimer::start("rollback"),
         }))
     }
 
@@ -90,6 +93,7 @@ impl Store for SqlStore {
             conn: Conn::Plain(self.acquire().await?),
             dialect: self.dialect,
             _writer: None,
+            timer: TxTimer::start("read"),
         }))
     }
 
@@ -292,6 +296,29 @@ pub(super) struct SqlTx {
     conn: Conn,
     pub(super) dialect: &'static Dialect,
     _writer: Option<OwnedMutexGuard<()>>,
+    timer: TxTimer,
+}
+
+/// Measures a transaction from its begin to how it ended: `commit`,
+/// `rollback` (a write dropped without committing) or `read`.
+struct TxTimer {
+    started: Instant,
+    end: &'static str,
+}
+
+impl TxTimer {
+    fn start(end: &'static str) -> TxTimer {
+        TxTimer {
+            started: Instant::now(),
+            end,
+        }
+    }
+}
+
+impl Drop for TxTimer {
+    fn drop(&mut self) {
+        telemetry::store_transaction(self.end, self.started.elapsed().as_secs_f64());
+    }
 }
 
 pub(super) type Query<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
@@ -363,9 +390,10 @@ impl SqlTx {
 
 #[async_trait]
 impl Tx for SqlTx {
-    async fn commit(self: Box<Self>) -> Result<()> {
+    async fn commit(mut self: Box<Self>) -> Result<()> {
         if let Conn::Tx(tx) = self.conn {
             tx.commit().await.db()?;
+            self.timer.end = "commit";
         }
         Ok(())
     }
@@ -403,6 +431,15 @@ impl RunRows for SqlTx {
 
     async fn find_runs(&mut self, rq: &RunQuery, limit: i64) -> Result<Vec<Run>> {
         super::listing::find_runs(self, rq, limit).await
+    }
+
+    async fn run_counts(&mut self) -> Result<Vec<(String, RunStatus, i64)>> {
+        let sql = "SELECT workflow_name, status, COUNT(*) FROM runs GROUP BY workflow_name, status";
+        self.all(q(sql), |row| {
+            let status: String = row.try_get(1)?;
+            Ok((row.try_get(0)?, RunStatus::parse(&status), row.try_get(2)?))
+        })
+        .await
     }
 }
 

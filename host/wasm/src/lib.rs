@@ -20,6 +20,7 @@ pub use interrupt::Interrupt;
 use tidebase_engine::{self as engine, clock, model};
 
 use crate::engine::limits::MAX_MEMORY_BYTES;
+use crate::engine::telemetry;
 use crate::engine::{ActivationOutcome, ComponentCheck, Engine};
 use crate::model::{Deployment, Run};
 use anyhow::Context;
@@ -29,7 +30,7 @@ use limiter::Limiter;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
@@ -213,14 +214,14 @@ impl Runtime {
             .unwrap_or(0)
             .div_ceil(TICK_MS)
             .max(1);
-        let mut used = 0u64;
+        let used = Arc::new(AtomicU64::new(0));
+        let ticks = used.clone();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |ctx| {
             if ctx.data().cancelled.load(Ordering::Relaxed) {
                 return Err(Interrupt::Cancelled.trap());
             }
-            used += 1;
-            if used > budget_ticks {
+            if ticks.fetch_add(1, Ordering::Relaxed) + 1 > budget_ticks {
                 return Err(Interrupt::CpuLimit {
                     limit_ms: cpu_limit_ms,
                 }
@@ -234,6 +235,7 @@ impl Runtime {
             instance.call_run(&mut store, &input).await
         }
         .await;
+        telemetry::wasm_cpu((used.load(Ordering::Relaxed) * TICK_MS) as f64 / 1e3);
         let data = store.data();
         let (stdout, stderr) = (data.stdout.contents(), data.stderr.contents());
         let memory_refused = data.limits.memory_refused();

@@ -108,7 +108,14 @@ async fn a_wasm_activation_whose_run_was_taken_over_cannot_write() {
     for outcome in [completed, failed] {
         let refused = rig
             .engine
-            .checkpoint_step(&run.id, "a", begin("s", "h", "a"), outcome, vec![])
+            .checkpoint_step(
+                &run.id,
+                "a",
+                begin("s", "h", "a"),
+                outcome,
+                vec![],
+                rig.now(),
+            )
             .await;
         assert_eq!(conflict(refused).to_string(), "run lease lost");
     }
@@ -150,6 +157,7 @@ async fn a_cancelled_run_fences_out_its_activation() {
             begin("s", "h", "a"),
             StepOutcome::Completed(json!(1)),
             vec![],
+            rig.now(),
         )
         .await;
     assert!(

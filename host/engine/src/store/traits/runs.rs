@@ -1,7 +1,7 @@
 //! The `runs` table, by id.
 
 use crate::RunQuery;
-use crate::model::Run;
+use crate::model::{Run, RunStatus};
 use crate::store::Result;
 use async_trait::async_trait;
 
@@ -16,4 +16,6 @@ pub trait RunRows {
     /// id), after the run `q.before` in that order (none when no run has
     /// that id).
     async fn find_runs(&mut self, q: &RunQuery, limit: i64) -> Result<Vec<Run>>;
+    /// How many runs each `(workflow, status)` has; only non-zero counts.
+    async fn run_counts(&mut self) -> Result<Vec<(String, RunStatus, i64)>>;
 }
