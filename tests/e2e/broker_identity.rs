@@ -263,8 +263,9 @@ async fn sessions_reach_only_grant_and_audit_routes(srv: TestServer) {
             ![401, 503].contains(&status) || body.get("code").is_some(),
             "{status} {body}"
         );
+        // The grant request route exists for POST only.
         let (status, _) = call_as(&srv, Some(bearer), Method::GET, "/runs/r/grants", None).await;
-        assert_eq!(status, 404);
+        assert_eq!(status, 405);
     }
 }
 

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tidebase_host::engine::{Injection, NewResource};
 
 /// What an [`Upstream`] does with a request.
-enum Reply {
+pub(crate) enum Reply {
     Answer {
         status: u16,
         headers: Vec<(&'static str, String)>,
@@ -35,7 +35,7 @@ enum Reply {
 }
 
 impl Reply {
-    fn status(status: u16, body: impl Into<Vec<u8>>) -> Reply {
+    pub(crate) fn status(status: u16, body: impl Into<Vec<u8>>) -> Reply {
         Reply::Answer {
             status,
             headers: Vec::new(),
@@ -43,7 +43,7 @@ impl Reply {
         }
     }
 
-    fn ok(body: impl Into<Vec<u8>>) -> Reply {
+    pub(crate) fn ok(body: impl Into<Vec<u8>>) -> Reply {
         Reply::status(200, body)
     }
 }
@@ -58,9 +58,9 @@ struct UpstreamState {
 
 /// A local HTTP server standing in for a real API: records every request
 /// and answers as its route says.
-struct Upstream {
+pub(crate) struct Upstream {
     /// `http://127.0.0.1:<port>`.
-    origin: String,
+    pub(crate) origin: String,
     hits: Arc<Mutex<Vec<Hit>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -99,7 +99,7 @@ async fn serve(
 }
 
 impl Upstream {
-    async fn start(route: impl Fn(&Hit) -> Reply + Send + Sync + 'static) -> Upstream {
+    pub(crate) async fn start(route: impl Fn(&Hit) -> Reply + Send + Sync + 'static) -> Upstream {
         let hits = Arc::new(Mutex::new(Vec::new()));
         let state = UpstreamState {
             hits: hits.clone(),
@@ -116,16 +116,16 @@ impl Upstream {
         Upstream { origin, hits, task }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.origin)
     }
 
-    fn hits(&self) -> Vec<Hit> {
+    pub(crate) fn hits(&self) -> Vec<Hit> {
         self.hits.lock().unwrap().clone()
     }
 
     /// Wait (bounded) until at least `n` requests arrived.
-    async fn wait_for(&self, n: usize) -> Vec<Hit> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Hit> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let hits = self.hits();
@@ -160,7 +160,7 @@ async fn connect_with(
 ) {
     let resource = NewResource {
         name: name.into(),
-        base_url: base_url.into(),
+        base_url: Some(base_url.into()),
         methods,
         paths,
         secret: secret.map(str::to_owned),
@@ -168,6 +168,7 @@ async fn connect_with(
             name: "authorization".into(),
             format: "Bearer {secret}".into(),
         },
+        ..NewResource::default()
     };
     srv.engine
         .connect_resource(resource)

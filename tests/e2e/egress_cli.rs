@@ -491,7 +491,7 @@ async fn audit_filters_and_pages(srv: TestServer) {
     engine
         .connect_resource(NewResource {
             name: "up".into(),
-            base_url: format!("{origin}/api"),
+            base_url: Some(format!("{origin}/api")),
             methods: Vec::new(),
             paths: Vec::new(),
             secret: None,
@@ -499,6 +499,7 @@ async fn audit_filters_and_pages(srv: TestServer) {
                 name: "authorization".into(),
                 format: "Bearer {secret}".into(),
             },
+            ..NewResource::default()
         })
         .await
         .unwrap();

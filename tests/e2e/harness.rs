@@ -38,6 +38,8 @@ pub struct Opts {
     pub cors_origin: String,
     /// `TIDEBASE_ALLOW_PRIVATE_EGRESS`: local upstreams on 127.0.0.1.
     pub allow_private_egress: bool,
+    /// A master key ([`VAULT_KEY`]): resource secrets can be vaulted.
+    pub master_key: bool,
     /// The broker's identity and abuse settings (`TIDEBASE_PROVE_RATE`, …).
     pub identity: IdentitySettings,
 }
@@ -52,6 +54,7 @@ impl Default for Opts {
             wasm_workers: 0,
             cors_origin: "*".into(),
             allow_private_egress: false,
+            master_key: true,
             identity: IdentitySettings::default(),
         }
     }
@@ -225,7 +228,7 @@ impl TestServer {
             ..Settings::default()
         };
         let engine = Engine::new(store.clone(), tidebase_host::clock::system(), settings)
-            .with_vault(Vault::new(VAULT_KEY));
+            .with_vault(opts.master_key.then(|| Vault::new(VAULT_KEY)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -10,6 +10,7 @@
 mod harness;
 
 mod auth;
+mod broker_grants;
 mod broker_identity;
 mod cancel;
 mod children;

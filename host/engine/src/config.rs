@@ -19,6 +19,11 @@ pub struct Settings {
     /// internal addresses (`TIDEBASE_ALLOW_PRIVATE_EGRESS=1`): development
     /// and tests only.
     pub allow_private_egress: bool,
+    /// The credential backends of the broker API (broker.md §7.1).
+    pub custody: crate::broker::Custody,
+    /// How long a grant waits for approval, in seconds
+    /// (`TIDEBASE_GRANT_APPROVAL_TTL_S`).
+    pub grant_approval_ttl_s: i64,
     /// The broker's identity and abuse settings (broker.md §11).
     pub identity: IdentitySettings,
 }
@@ -97,6 +102,8 @@ impl Default for Settings {
             webhook_timeout_ms: 10_000,
             cors_origin: "*".into(),
             allow_private_egress: false,
+            custody: crate::broker::Custody::default(),
+            grant_approval_ttl_s: 3600,
             identity: IdentitySettings::default(),
         }
     }

@@ -40,6 +40,10 @@ pub enum EngineError {
     /// a secret.
     #[error("{0}")]
     EgressRefused(crate::EgressRefusal),
+    /// The credential broker refused a resource, grant or proxied call
+    /// (broker.md §1.7).
+    #[error("{0}")]
+    Grant(crate::broker::GrantRefusal),
     /// The credential broker refused an identity, authentication or abuse
     /// check (broker.md §1, §4).
     #[error("{0}")]
@@ -67,6 +71,7 @@ pub enum Entity {
     Deployment,
     Component,
     Resource,
+    Grant,
     Agent,
 }
 
@@ -82,6 +87,7 @@ impl fmt::Display for Entity {
             Entity::Deployment => "deployment",
             Entity::Component => "component",
             Entity::Resource => "resource",
+            Entity::Grant => "grant",
             Entity::Agent => "agent",
         })
     }
@@ -165,6 +171,7 @@ impl EngineError {
                 | EngineError::WasmDisabled
                 | EngineError::Invalid(_)
                 | EngineError::EgressRefused(_)
+                | EngineError::Grant(_)
                 | EngineError::Auth(_)
         )
     }

@@ -135,8 +135,25 @@ impl Engine {
             }
             return Ok(gate);
         }
+        let gate = self
+            .open_gate(&mut w, run_id, ids::new_id("gate"), req, now)
+            .await?;
+        self.commit(w).await?;
+        Ok(gate)
+    }
+
+    /// Insert a new pending gate with id `id` and announce it
+    /// (`gate.created`).
+    pub(crate) async fn open_gate(
+        &self,
+        w: &mut Write,
+        run_id: &str,
+        id: String,
+        req: GateBegin,
+        now: Micros,
+    ) -> Result<Gate> {
         let gate = Gate {
-            id: ids::new_id("gate"),
+            id,
             run_id: run_id.to_string(),
             name: req.name,
             prompt: req.prompt,
@@ -161,7 +178,6 @@ impl Engine {
         let public = gate.public(&self.settings.public_url);
         w.event(run_id, "gate.created", json!({"gate": public}), now)
             .await?;
-        self.commit(w).await?;
         Ok(gate)
     }
 
@@ -282,7 +298,8 @@ impl Engine {
         self.decide(w, gate, TIMED_OUT, None, json!({}), now).await
     }
 
-    /// Store a gate's final decision, announce it and wake its run.
+    /// Store a gate's final decision, announce it, decide the grants that
+    /// waited on it, and wake its run.
     async fn decide(
         &self,
         w: &mut Write,
@@ -302,6 +319,7 @@ impl Engine {
         let public = gate.public(&self.settings.public_url);
         w.event(&gate.run_id, "gate.resolved", json!({"gate": public}), now)
             .await?;
+        self.settle_grants(w, gate, now).await?;
         self.wake(w, &gate.run_id, now).await
     }
 }

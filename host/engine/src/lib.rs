@@ -44,9 +44,9 @@ pub use calls::HostCall;
 pub use children::NewChild;
 pub use cron::{Cron, next_fire};
 pub use egress::{
-    AuditPage, AuditQuery, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_MS, EgressCaller, EgressClass,
-    EgressRefusal, EgressRequest, EgressResponse, Injection, NewResource, Receipt, Refusals,
-    Resource, Vault,
+    AuditPage, AuditQuery, DEFAULT_KEY_LABEL, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_MS, EgressCaller,
+    EgressClass, EgressRefusal, EgressRequest, EgressResponse, Injection, NewResource, PROVIDERS,
+    Receipt, Refusals, Resource, Vault,
 };
 pub use error::{Conflict, EngineError, Entity, LeaseLost};
 pub use events::{EventFeed, EventTail, FOLLOW_POLL};

@@ -136,6 +136,9 @@ pub const EGRESS_TIMEOUT_MS: Range = Range::new(1, 300_000);
 /// Deploy `egressMaxBytes`: a brokered response body lands in guest memory,
 /// so it is capped at the largest memory a deploy may grant.
 pub const EGRESS_MAX_BYTES: Range = Range::new(1, MEMORY_MB.max << 20);
+/// `TIDEBASE_GRANT_APPROVAL_TTL_S`: how long a grant waits for approval,
+/// up to a year.
+pub const GRANT_APPROVAL_TTL_S: Range = Range::new(1, 31_536_000);
 /// `limit` of `GET /audit`, and the page size when none is given.
 pub const AUDIT_LIMIT: Range = Range::new(1, 500);
 pub const AUDIT_LIMIT_DEFAULT: i64 = 100;

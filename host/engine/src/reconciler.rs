@@ -1,8 +1,9 @@
 //! The reconciler (`semantics.md` §17): a background loop in `serve` whose
 //! ticks requeue or fail queue runs with expired leases, nudge stalled runs
 //! through their recovery webhook, cancel runs past their deadline, fire due
-//! schedules and dispatch push queues, in that order; then it forgets the
-//! broker's spent challenges and old rate windows (broker.md §10.2).
+//! schedules, dispatch push queues and expire grants, in that order; then
+//! it forgets the broker's spent challenges and old rate windows
+//! (broker.md §10.2).
 //!
 //! One replica ticks at a time: the store's exclusion under the key v0.5
 //! uses (a session advisory lock on Postgres). Every sweep is also safe
@@ -55,6 +56,8 @@ pub struct TickReport {
     pub invoked: usize,
     /// Pending channel deliveries nobody had sent, sent now.
     pub redelivered: usize,
+    /// Grants past their expiry, expired now.
+    pub grants_expired: usize,
 }
 
 /// Outbound calls decided while a caller held something it must release
@@ -107,6 +110,7 @@ impl Engine {
         self.sweep_push_queues(now, &mut report, outbox).await?;
         outbox.deliveries = self.stale_deliveries(now).await?;
         report.redelivered = outbox.deliveries.len();
+        report.grants_expired = self.expire_grants(now).await?;
         self.sweep_abuse_stores(now).await?;
         Ok(report)
     }

@@ -106,7 +106,7 @@ impl Engine {
         let mut w = self.write().await?;
         w.tx.lock_key(&format!("deploy:{workflow}")).await?;
         for name in &limits.allow {
-            if w.tx.resource(name, false).await?.is_none() {
+            if w.tx.resource(None, name, false).await?.is_none() {
                 return Err(EngineError::BadRequest(format!(
                     "allow names {name:?}, which is no resource"
                 )));

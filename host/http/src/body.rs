@@ -167,6 +167,42 @@ impl Fields {
         self.opt_key(key).unwrap_or_default()
     }
 
+    /// The items of an array; absent is empty.
+    fn opt_items(&mut self, key: &str) -> Vec<Value> {
+        match self.map.get(key) {
+            None => vec![],
+            Some(Value::Array(items)) => items.clone(),
+            Some(_) => {
+                self.wrong_type(key, "array");
+                vec![]
+            }
+        }
+    }
+
+    /// An array of non-empty strings; absent is empty.
+    pub fn opt_strings(&mut self, key: &str) -> Vec<String> {
+        let items = self.opt_items(key);
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let checked = match item.as_str() {
+                Some(s) => limits::check_nonempty(key, s).map(|()| s),
+                None => {
+                    let received = type_name(item);
+                    self.issues.push(json!({
+                        "code": "invalid_type", "expected": "string", "received": received,
+                        "message": format!("Expected string, received {received}"), "path": [key, i],
+                    }));
+                    continue;
+                }
+            };
+            match checked {
+                Ok(s) => out.push(s.to_string()),
+                Err(v) => self.issues.push(v.issue(json!([key, i]))),
+            }
+        }
+        out
+    }
+
     /// A JSON object with arbitrary keys, if present.
     pub fn opt_record(&mut self, key: &str) -> Option<Value> {
         match self.map.get(key) {
@@ -252,14 +288,7 @@ impl Fields {
 
     /// `ChannelSpec[]`, if present.
     pub fn opt_channels(&mut self, key: &str) -> Vec<crate::engine::NewChannel> {
-        let items = match self.map.get(key) {
-            None => return vec![],
-            Some(Value::Array(items)) => items.clone(),
-            Some(_) => {
-                self.wrong_type(key, "array");
-                return vec![];
-            }
-        };
+        let items = self.opt_items(key);
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
             let url = match item.get("url").and_then(Value::as_str) {

@@ -1,6 +1,6 @@
 //! Protocol error responses.
 
-use crate::engine::broker::AuthRefusal;
+use crate::engine::broker::{AuthRefusal, GrantRefusal, ProxyFailure};
 use crate::engine::limits::Violation;
 use crate::engine::{Conflict, EngineError, LeaseLost};
 use axum::http::StatusCode;
@@ -68,6 +68,7 @@ impl From<EngineError> for ApiError {
             }
             EngineError::WasmDisabled => StatusCode::NOT_FOUND,
             EngineError::EgressRefused(_) => StatusCode::FORBIDDEN,
+            EngineError::Grant(ref refusal) => grant_status(refusal),
             EngineError::Auth(ref r) => auth_status(r),
         };
         ApiError::Json(status, body(&e))
@@ -99,6 +100,17 @@ fn body(e: &EngineError) -> Value {
         EngineError::Conflict(Conflict::RunCompleted(run)) => body["run"] = json!(run),
         EngineError::Conflict(Conflict::GateDecided(gate)) => body["gate"] = json!(gate),
         EngineError::EgressRefused(refusal) => body["code"] = json!(refusal.class.as_str()),
+        EngineError::Grant(refusal) => {
+            if let Some(code) = refusal.code() {
+                body["code"] = json!(code);
+            }
+            match refusal {
+                GrantRefusal::ScopesExceedCeiling(denied) => body["deniedScopes"] = json!(denied),
+                GrantRefusal::PolicyDenied { reason } => body["reason"] = json!(reason),
+                GrantRefusal::Proxy { provider, .. } => body["provider"] = json!(provider),
+                _ => {}
+            }
+        }
         EngineError::Auth(r) => {
             if let Some(code) = auth_code(r) {
                 body["code"] = json!(code);
@@ -107,6 +119,25 @@ fn body(e: &EngineError) -> Value {
         _ => {}
     }
     body
+}
+
+/// The status upstream answers each grant refusal with (broker.md §1.7).
+fn grant_status(refusal: &GrantRefusal) -> StatusCode {
+    match refusal {
+        GrantRefusal::SessionRequired => StatusCode::UNAUTHORIZED,
+        GrantRefusal::CrossTenant
+        | GrantRefusal::ScopesExceedCeiling(_)
+        | GrantRefusal::PolicyDenied { .. }
+        | GrantRefusal::CallDenied(_) => StatusCode::FORBIDDEN,
+        GrantRefusal::ResourceNotConnected => StatusCode::NOT_FOUND,
+        GrantRefusal::MintUnavailable | GrantRefusal::BadSecret(_) => StatusCode::BAD_REQUEST,
+        GrantRefusal::GrantUnusable | GrantRefusal::GrantFinal(_) => StatusCode::CONFLICT,
+        GrantRefusal::CustodyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        GrantRefusal::Proxy { failure, .. } => match failure {
+            ProxyFailure::SsrfBlocked => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_GATEWAY,
+        },
+    }
 }
 
 fn auth_status(r: &AuthRefusal) -> StatusCode {

@@ -7,6 +7,7 @@ mod body;
 pub mod conn;
 mod error;
 mod gates;
+mod grants;
 mod guard;
 mod metrics;
 mod openapi;
@@ -15,6 +16,7 @@ mod path;
 mod queues;
 mod reading;
 mod receipts;
+mod resources;
 mod runs;
 mod sse;
 mod state;
@@ -98,6 +100,11 @@ fn routes() -> Vec<Route> {
         route(M::POST, "/agents/{agentId}/challenge", agents::challenge),
         route(M::POST, "/agents/{agentId}/prove", agents::prove),
         route(M::GET, "/audit", audit::ledger),
+        route(M::POST, "/resources", resources::connect),
+        route(M::POST, "/resources/{id}/revoke", resources::revoke),
+        route(M::POST, "/runs/{id}/grants", grants::request),
+        route(M::POST, "/runs/{id}/grants/{grant}/use", grants::use_grant),
+        route(M::POST, "/runs/{id}/grants/{grant}/revoke", grants::revoke),
     ]
 }
 

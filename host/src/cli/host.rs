@@ -2,7 +2,8 @@
 
 use super::DbArgs;
 use crate::config::{IdentitySettings, Settings};
-use crate::engine::{Engine, Vault, limits};
+use crate::engine::broker::Custody;
+use crate::engine::{DEFAULT_KEY_LABEL, Engine, Vault, limits};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::ConnectOptions;
 use anyhow::Context;
@@ -65,6 +66,7 @@ pub fn env_settings() -> anyhow::Result<Settings> {
     }
     s.allow_private_egress = allow_private_egress()?;
     s.identity = identity_settings()?;
+    s.custody = custody(s.identity.production);
     Ok(s)
 }
 
@@ -74,16 +76,43 @@ pub fn identity_settings() -> anyhow::Result<IdentitySettings> {
     IdentitySettings::from_vars(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)
 }
 
-const ALLOW_PRIVATE_EGRESS: &str = "TIDEBASE_ALLOW_PRIVATE_EGRESS";
+/// The escape hatch from the address guard, under our name and upstream's
+/// (`TIDEBASE_ALLOW_PRIVATE_PROXY`, broker.md §8.4).
+const ALLOW_PRIVATE: [&str; 2] = [
+    "TIDEBASE_ALLOW_PRIVATE_EGRESS",
+    "TIDEBASE_ALLOW_PRIVATE_PROXY",
+];
 
-/// `TIDEBASE_ALLOW_PRIVATE_EGRESS`: `1` lets egress reach private and
-/// loopback addresses. Anything but `1`, `0` or unset is refused rather than
-/// guessed at, since it switches off the SSRF defence.
+/// `TIDEBASE_ALLOW_PRIVATE_EGRESS` or `TIDEBASE_ALLOW_PRIVATE_PROXY`: `1`
+/// lets egress and proxied calls reach private and loopback addresses.
+/// Anything but `1`, `0` or unset is refused rather than guessed at, since
+/// it switches off the SSRF defence.
 pub fn allow_private_egress() -> anyhow::Result<bool> {
-    match std::env::var(ALLOW_PRIVATE_EGRESS).as_deref() {
-        Err(VarError::NotPresent) | Ok("" | "0") => Ok(false),
-        Ok("1") => Ok(true),
-        _ => anyhow::bail!("{ALLOW_PRIVATE_EGRESS} must be 1 or 0"),
+    let mut allow = false;
+    for var in ALLOW_PRIVATE {
+        match std::env::var(var).as_deref() {
+            Err(VarError::NotPresent) | Ok("" | "0") => {}
+            Ok("1") => allow = true,
+            _ => anyhow::bail!("{var} must be 1 or 0"),
+        }
+    }
+    Ok(allow)
+}
+
+/// A variable that is set to something other than the empty string.
+fn set(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.is_empty())
+}
+
+/// The broker API's credential backends, from the environment (§7.1), in
+/// production mode or not.
+pub fn custody(production: bool) -> Custody {
+    Custody {
+        dev_reference: !production
+            || std::env::var("TIDEBASE_ALLOW_DEV_REFERENCE").is_ok_and(|v| v == "1"),
+        nango: set("NANGO_SECRET_KEY").is_some(),
+        openbao: set("OPENBAO_ADDR").is_some() && set("OPENBAO_TOKEN").is_some(),
+        unsupported_kms: set("TIDEBASE_KMS").filter(|kms| kms != "local"),
     }
 }
 
@@ -92,14 +121,24 @@ const MASTER_KEY_FILE: &str = "master.key";
 
 /// The vault that encrypts resource secrets, under `TIDEBASE_MASTER_KEY`
 /// or, when that is unset, the key in `<data-dir>/master.key`, created
-/// (owner-only) the first time it is needed.
-pub fn vault(db: &DbArgs) -> anyhow::Result<Vault> {
+/// (owner-only) the first time it is needed outside production. Its key id
+/// is `local:<TIDEBASE_MASTER_KEY_LABEL>` (default `local:v1`). `None`:
+/// no custody, because production mode found no key, or `TIDEBASE_KMS`
+/// names a key service this build does not implement.
+pub fn vault(db: &DbArgs) -> anyhow::Result<Option<Vault>> {
+    let production = identity_settings()?.production;
+    if custody(production).unsupported_kms.is_some() {
+        return Ok(None);
+    }
     let key = match std::env::var(MASTER_KEY) {
         Ok(text) => Vault::parse_key(text.trim())
             .map_err(|why| anyhow::anyhow!("{MASTER_KEY} is not a usable key: {why}"))?,
         Err(VarError::NotUnicode(_)) => anyhow::bail!("{MASTER_KEY} is not valid UTF-8"),
         Err(VarError::NotPresent) => {
             let file = db.data_dir.join(MASTER_KEY_FILE);
+            if production && !file.exists() {
+                return Ok(None);
+            }
             let text = read_or_create_key(&file)?;
             Vault::parse_key(text.trim()).map_err(|why| {
                 anyhow::anyhow!(
@@ -109,7 +148,11 @@ pub fn vault(db: &DbArgs) -> anyhow::Result<Vault> {
             })?
         }
     };
-    Ok(Vault::new(key))
+    let label = set("TIDEBASE_MASTER_KEY_LABEL");
+    Ok(Some(Vault::labelled(
+        key,
+        label.as_deref().unwrap_or(DEFAULT_KEY_LABEL),
+    )))
 }
 
 /// The text of the key file, after writing a fresh random key to it if it

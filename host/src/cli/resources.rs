@@ -122,28 +122,27 @@ pub async fn resources(cmd: ResourcesCmd) -> anyhow::Result<ExitCode> {
             // The secret and its key before the database, so a bad flag or
             // key fails before anything is opened.
             let secret = a.secret()?;
-            let vault = secret
-                .is_some()
-                .then(|| super::host::vault(&a.db))
-                .transpose()?;
-            let mut engine = super::host::engine(&a.db, settings).await?;
-            if let Some(vault) = vault {
-                engine = engine.with_vault(vault);
-            }
+            let vault = match secret {
+                Some(_) => super::host::vault(&a.db)?,
+                None => None,
+            };
+            let engine = super::host::engine(&a.db, settings).await?;
             let resource = engine
+                .with_vault(vault)
                 .connect_resource(NewResource {
                     name: a.name.clone(),
-                    base_url: a.base_url.clone(),
+                    base_url: Some(a.base_url.clone()),
                     methods: a.methods.iter().map(|m| m.to_uppercase()).collect(),
                     paths: a.paths.clone(),
                     secret,
                     injection: a.injection(),
+                    ..NewResource::default()
                 })
                 .await?;
             eprintln!(
                 "connected resource {} to {} ({})",
                 resource.name,
-                resource.base_url,
+                a.base_url,
                 secret_column(&resource)
             );
             super::show::json(&json!({"resource": resource}))
@@ -164,7 +163,7 @@ pub async fn resources(cmd: ResourcesCmd) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("resource {}", a.name))?;
             eprintln!(
-                "revoked resource {}: calls through it are denied",
+                "revoked resource {}: calls and grants through it are denied",
                 resource.name
             );
             super::show::json(&json!({"resource": resource}))
@@ -182,7 +181,7 @@ fn print_table(resources: &[Resource]) {
     }
     let width = resources
         .iter()
-        .map(|r| r.name.chars().count())
+        .map(|r| shown_name(r).chars().count())
         .max()
         .unwrap_or(0)
         .max(4);
@@ -200,13 +199,22 @@ fn print_table(resources: &[Resource]) {
     for r in resources {
         println!(
             "{:<width$}  {:<7}  {:<24}  {:<8}  {:<8}  {}",
-            r.name,
+            shown_name(r),
             r.status,
             secret_column(r),
             list(&r.methods),
             list(&r.paths),
-            r.base_url
+            r.base_url.as_deref().unwrap_or("-")
         );
+    }
+}
+
+/// A tenant's resource (connected through the broker API) as
+/// `principal/name`; the operator's by name.
+fn shown_name(r: &Resource) -> String {
+    match &r.principal {
+        Some(p) => format!("{p}/{}", r.name),
+        None => r.name.clone(),
     }
 }
 

@@ -46,6 +46,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TIDEBASE_RECONCILE_MS", default_value_t = 5_000,
           value_parser = limits::RECONCILE_MS.parser::<u64>(Some("TIDEBASE_RECONCILE_MS")))]
     reconcile_ms: u64,
+    /// How long a grant that needs approval waits for it, in seconds.
+    #[arg(long, env = "TIDEBASE_GRANT_APPROVAL_TTL_S", default_value_t = 3600,
+          value_parser = limits::GRANT_APPROVAL_TTL_S.parser::<i64>(Some("TIDEBASE_GRANT_APPROVAL_TTL_S")))]
+    grant_approval_ttl_s: i64,
     /// `0` disables the reconciler loop.
     #[arg(long, env = "TIDEBASE_RECONCILER", default_value = "1")]
     reconciler: String,
@@ -78,6 +82,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let allow_private_egress = super::host::allow_private_egress()?;
     let identity = super::host::identity_settings()?;
     let vault = super::host::vault(&args.db)?;
+    let custody = super::host::custody(identity.production);
     let fd_limit = crate::api::conn::raise_fd_limit();
     let limits = ConnLimits {
         header_timeout: Duration::from_millis(args.header_timeout_ms),
@@ -108,6 +113,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .filter(|o| !o.is_empty())
             .unwrap_or_else(|| "*".into()),
         allow_private_egress,
+        custody,
+        grant_approval_ttl_s: args.grant_approval_ttl_s,
         identity,
     };
     let runtime = super::host::runtime(&args.db, args.wasm_workers.max(1))?;

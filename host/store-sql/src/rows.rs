@@ -3,9 +3,9 @@
 
 use super::table::table;
 use crate::model::{
-    AgentRecord, Channel, Delivery, DeliveryRecord, Deployment, Event, Gate, LiveState,
-    QueueConfig, Receipt, RecoveryAttempt, ResourceRecord, ResumeContract, Run, RunEdge, Schedule,
-    SessionRecord, StateStream, StateVersion, Step, UsageRecord,
+    AgentRecord, Channel, Delivery, DeliveryRecord, Deployment, Event, Gate, GrantRecord,
+    LiveState, QueueConfig, Receipt, RecoveryAttempt, ResourceRecord, ResumeContract, Run, RunEdge,
+    Schedule, SessionRecord, StateStream, StateVersion, Step, UsageRecord,
 };
 
 table!(RUNS: Run = "runs" {
@@ -246,10 +246,15 @@ table!(DEPLOYMENTS: Deployment = "deployments" {
 
 table!(RESOURCES: ResourceRecord = "resources" {
     id: "id",
+    principal: "principal" as Principal,
     name: "name",
+    provider: "provider",
+    connection_ref: "connection_ref",
     base_url: "base_url",
     methods: "methods_json" as JsonList,
     paths: "paths_json" as JsonList,
+    scopes: "scopes_json" as JsonList,
+    metadata: "metadata_json" as Json,
     injection: "injection_json" as Json,
     sealed: "secret_sealed" as Blob,
     status: "status",
@@ -258,9 +263,34 @@ table!(RESOURCES: ResourceRecord = "resources" {
     revoked_at: "revoked_at",
 });
 
+table!(GRANTS: GrantRecord = "grants" {
+    id: "id",
+    run_id: "run_id",
+    agent_id: "agent_id",
+    resource_id: "resource_id",
+    resource: "resource",
+    action: "action",
+    scopes: "scopes_json" as JsonList,
+    reason: "reason",
+    mode: "mode",
+    status: "status",
+    gate_id: "gate_id",
+    max_uses: "max_uses",
+    used_count: "used_count",
+    ttl_seconds: "ttl_seconds",
+    policy: "policy_json" as Json,
+    issued_at: "issued_at",
+    expires_at: "expires_at",
+    revoked_at: "revoked_at",
+    created_at: "created_at",
+    updated_at: "updated_at",
+});
+
 table!(RECEIPTS: Receipt = "egress_receipts" {
     id: "id",
     run_id: "run_id",
+    grant_id: "grant_id",
+    agent_id: "agent_id",
     step: "step_name",
     attempt: "attempt",
     resource: "resource",

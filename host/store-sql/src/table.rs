@@ -145,6 +145,19 @@ impl Codec<Vec<String>> for JsonList {
     }
 }
 
+/// A tenant: `None` is stored as `''`, so `(principal, name)` keys are
+/// real keys on both backends (NULLs never conflict).
+pub(super) struct Principal;
+impl ColumnSql for Principal {}
+impl Codec<Option<String>> for Principal {
+    fn bind<'q>(q: Query<'q>, v: &Option<String>) -> Query<'q> {
+        q.bind(v.clone().unwrap_or_default())
+    }
+    fn get(row: &AnyRow, col: &str) -> R<Option<String>> {
+        Ok(Some(row.try_get::<String, _>(col)?).filter(|p| !p.is_empty()))
+    }
+}
+
 /// Sealed secret material as a BLOB.
 pub(super) struct Blob;
 impl ColumnSql for Blob {}

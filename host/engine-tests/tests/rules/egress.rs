@@ -6,7 +6,7 @@
 mod decisions;
 mod resources;
 mod secrets;
-mod upstream;
+pub mod upstream;
 
 use crate::rig::Rig;
 use serde_json::json;
@@ -24,11 +24,12 @@ pub const OWNER: &str = "worker-1";
 pub async fn connect_with(rig: &Rig, name: &str, base_url: &str, injection: Injection) -> Resource {
     let r = NewResource {
         name: name.into(),
-        base_url: base_url.into(),
+        base_url: Some(base_url.into()),
         methods: vec![],
         paths: vec![],
         secret: Some(SECRET.into()),
         injection,
+        ..NewResource::default()
     };
     rig.engine.connect_resource(r).await.unwrap()
 }

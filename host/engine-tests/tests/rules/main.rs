@@ -8,6 +8,7 @@
 
 mod rig;
 
+mod broker;
 mod egress;
 mod fencing;
 mod gates;

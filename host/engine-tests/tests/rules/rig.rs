@@ -62,6 +62,16 @@ impl Rig {
 
     /// A rig whose engine has `settings` (the lease is always [`LEASE`]).
     pub async fn with_settings(db: Option<&Path>, settings: Settings) -> Rig {
+        Rig::build(db, settings, Some(random_vault())).await
+    }
+
+    /// A rig over its own in-memory database with these settings (the
+    /// lease is always [`LEASE`]) and vault.
+    pub async fn with(settings: Settings, vault: Option<Vault>) -> Rig {
+        Rig::build(None, settings, vault).await
+    }
+
+    async fn build(db: Option<&Path>, settings: Settings, vault: Option<Vault>) -> Rig {
         // A named shared-cache memory database: every pooled connection
         // opens the same one, and no other test's. (SQLite shares it only
         // when named in URI form, hence `file:`.)
@@ -87,10 +97,9 @@ impl Rig {
             lease_ms: LEASE / 1000,
             ..settings
         };
-        let key = Vault::parse_key(&Vault::generate_key_text()).unwrap();
         let engine = Engine::new(store, clock.clone(), settings)
             .with_component_check(Arc::new(AnyBytes))
-            .with_vault(Vault::new(key));
+            .with_vault(vault);
         Rig { engine, clock }
     }
 
@@ -176,6 +185,11 @@ pub fn begin(name: &str, hash: &str, owner: &str) -> StepBegin {
         options: json!({}),
         lease_owner: Some(owner.into()),
     }
+}
+
+/// A vault with a fresh random master key.
+pub fn random_vault() -> Vault {
+    Vault::new(Vault::parse_key(&Vault::generate_key_text()).unwrap())
 }
 
 /// A refusal that conflicts with the run's current record (the 409 family:

@@ -1,7 +1,8 @@
 //! The grant audit ledger, `GET /audit` (broker.md §3.10, §2.5): `grant.*`
 //! events of the run event log, newest first, scoped to the caller's
-//! tenant. The admin key also sees the wasm door's `egress.call` receipts,
-//! so one trail shows both doors.
+//! tenant. The admin key also sees the `egress.call` receipts of every
+//! brokered call (wasm steps' and proxied uses'), so one trail shows both
+//! doors.
 
 use super::{AgentSession, Caller};
 use crate::clock::iso;
@@ -71,23 +72,23 @@ pub struct AuditEntry {
 impl From<Event> for AuditEntry {
     fn from(e: Event) -> AuditEntry {
         let text = |key: &str| e.payload[key].as_str().map(String::from);
-        let (grant_id, action, agent_id) = if e.kind == EGRESS_CALL {
-            let call = match (text("method"), text("path")) {
+        // A receipt's action is its call; a proxied use's receipt names its
+        // grant and agent, a wasm call's neither.
+        let action = if e.kind == EGRESS_CALL {
+            match (text("method"), text("path")) {
                 (Some(method), Some(path)) => format!("{method} {path}"),
                 _ => String::new(),
-            };
-            (String::new(), call, None)
+            }
         } else {
-            let grant = text("grantId").unwrap_or_default();
-            (grant, text("action").unwrap_or_default(), text("agentId"))
+            text("action").unwrap_or_default()
         };
         AuditEntry {
             seq: e.seq,
             resource: text("resource").unwrap_or_default(),
+            grant_id: text("grantId").unwrap_or_default(),
+            agent_id: text("agentId"),
             kind: e.kind,
-            grant_id,
             action,
-            agent_id,
             at: iso(e.created_at),
             run_id: e.run_id,
         }
@@ -246,15 +247,27 @@ mod tests {
     }
 
     #[test]
-    fn egress_receipts_become_entries_without_grant_or_agent() {
-        let e = event(
+    fn egress_receipts_become_entries_with_their_call() {
+        let wasm = event(
             "egress.call",
-            json!({"resource": "github", "method": "GET", "path": "/repos/a", "agentId": "x"}),
+            json!({"resource": "github", "method": "GET", "path": "/repos/a",
+                   "grantId": null, "agentId": null}),
         );
-        let entry = AuditEntry::from(e);
+        let entry = AuditEntry::from(wasm);
         assert_eq!(entry.grant_id, "");
         assert_eq!(entry.resource, "github");
         assert_eq!(entry.action, "GET /repos/a");
         assert_eq!(entry.agent_id, None);
+        let proxied = event(
+            "egress.call",
+            json!({"resource": "github", "method": "POST", "path": "/x",
+                   "grantId": "grant_1", "agentId": "agent_1"}),
+        );
+        let entry = AuditEntry::from(proxied);
+        assert_eq!(
+            (entry.grant_id.as_str(), entry.action.as_str()),
+            ("grant_1", "POST /x")
+        );
+        assert_eq!(entry.agent_id.as_deref(), Some("agent_1"));
     }
 }

@@ -26,6 +26,17 @@ pub use sessions::SessionGrant;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub mod actions;
+mod custody;
+mod grant_refusal;
+mod grants;
+mod proxy;
+
+pub use custody::{Backend, Credential, Custody};
+pub use grant_refusal::{GrantRefusal, ProxyFailure};
+pub use grants::{DEFAULT_TTL_S, GrantRequest, MAX_USES, MODES, TTL_S};
+pub use proxy::{Proxied, ProxyCall};
+
 /// A live agent session, as authentication found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentSession {

@@ -3,6 +3,7 @@
 
 use super::policy::{self, Target};
 use super::redact::Redactor;
+use super::resources::STATIC;
 use super::send::{self, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_MS, Plan};
 use super::{
     EgressCaller, EgressClass, EgressRefusal, EgressRequest, EgressResponse, Injection, Receipt,
@@ -23,12 +24,13 @@ fn denied(reason: String) -> EgressRefusal {
     }
 }
 
-type Decided = std::result::Result<EgressResponse, EgressRefusal>;
+pub(crate) type Decided = std::result::Result<EgressResponse, EgressRefusal>;
 
 impl Engine {
-    /// This engine encrypts and opens resource secrets with `vault`.
-    pub fn with_vault(mut self, vault: Vault) -> Engine {
-        self.vault = Some(Arc::new(vault));
+    /// This engine encrypts and opens resource secrets with `vault` (none:
+    /// no secret can be vaulted or opened).
+    pub fn with_vault(mut self, vault: impl Into<Option<Vault>>) -> Engine {
+        self.vault = vault.into().map(Arc::new);
         self
     }
 
@@ -37,13 +39,32 @@ impl Engine {
     /// run lease is refused as any write of it would be, without a receipt.
     pub async fn egress(&self, caller: EgressCaller, req: EgressRequest) -> Result<EgressResponse> {
         let started = Instant::now();
-        let mut receipt = Receipt {
+        let mut receipt = self.new_receipt(&caller.run_id, &req.method);
+        receipt.step = Some(caller.step.clone());
+        receipt.attempt = Some(caller.attempt);
+        let decided = self.broker(&caller, req, &mut receipt).await?;
+        finish_receipt(&mut receipt, started, decided.as_ref().err());
+        let mut w = self.write().await?;
+        self.record_receipt(&mut w, &receipt).await?;
+        self.commit(w).await?;
+        decided.map_err(|refusal| {
+            caller.note_refusal(&refusal);
+            EngineError::EgressRefused(refusal)
+        })
+    }
+
+    /// A receipt of an allowed call of `method` on `run_id`, to be filled
+    /// in as the call is decided and sent.
+    pub(crate) fn new_receipt(&self, run_id: &str, method: &str) -> Receipt {
+        Receipt {
             id: ids::new_id("rcpt"),
-            run_id: caller.run_id.clone(),
-            step: Some(caller.step.clone()),
-            attempt: Some(caller.attempt),
+            run_id: run_id.to_string(),
+            grant_id: None,
+            agent_id: None,
+            step: None,
+            attempt: None,
             resource: None,
-            method: req.method.to_ascii_uppercase(),
+            method: method.to_ascii_uppercase(),
             host: String::new(),
             path: String::new(),
             decision: "allowed".into(),
@@ -53,21 +74,7 @@ impl Engine {
             bytes: 0,
             duration_ms: 0,
             at: iso(self.now()),
-        };
-        let decided = self.broker(&caller, req, &mut receipt).await?;
-        receipt.duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        if let Err(refusal) = &decided {
-            if refusal.class == EgressClass::Denied {
-                receipt.decision = "denied".into();
-            }
-            receipt.reason = Some(refusal.reason.clone());
-            receipt.class = Some(refusal.class.as_str().into());
         }
-        self.record_receipt(&receipt).await?;
-        decided.map_err(|refusal| {
-            caller.note_refusal(&refusal);
-            EngineError::EgressRefused(refusal)
-        })
     }
 
     async fn broker(
@@ -95,13 +102,16 @@ impl Engine {
             }
         };
         receipt.resource = Some(resource.name.clone());
+        if resource.provider != STATIC {
+            let why = format!(
+                "resource {} keeps its credential in {}, which wasm egress cannot reach",
+                resource.name, resource.provider
+            );
+            return Ok(Err(denied(why)));
+        }
         let credential = match self.credential(resource) {
             Ok(c) => c,
             Err(why) => return Ok(Err(denied(why))),
-        };
-        let redactor = match &credential {
-            Some((_, secret)) => Redactor::new(secret.as_bytes()),
-            None => Redactor::none(),
         };
         let plan = Plan {
             url: target.url,
@@ -120,22 +130,7 @@ impl Engine {
                 .max(0) as u64,
             allow_private: self.settings.allow_private_egress,
         };
-        let (answer, meter) = send::exchange(plan, req).await;
-        receipt.status = meter.status;
-        receipt.bytes = i64::try_from(meter.bytes).unwrap_or(i64::MAX);
-        Ok(match answer {
-            Ok(a) => Ok(EgressResponse {
-                status: a.status,
-                headers: (a.headers.into_iter())
-                    .map(|(name, value)| (name, redactor.bytes(&value)))
-                    .collect(),
-                body: redactor.bytes(&a.body),
-            }),
-            Err(mut refusal) => {
-                refusal.reason = redactor.text(&refusal.reason);
-                Err(refusal)
-            }
-        })
+        Ok(send_redacted(plan, req, receipt).await.0)
     }
 
     /// The deployment `caller`'s run executes under and the resources it
@@ -159,14 +154,14 @@ impl Engine {
         };
         let mut granted = Vec::new();
         for name in &deployment.allow {
-            granted.extend(r.resource(name, false).await?);
+            granted.extend(r.resource(None, name, false).await?);
         }
         Ok(Some((deployment, granted)))
     }
 
     /// The injection rule and secret of `r`, opened by the vault; why not,
     /// when it cannot be.
-    fn credential(
+    pub(crate) fn credential(
         &self,
         r: &ResourceRecord,
     ) -> std::result::Result<Option<(Injection, String)>, String> {
@@ -177,7 +172,7 @@ impl Engine {
         let vault = self.vault.as_ref().ok_or_else(|| {
             format!("this server has no master key to open resource {name}'s secret")
         })?;
-        let secret = (vault.open(name, sealed))
+        let secret = (vault.open(r.principal.as_deref(), name, sealed))
             .and_then(|s| String::from_utf8(s).ok())
             .ok_or_else(|| {
                 format!("resource {name}'s secret does not open with this server's master key")
@@ -185,5 +180,53 @@ impl Engine {
         let injection = Injection::from_json(&r.injection)
             .ok_or_else(|| format!("resource {name} has no valid injection rule"))?;
         Ok(Some((injection, secret)))
+    }
+}
+
+/// Send `plan` and meter it into `receipt`; the answer (or the refusal's
+/// reason) has the plan's secret redacted. Also says whether the target's
+/// address passed the address guard.
+pub(crate) async fn send_redacted(
+    plan: Plan,
+    req: EgressRequest,
+    receipt: &mut Receipt,
+) -> (Decided, bool) {
+    let redactor = match &plan.credential {
+        Some((injection, secret)) => Redactor::new(injection.secret_part(secret).as_bytes()),
+        None => Redactor::none(),
+    };
+    let (answer, meter) = send::exchange(plan, req).await;
+    receipt.status = meter.status;
+    receipt.bytes = i64::try_from(meter.bytes).unwrap_or(i64::MAX);
+    let decided = match answer {
+        Ok(a) => Ok(EgressResponse {
+            status: a.status,
+            headers: (a.headers.into_iter())
+                .map(|(name, value)| (name, redactor.bytes(&value)))
+                .collect(),
+            body: redactor.bytes(&a.body),
+        }),
+        Err(mut refusal) => {
+            refusal.reason = redactor.text(&refusal.reason);
+            Err(refusal)
+        }
+    };
+    (decided, meter.vetted)
+}
+
+/// Complete a receipt once its call is decided: how long it took and, for
+/// a call that delivered no response, why.
+pub(crate) fn finish_receipt(
+    receipt: &mut Receipt,
+    started: Instant,
+    refusal: Option<&EgressRefusal>,
+) {
+    receipt.duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    if let Some(refusal) = refusal {
+        if refusal.class == EgressClass::Denied {
+            receipt.decision = "denied".into();
+        }
+        receipt.reason = Some(refusal.reason.clone());
+        receipt.class = Some(refusal.class.as_str().into());
     }
 }

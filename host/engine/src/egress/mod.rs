@@ -6,13 +6,13 @@
 //! from what comes back (`redact`), and records a receipt of every decision
 //! (`receipts`). The wasm door only carries requests in and answers out.
 
-mod broker;
+pub(crate) mod broker;
 mod caller;
-mod policy;
+pub(crate) mod policy;
 mod receipts;
 mod redact;
 mod resources;
-mod send;
+pub(crate) mod send;
 mod ssrf;
 mod vault;
 
@@ -21,9 +21,10 @@ pub use caller::EgressCaller;
 pub use caller::Refusals;
 pub(crate) use caller::refusal_class;
 pub use receipts::{AuditPage, AuditQuery};
-pub use resources::{Injection, NewResource, Resource};
+pub(crate) use resources::{ACTIVE, STATIC};
+pub use resources::{Injection, NewResource, PROVIDERS, Resource};
 pub use send::{DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_MS};
-pub use vault::Vault;
+pub use vault::{DEFAULT_KEY_LABEL, Vault};
 
 use std::fmt;
 

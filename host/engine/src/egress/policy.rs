@@ -3,6 +3,8 @@
 //! scheme, host and port, and under its path on a segment boundary), use
 //! one of its methods and fall under one of its path prefixes. Paths are
 //! judged after URL normalisation, so `..` cannot climb out of a prefix.
+//! The broker API's proxied calls are judged by the same rule against
+//! their grant's one resource ([`admits`]).
 
 use super::resources::ACTIVE;
 use crate::model::ResourceRecord;
@@ -43,7 +45,7 @@ impl Target {
         if !target.url.username().is_empty() || target.url.password().is_some() {
             return Err("the URL must not carry credentials".into());
         }
-        if target.method.is_empty() || !target.method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        if !valid_method(&target.method) {
             return Err(format!("invalid method {:?}", target.method));
         }
         // An encoded separator would be one segment here and two upstream.
@@ -53,6 +55,11 @@ impl Target {
         }
         Ok(target)
     }
+}
+
+/// Methods are letters only (what every HTTP method in use is).
+pub(crate) fn valid_method(method: &str) -> bool {
+    !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 /// The resource that admits `t`, or the reason for refusing it with the
@@ -86,9 +93,18 @@ pub(crate) fn admit<'a>(
     }))
 }
 
+/// Whether the one resource `r` admits `t`, or why not.
+pub(crate) fn admits(r: &ResourceRecord, t: &Target) -> Result<(), String> {
+    let Some(base) = base_path_covering(r, &t.url) else {
+        let url = t.url.origin().ascii_serialization() + &t.path;
+        return Err(format!("{url} is outside resource {}'s base URL", r.name));
+    };
+    allows(r, &base, t)
+}
+
 /// `r`'s base path (without a trailing `/`) if its base URL covers `url`.
 fn base_path_covering(r: &ResourceRecord, url: &Url) -> Option<String> {
-    let base = Url::parse(&r.base_url).ok()?;
+    let base = Url::parse(r.base_url.as_deref()?).ok()?;
     let same_origin = base.scheme() == url.scheme()
         && base.host_str() == url.host_str()
         && base.port_or_known_default() == url.port_or_known_default();
@@ -137,10 +153,15 @@ mod tests {
     fn resource(name: &str, base: &str, methods: &[&str], paths: &[&str]) -> ResourceRecord {
         ResourceRecord {
             id: format!("res_{name}"),
+            principal: None,
             name: name.into(),
-            base_url: Url::parse(base).unwrap().to_string(),
+            provider: "static".into(),
+            connection_ref: None,
+            base_url: Some(Url::parse(base).unwrap().to_string()),
             methods: methods.iter().map(|m| m.to_string()).collect(),
             paths: paths.iter().map(|p| p.to_string()).collect(),
+            scopes: vec![],
+            metadata: Value::Null,
             injection: Value::Null,
             sealed: None,
             status: ACTIVE.into(),

@@ -1,9 +1,10 @@
 //! The audit trail: every egress decision, allowed or denied, is a receipt,
-//! stored for `GET /audit` and appended to its run's events as
+//! stored for the receipts listing and appended to its run's events as
 //! `egress.call` in the same commit.
 
 use super::super::{Engine, EngineError, Result, limits};
 use crate::model::Receipt;
+use crate::write::Write;
 use serde::Serialize;
 use serde_json::json;
 
@@ -66,12 +67,11 @@ impl Engine {
         })
     }
 
-    /// Store `receipt` and append it to its run as `egress.call`.
-    pub(crate) async fn record_receipt(&self, receipt: &Receipt) -> Result<()> {
-        let mut w = self.write().await?;
+    /// Store `receipt` and append it to its run as `egress.call`, in `w`.
+    pub(crate) async fn record_receipt(&self, w: &mut Write, receipt: &Receipt) -> Result<()> {
         w.tx.insert_receipt(receipt).await?;
         w.event(&receipt.run_id, "egress.call", json!(receipt), self.now())
             .await?;
-        self.commit(w).await
+        Ok(())
     }
 }

@@ -65,6 +65,8 @@ pub(crate) struct Meter {
     pub status: Option<u16>,
     /// Response body bytes received.
     pub bytes: u64,
+    /// The target's address passed the address guard.
+    pub vetted: bool,
 }
 
 pub(crate) async fn exchange(
@@ -94,6 +96,7 @@ async fn run(plan: Plan, req: EgressRequest, meter: &mut Meter) -> Result<Answer
     let addr = ssrf::vet(&plan.url, plan.allow_private)
         .await
         .map_err(denied)?;
+    meter.vetted = true;
     let mut client = reqwest::Client::builder()
         .redirect(redirect::Policy::none())
         // A proxy from the environment would connect somewhere unvetted.
@@ -115,14 +118,15 @@ async fn run(plan: Plan, req: EgressRequest, meter: &mut Meter) -> Result<Answer
         headers.insert("idempotency-key", value);
     }
     match &plan.credential {
-        Some((injection @ Injection::Header { name, .. }, secret)) => {
+        Some((Injection::Query { param }, secret)) => set_query(&mut url, param, secret),
+        Some((injection, secret)) => {
+            let name = injection.header().unwrap_or_default();
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad_rule())?;
             let value = HeaderValue::from_str(&injection.credential(secret));
             let mut value = value.map_err(|_| bad_rule())?;
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        Some((Injection::Query { param }, secret)) => set_query(&mut url, param, secret),
         None => {}
     }
     let sent = client

@@ -5,6 +5,7 @@ mod agent;
 mod contract;
 mod deployment;
 mod gate;
+mod grant;
 mod lease;
 mod misc;
 mod queue;
@@ -18,6 +19,7 @@ pub use agent::{Agent, AgentRecord, SessionRecord, principal_of};
 pub use contract::{ResumeContract, classify_failure};
 pub use deployment::Deployment;
 pub use gate::{Gate, TIMED_OUT};
+pub use grant::{Grant, GrantRecord, grant_status};
 pub use lease::{lease_expired, lease_live};
 pub use misc::{Channel, Event, RunEdge, UsageRecord};
 pub use queue::{

@@ -1,6 +1,7 @@
 use serde::Serialize;
 
-/// The audit record of one egress decision, allowed or denied. Names the
+/// The audit record of one egress decision, allowed or denied, through
+/// either door (a wasm step's call, or a proxied use of a grant). Names the
 /// target without its query (query values may carry data or, for a
 /// query-injected credential, the secret).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -8,6 +9,10 @@ use serde::Serialize;
 pub struct Receipt {
     pub id: String,
     pub run_id: String,
+    /// The grant a proxied SDK call went through; `None` for wasm egress.
+    pub grant_id: Option<String>,
+    /// The agent that made a proxied SDK call; `None` for wasm egress.
+    pub agent_id: Option<String>,
     pub step: Option<String>,
     pub attempt: Option<i32>,
     /// The resource that admitted or refused the call, if one covered it.

@@ -78,6 +78,7 @@ pub trait Tx:
     + HostCallRows
     + WasmRunRows
     + ResourceRows
+    + GrantRows
     + ReceiptRows
     + AgentRows
     + AbuseRows

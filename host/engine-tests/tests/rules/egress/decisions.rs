@@ -115,11 +115,12 @@ async fn calls_outside_granted_resources_are_denied_and_audited() {
 fn resource(name: &str, base_url: &str) -> NewResource {
     NewResource {
         name: name.into(),
-        base_url: base_url.into(),
+        base_url: Some(base_url.into()),
         methods: vec![],
         paths: vec![],
         secret: None,
         injection: Default::default(),
+        ..NewResource::default()
     }
 }
 

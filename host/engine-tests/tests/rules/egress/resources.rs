@@ -5,17 +5,19 @@ use super::upstream::Upstream;
 use super::{SECRET, allow, connect, get, in_step, refused};
 use crate::rig::Rig;
 use serde_json::json;
+use tidebase_engine::broker::GrantRefusal;
 use tidebase_engine::config::Settings;
 use tidebase_engine::{AuditQuery, DeployLimits, Engine, EngineError, Injection, NewResource};
 
 fn new(name: &str, base_url: &str) -> NewResource {
     NewResource {
         name: name.into(),
-        base_url: base_url.into(),
+        base_url: Some(base_url.into()),
         methods: vec![],
         paths: vec![],
         secret: None,
         injection: Injection::default(),
+        ..NewResource::default()
     }
 }
 
@@ -28,7 +30,7 @@ async fn connecting_is_an_upsert_by_name_that_checks_its_input() {
         ..new("gh", "https://API.example/v3")
     };
     let first = rig.engine.connect_resource(first).await.unwrap();
-    assert_eq!(first.base_url, "https://api.example/v3");
+    assert_eq!(first.base_url.as_deref(), Some("https://api.example/v3"));
     assert_eq!(first.methods, ["GET", "POST"]);
     assert_eq!(
         (first.has_secret, first.injection.clone()),
@@ -87,7 +89,12 @@ async fn connecting_is_an_upsert_by_name_that_checks_its_input() {
         let why = format!("{bad:?}");
         let r = rig.engine.connect_resource(bad).await;
         assert!(
-            matches!(r, Err(EngineError::BadRequest(_) | EngineError::Invalid(_))),
+            matches!(
+                r,
+                Err(EngineError::BadRequest(_)
+                    | EngineError::Invalid(_)
+                    | EngineError::Grant(GrantRefusal::BadSecret(_)))
+            ),
             "{why}: {r:?}"
         );
     }
@@ -103,7 +110,10 @@ async fn without_a_vault_no_secret_can_be_stored() {
         ..new("api", "https://api.example")
     };
     let r = bare.connect_resource(with_secret).await;
-    assert!(matches!(r, Err(EngineError::Unprocessable(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(EngineError::Grant(GrantRefusal::CustodyUnavailable))),
+        "{r:?}"
+    );
     assert!(
         bare.connect_resource(new("api", "https://api.example"))
             .await

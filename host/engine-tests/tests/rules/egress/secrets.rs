@@ -136,11 +136,12 @@ async fn no_output_and_no_database_column_holds_the_secret() {
     let up = Upstream::start().await;
     let new = NewResource {
         name: "api".into(),
-        base_url: up.base.clone(),
+        base_url: Some(up.base.clone()),
         methods: vec![],
         paths: vec![],
         secret: Some(SECRET.into()),
         injection: Injection::default(),
+        ..NewResource::default()
     };
     assert_clean("Debug of NewResource", &format!("{new:?}"));
     let resource = rig.engine.connect_resource(new).await.unwrap();

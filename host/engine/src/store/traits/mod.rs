@@ -22,7 +22,7 @@ pub use agents::{AbuseRows, AgentRows};
 pub use children::{ChannelRows, EdgeRows};
 pub use deliveries::DeliveryRows;
 pub use deployments::{DeploymentRows, HostCallRows};
-pub use egress::{ReceiptRows, ResourceRows};
+pub use egress::{GrantRows, ReceiptRows, ResourceRows};
 pub use events::EventRows;
 pub use gates::GateRows;
 pub use ledger::LedgerRows;
