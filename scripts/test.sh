@@ -5,7 +5,9 @@
 # then Studio in a real Chromium (Playwright), then schemathesis fuzzing of
 # the HTTP API on both backends.
 #
-# Needs: Rust with the wasm32-wasip2 target, Python 3.11 with venv, Debian's
+# Needs: Rust with the wasm32-wasip2 target, Python 3.11 with venv,
+# componentize-py 0.25.1 and the tidebase SDK for the Python-guest tests
+# (on PATH, or TIDEBASE_COMPONENTIZE_PY / TIDEBASE_SDK_PYTHON), Debian's
 # chromium (or TIDEBASE_CHROMIUM), and a
 # Postgres reachable at TIDEBASE_TEST_DATABASE_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres).
@@ -19,6 +21,8 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# The Python guest SDK's stable JSON against the shared vectors and the SDK.
+"${TIDEBASE_SDK_PYTHON:-python3}" -m unittest discover -s guest-sdk/python/tests
 cargo build -p tidebase-host
 
 for sdk in 0.5.0 0.7.0; do

@@ -28,6 +28,10 @@ pub enum Part {
     Http,
     /// (d) RSS per suspended run, then resume them all.
     Rss,
+    /// (e) A large Python component (`--python-wasm`): deploy, first
+    /// activation on a replica without and with the on-disk compile cache,
+    /// then per-activation cost. Not in the default set.
+    Python,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -61,6 +65,10 @@ pub struct WasmArgs {
     /// (d) Worker slots executing them.
     #[arg(long, default_value_t = 16)]
     pub suspend_slots: usize,
+    /// (e) The Python probe component:
+    /// `tidebase-host build tests/python-guests/probe.py -o probe.wasm`.
+    #[arg(long)]
+    pub python_wasm: Option<std::path::PathBuf>,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(600);
@@ -137,6 +145,9 @@ pub async fn run(g: &Global, a: &WasmArgs) -> Result<()> {
         }
         if a.parts.contains(&Part::Rss) {
             ctx.rss().await?;
+        }
+        if a.parts.contains(&Part::Python) {
+            ctx.python().await?;
         }
         anyhow::Ok(())
     }
@@ -431,6 +442,109 @@ impl Ctx<'_> {
         .await;
         server.abort();
         result
+    }
+
+    /// (e) The cost of a large Python component: deploying it (compiles
+    /// it), the first activation on a replica that never ran it (reads
+    /// the bytes from the store and compiles them, or loads the artifact
+    /// from the on-disk cache), then activations from the in-memory
+    /// template. The probe's `{"value": 1}` mode makes no host calls.
+    async fn python(&self) -> Result<()> {
+        let a = self.a;
+        let Some(path) = &a.python_wasm else {
+            bail!(
+                "--parts python needs --python-wasm (tidebase-host build tests/python-guests/probe.py -o probe.wasm)"
+            );
+        };
+        let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+        let cache =
+            std::env::temp_dir().join(format!("tb_bench_cache_{}", uuid::Uuid::new_v4().simple()));
+        let replica = |cache_dir: Option<std::path::PathBuf>| {
+            Runtime::new(RuntimeConfig {
+                instances: 16,
+                cache_dir,
+                ..RuntimeConfig::default()
+            })
+        };
+        let t0 = Instant::now();
+        let digest = self
+            .engine
+            .deploy("py-probe", &bytes, DeployLimits::default())
+            .await?
+            .digest;
+        let deploy = t0.elapsed();
+        let input = r#"{"value":1}"#;
+        let first = |runtime: Runtime| {
+            let engine = self.engine.clone();
+            let digest = digest.clone();
+            async move {
+                let t0 = Instant::now();
+                runtime.time_first_call(&engine, &digest, input).await?;
+                anyhow::Ok((t0.elapsed(), runtime))
+            }
+        };
+        let (cold, _) = first(replica(None)?).await?;
+        let (filled, _) = first(replica(Some(cache.clone()))?).await?;
+        let (cached, runtime) = first(replica(Some(cache.clone()))?).await?;
+        let _ = std::fs::remove_dir_all(&cache);
+        let mut lat = Latencies::default();
+        for _ in 0..a.warmup.min(20) {
+            runtime
+                .time_first_call(&self.engine, &digest, input)
+                .await?;
+        }
+        for _ in 0..a.iterations.min(500) {
+            lat.push(
+                runtime
+                    .time_first_call(&self.engine, &digest, input)
+                    .await?,
+            );
+        }
+        let mut table = Table::new(
+            &format!(
+                "Python component ({:.1} MB, probe {{\"value\":1}}, {})",
+                bytes.len() as f64 / 1e6,
+                self.backend
+            ),
+            &["what", "ms"],
+        );
+        let row = |t: &mut Table, what: &str, d: Duration| {
+            t.row(vec![what.into(), format!("{:.2}", ms(d))])
+        };
+        row(&mut table, "deploy (store + compile)", deploy);
+        row(
+            &mut table,
+            "first activation, new replica, no disk cache (read + compile)",
+            cold,
+        );
+        row(
+            &mut table,
+            "first activation, new replica, filling the disk cache",
+            filled,
+        );
+        row(
+            &mut table,
+            "first activation, new replica, disk cache hit",
+            cached,
+        );
+        row(
+            &mut table,
+            "activation from the template, p50",
+            lat.pct(50.0),
+        );
+        row(
+            &mut table,
+            "activation from the template, p99",
+            lat.pct(99.0),
+        );
+        table.print();
+        record(
+            "wasm.python",
+            json!({"backend": self.backend, "bytes": bytes.len(), "deployMs": ms(deploy),
+                   "firstColdMs": ms(cold), "firstFillMs": ms(filled), "firstCachedMs": ms(cached),
+                   "activation": lat.summary()}),
+        );
+        Ok(())
     }
 
     /// (d) Host RSS per run suspended at a gate; then resolve every gate.

@@ -1,5 +1,6 @@
 //! The `tidebase-host` command line.
 
+mod build;
 mod deploy;
 mod gates;
 mod host;
@@ -35,6 +36,8 @@ enum Command {
     Migrate(DbArgs),
     /// Deploy a workflow component and execute a run of it in this process.
     Run(run::RunArgs),
+    /// Compile a Python workflow (`workflow.py`) to a component with componentize-py.
+    Build(build::BuildArgs),
     /// Deploy a workflow component for `serve` to execute.
     Deploy(deploy::DeployArgs),
     /// List gates, and approve or reject a pending one.
@@ -157,6 +160,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Migrate(db) => migrate(db).await,
             Command::Run(args) => run::run(args).await,
+            Command::Build(args) => build::run(args).await,
             Command::Deploy(args) => deploy::run(args).await,
             Command::Gates(cmd) => gates::gates(cmd).await,
             Command::Runs(cmd) => runs::runs(cmd).await,

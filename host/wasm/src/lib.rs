@@ -28,7 +28,7 @@ use bindings::{Workflow, WorkflowPre};
 use ctx::{RunCtx, RunCtxParts};
 use limiter::Limiter;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -70,10 +70,13 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// A digest's template, compiled by the first activation that needs it.
+type Template = Arc<tokio::sync::OnceCell<Arc<WorkflowPre<RunCtx>>>>;
+
 pub struct Runtime {
     wasm: wasmtime::Engine,
     linker: Linker<RunCtx>,
-    templates: tokio::sync::Mutex<HashMap<String, Arc<WorkflowPre<RunCtx>>>>,
+    templates: tokio::sync::Mutex<HashMap<String, Template>>,
     config: RuntimeConfig,
     stop_ticker: Arc<AtomicBool>,
 }
@@ -127,41 +130,103 @@ impl Runtime {
         })
     }
 
-    async fn compile(&self, bytes: Vec<u8>) -> anyhow::Result<WorkflowPre<RunCtx>> {
-        let (wasm, linker, cache) = (
-            self.wasm.clone(),
-            self.linker.clone(),
-            self.config.cache_dir.clone(),
-        );
-        tokio::task::spawn_blocking(move || -> anyhow::Result<WorkflowPre<RunCtx>> {
-            let component = load_component(&wasm, &bytes, cache)?;
-            let pre = linker
-                .instantiate_pre(&component)
-                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-            WorkflowPre::new(pre)
-                .map_err(|e| anyhow::anyhow!("not a tidebase:workflow component: {e:#}"))
+    /// Loads the cached artifact of component `digest`, or compiles the
+    /// bytes `fetch` provides (and caches the result). A restarted replica
+    /// with a cached artifact does not read the component from the database.
+    async fn compile<F, Fut>(&self, digest: &str, fetch: F) -> anyhow::Result<WorkflowPre<RunCtx>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<Vec<u8>>>,
+    {
+        let cached = self.cache_path(digest);
+        if let Some(path) = cached.clone().filter(|p| p.exists()) {
+            let (wasm, linker) = (self.wasm.clone(), self.linker.clone());
+            let loaded = tokio::task::spawn_blocking(move || {
+                // SAFETY: the file was written by `Component::serialize` in
+                // `compile_component`, under a name that carries the digest and
+                // this engine's compatibility hash, in a directory only this
+                // host writes.
+                let component = unsafe { Component::deserialize_file(&wasm, &path) }.ok()?;
+                prepare(&linker, &component).ok()
+            })
+            .await?;
+            if let Some(pre) = loaded {
+                return Ok(pre);
+            }
+        }
+        let bytes = fetch().await?;
+        let (wasm, linker) = (self.wasm.clone(), self.linker.clone());
+        tokio::task::spawn_blocking(move || {
+            prepare(
+                &linker,
+                &compile_component(&wasm, &bytes, cached.as_deref())?,
+            )
         })
         .await?
     }
 
-    /// The pre-instantiated template for a digest, compiled on first use.
+    /// Where the compiled artifact of `digest` is cached: the name carries
+    /// the digest and a hash of this wasmtime build and configuration, so an
+    /// artifact is only ever loaded by an engine that can run it.
+    fn cache_path(&self, digest: &str) -> Option<PathBuf> {
+        use std::hash::{Hash, Hasher};
+        let dir = self.config.cache_dir.as_ref()?;
+        let mut engine = std::collections::hash_map::DefaultHasher::new();
+        self.wasm.precompile_compatibility_hash().hash(&mut engine);
+        env!("CARGO_PKG_VERSION").hash(&mut engine);
+        let digest = digest.strip_prefix("sha256:").unwrap_or(digest);
+        Some(dir.join(format!("{digest}-{:016x}.cwasm", engine.finish())))
+    }
+
+    /// The pre-instantiated template of a deployed digest.
     async fn template(
         &self,
         engine: &Engine,
         digest: &str,
     ) -> anyhow::Result<Arc<WorkflowPre<RunCtx>>> {
-        let mut templates = self.templates.lock().await;
-        if let Some(t) = templates.get(digest) {
-            return Ok(t.clone());
+        self.template_with(digest, || async {
+            Ok(engine.component_bytes(digest).await?)
+        })
+        .await
+    }
+
+    /// The pre-instantiated template for a digest, compiled once per
+    /// process (`fetch` gives the bytes if needed); activations of other
+    /// digests do not wait for it.
+    async fn template_with<F, Fut>(
+        &self,
+        digest: &str,
+        fetch: F,
+    ) -> anyhow::Result<Arc<WorkflowPre<RunCtx>>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<Vec<u8>>>,
+    {
+        let cell = self
+            .templates
+            .lock()
+            .await
+            .entry(digest.to_string())
+            .or_default()
+            .clone();
+        let built = cell
+            .get_or_try_init(|| async {
+                let pre = self
+                    .compile(digest, fetch)
+                    .await
+                    .with_context(|| format!("compiling {digest}"))?;
+                anyhow::Ok(Arc::new(pre))
+            })
+            .await
+            .cloned();
+        if built.is_err() {
+            // Nothing is kept for a component that does not compile.
+            let mut templates = self.templates.lock().await;
+            if templates.get(digest).is_some_and(|c| !c.initialized()) {
+                templates.remove(digest);
+            }
         }
-        let bytes = engine.component_bytes(digest).await?;
-        let pre = Arc::new(
-            self.compile(bytes)
-                .await
-                .with_context(|| format!("compiling {digest}"))?,
-        );
-        templates.insert(digest.to_string(), pre.clone());
-        Ok(pre)
+        built
     }
 
     /// Run one activation of `run` under `owner`'s lease.
@@ -270,51 +335,56 @@ impl Runtime {
     }
 }
 
-/// Compile, or load a compiled artifact cached for this wasmtime build.
-fn load_component(
+/// Compiles `bytes`; the artifact is written to `cache` for the next process.
+fn compile_component(
     wasm: &wasmtime::Engine,
     bytes: &[u8],
-    cache: Option<PathBuf>,
+    cache: Option<&Path>,
 ) -> anyhow::Result<Component> {
     // wasmtime's own complaint about a file that is not wasm at all quotes
     // its first bytes; say it in words instead.
     if !bytes.starts_with(b"\0asm") {
         anyhow::bail!("not a WebAssembly file (expected a wasm32-wasip2 component)");
     }
-    let compile = || {
-        Component::from_binary(wasm, bytes).map_err(|e| anyhow::anyhow!("invalid component: {e:#}"))
-    };
-    let Some(dir) = cache else { return compile() };
-    let key = format!(
-        "{}-{}",
-        &crate::engine::digest_of(bytes)[7..],
-        env!("CARGO_PKG_VERSION")
-    );
-    let path = dir.join(format!("{key}.cwasm"));
-    if path.exists() {
-        // SAFETY: the file was produced by `Component::serialize` of this
-        // same build (the name carries the digest and our version), in a
-        // directory only this host writes.
-        if let Ok(c) = unsafe { Component::deserialize_file(wasm, &path) } {
-            return Ok(c);
-        }
-    }
-    let component = compile()?;
-    if let Ok(artifact) = component.serialize() {
-        let _ = std::fs::create_dir_all(&dir);
-        let tmp = path.with_extension("tmp");
-        if std::fs::write(&tmp, artifact).is_ok() {
-            let _ = std::fs::rename(&tmp, &path);
+    let component = Component::from_binary(wasm, bytes)
+        .map_err(|e| anyhow::anyhow!("invalid component: {e:#}"))?;
+    if let (Some(path), Ok(artifact)) = (cache, component.serialize()) {
+        // A private temporary name, then an atomic rename: concurrent
+        // writers (replicas, test processes) never expose a partial file.
+        let tmp = path.with_extension(format!(
+            "{}-{:?}.tmp",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&tmp, artifact));
+        if written.is_err() || std::fs::rename(&tmp, path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
     }
     Ok(component)
 }
 
+/// The template a component is instantiated from: linked, and checked to
+/// export the workflow world.
+fn prepare(linker: &Linker<RunCtx>, component: &Component) -> anyhow::Result<WorkflowPre<RunCtx>> {
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    WorkflowPre::new(pre).map_err(|e| anyhow::anyhow!("not a tidebase:workflow component: {e:#}"))
+}
+
 /// The engine deploys only what this runtime can compile and link.
 #[async_trait::async_trait]
 impl ComponentCheck for Runtime {
+    /// Compiles the component into the digest's template, so the first
+    /// activation after a deploy on this replica does not compile again.
     async fn check(&self, bytes: &[u8]) -> Result<(), String> {
-        match self.compile(bytes.to_vec()).await {
+        let digest = crate::engine::digest_of(bytes);
+        let bytes = bytes.to_vec();
+        match self.template_with(&digest, || async { Ok(bytes) }).await {
             Ok(_) => Ok(()),
             Err(e) => Err(format!("{e:#}")),
         }
