@@ -42,6 +42,9 @@ pub struct Opts {
     pub master_key: bool,
     /// The broker's identity and abuse settings (`TIDEBASE_PROVE_RATE`, …).
     pub identity: IdentitySettings,
+    /// Compiled components are cached on disk across servers and test
+    /// processes (large Python components), as `serve` does in its data dir.
+    pub compile_cache: bool,
 }
 
 impl Default for Opts {
@@ -56,6 +59,7 @@ impl Default for Opts {
             allow_private_egress: false,
             master_key: true,
             identity: IdentitySettings::default(),
+            compile_cache: false,
         }
     }
 }
@@ -80,6 +84,15 @@ impl Opts {
         Opts {
             wasm_workers: 16,
             ..Opts::default()
+        }
+    }
+
+    /// A wasm server for Python components: their compiled artifacts are
+    /// shared through the disk cache of `tests/e2e/python.rs`.
+    pub fn python() -> Opts {
+        Opts {
+            compile_cache: true,
+            ..Opts::wasm()
         }
     }
 
@@ -238,6 +251,7 @@ impl TestServer {
         let runtime = (opts.wasm_workers > 0).then(|| {
             let config = tidebase_host::runtime::RuntimeConfig {
                 instances: opts.wasm_workers as u32,
+                cache_dir: opts.compile_cache.then(crate::python::compile_cache),
                 ..Default::default()
             };
             Arc::new(tidebase_host::runtime::Runtime::new(config).expect("wasm runtime"))

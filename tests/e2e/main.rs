@@ -30,6 +30,7 @@ mod metrics;
 mod once;
 mod operator;
 mod ops_cli;
+mod python;
 mod queues;
 mod reconciler;
 mod replicas;
