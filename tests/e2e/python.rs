@@ -216,7 +216,7 @@ async fn the_sandbox_is_closed(srv: TestServer) {
 /// memory cap, each failing only its own run with a clear class; the host
 /// keeps running Python workflows afterwards.
 async fn limits_stop_runaway_guests(srv: TestServer) {
-    deploy_probe(&srv, "probe", "?memoryMb=128&cpuMs=1000").await;
+    deploy_probe(&srv, "probe", "?memoryMb=64&cpuMs=300").await;
     let spin = start(&srv, "probe", json!({"mode": "spin"})).await;
     let bomb = start(&srv, "probe", json!({"mode": "bomb"})).await;
     for (id, class) in [(&spin, "cpu_limit"), (&bomb, "memory_limit")] {
@@ -313,7 +313,54 @@ async fn sdk_run(srv: &TestServer, workflow: &str, input: &Value) -> String {
     text(&out.stdout).trim().to_string()
 }
 
+/// HTTP from a Python step goes out through the broker (`wasi:http`): the
+/// upstream gets the JSON body, the step records the response; outside a
+/// step the request is refused with class `egress_denied`.
+async fn http_goes_through_the_broker(srv: TestServer) {
+    use crate::egress::{Reply, Upstream, connect};
+    let up = Upstream::start(|hit| Reply::status(201, format!("got {}", text(&hit.body)))).await;
+    connect(&srv, "local", &up.origin, None).await;
+    deploy_probe(&srv, "probe", "?allow=local").await;
+    let id = start(
+        &srv,
+        "probe",
+        json!({"mode": "fetch", "url": up.url("/items")}),
+    )
+    .await;
+    let d = wait_status(&srv, &id, "completed").await;
+    assert_eq!(
+        d["run"]["result"],
+        json!({"status": 201, "body": "got {\"n\": 1}", "ok": true})
+    );
+    let hits = up.hits();
+    assert_eq!(
+        (hits.len(), hits[0].method.as_str(), hits[0].path.as_str()),
+        (1, "POST", "/items")
+    );
+    assert_eq!(hits[0].headers["content-type"], "application/json");
+    assert_eq!(hits[0].headers["idempotency-key"], "probe-post");
+
+    let id = start(
+        &srv,
+        "probe",
+        json!({"mode": "fetch", "url": up.url("/x"), "outside": true}),
+    )
+    .await;
+    let d = wait_status(&srv, &id, "failed").await;
+    assert_eq!(
+        d["run"]["failureClass"], "egress_denied",
+        "{}",
+        d["run"]["error"]
+    );
+    assert_eq!(d["run"]["error"]["name"], "EgressDenied");
+    assert_eq!(up.hits().len(), 1, "the refused request left the host");
+}
+
 backend_tests!(
+    http_goes_through_the_broker = Opts {
+        compile_cache: true,
+        ..Opts::egress()
+    },
     gate_suspends_and_replay_skips_checkpoints = Opts::python(),
     retries_then_failure = Opts::python(),
     the_sandbox_is_closed = Opts::python(),

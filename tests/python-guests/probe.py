@@ -11,6 +11,8 @@ Input `{"mode": M, ...}`:
 - `spin`: computes forever; `bomb`: allocates until memory runs out;
 - `hashes` (`inputs`: JSON texts): one step per input, `h0`, `h1`, …;
 - `parent`: runs the deployed `child-echo` with `{"value": 21}`;
+- `fetch` (`url`, `outside`): POSTs `{"n": 1}` to `url` inside step `post`
+  and returns the status and body; with `outside`, GETs it outside any step;
 - no mode, `{"value": V}`: the `child-echo` contract, `{"value", "doubled"}`,
   plus `"by": "python"`.
 """
@@ -18,7 +20,7 @@ Input `{"mode": M, ...}`:
 import json
 import time
 
-from tidebase_guest import workflow
+from tidebase_guest import http, workflow
 
 
 def steps(run, input):
@@ -110,7 +112,18 @@ def parent(run, input):
     return run.child("child-echo", input={"value": 21})
 
 
-MODES = {f.__name__: f for f in (steps, retries, crash, escape, spin, bomb, hashes, parent)}
+def fetch(run, input):
+    if input.get("outside"):
+        http.get(input["url"])
+
+    def post():
+        response = http.post(input["url"], {"n": 1})
+        return {"status": response.status, "body": response.text(), "ok": response.ok}
+
+    return run.step("post", post, side_effects=["http.post"], idempotency_key="probe-post")
+
+
+MODES = {f.__name__: f for f in (steps, retries, crash, escape, spin, bomb, hashes, parent, fetch)}
 
 
 @workflow

@@ -15,6 +15,7 @@ from wit_world.imports import host as _imports
 from wit_world.imports import tidebase_workflow_types as wit
 
 from . import GateDecision, HostError, RunContext, _error_of, _registered
+from . import http  # noqa: F401 — imported now: see "Imports" in README.md
 
 _REPLAY = {"auto": wit.ReplayPolicy.AUTO, "manual": wit.ReplayPolicy.MANUAL, "never": wit.ReplayPolicy.NEVER}
 _IMPORTANCE = {

@@ -24,6 +24,14 @@ from typing import Any, Optional
 
 from . import HostError
 
+try:
+    # Imported with the module, at build time: a component cannot import later.
+    from componentize_py_types import Err, Ok
+    from wit_world.imports import outgoing_handler, streams
+    from wit_world.imports import wasi_http_types as t
+except ImportError:  # plain CPython (e.g. the same workflow under the SDK)
+    outgoing_handler = None
+
 _WRITE_CHUNK = 4096
 _READ_CHUNK = 64 << 10
 
@@ -82,11 +90,8 @@ def post(url: str, body: Any = b"", headers: Optional[dict] = None) -> Response:
 def request(method: str, url: str, *, headers: Optional[dict] = None, body: Any = b"") -> Response:
     """A request with any method, headers and body (bytes or text). Any
     status is a response, not an error: check ``status`` or ``ok``."""
-    from componentize_py_types import Err, Ok
-    from wit_world.imports import outgoing_handler
-    from wit_world.imports import streams
-    from wit_world.imports import wasi_http_types as t
-
+    if outgoing_handler is None:
+        raise HostError("HttpError", "tidebase_guest.http works inside a component only")
     scheme, authority, path = _split(url)
     data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
     entries = [(str(k), str(v).encode("utf-8")) for k, v in (headers or {}).items()]
@@ -96,7 +101,7 @@ def request(method: str, url: str, *, headers: Optional[dict] = None, body: Any 
         raise HostError("HttpError", f"{method} {url}: header refused: {e.value}") from None
     req = t.OutgoingRequest(fields)
     try:
-        req.set_method(_method(t, method))
+        req.set_method(_method(method))
         req.set_scheme(t.Scheme_Https() if scheme == "https" else t.Scheme_Http())
         req.set_authority(authority)
         req.set_path_with_query(path)
@@ -106,10 +111,10 @@ def request(method: str, url: str, *, headers: Optional[dict] = None, body: Any 
     try:
         pending = outgoing_handler.handle(req, None)
     except Err as e:
-        raise _refusal(t, method, url, e.value) from None
+        raise _refusal(method, url, e.value) from None
     # Written after sending: the host reads the body as it comes. A refused
     # request drops the body unread; the refusal arrives as the response.
-    write_error = _write(outgoing, data, streams, t)
+    write_error = _write(outgoing, data)
     with pending:
         while True:
             answer = pending.get()
@@ -119,16 +124,14 @@ def request(method: str, url: str, *, headers: Optional[dict] = None, body: Any 
                 ready.block()
     if isinstance(answer, Err) or isinstance(answer.value, Err):
         code = answer.value.value if isinstance(answer, Ok) else None
-        raise _refusal(t, method, url, code)
+        raise _refusal(method, url, code)
     if write_error:
         raise HostError("HttpError", f"{method} {url}: sending the body: {write_error}")
     with answer.value.value as response:
-        return _read(response, method, url, streams, t)
+        return _read(response, method, url)
 
 
-def _write(outgoing, data: bytes, streams, t) -> Optional[str]:
-    from componentize_py_types import Err
-
+def _write(outgoing, data: bytes) -> Optional[str]:
     try:
         with outgoing.write() as stream:
             for i in range(0, len(data), _WRITE_CHUNK):
@@ -139,9 +142,7 @@ def _write(outgoing, data: bytes, streams, t) -> Optional[str]:
     return None
 
 
-def _read(response, method: str, url: str, streams, t) -> Response:
-    from componentize_py_types import Err
-
+def _read(response, method: str, url: str) -> Response:
     status = response.status()
     with response.headers() as fields:
         headers = fields.entries()
@@ -157,12 +158,12 @@ def _read(response, method: str, url: str, streams, t) -> Response:
                 code = t.http_error_code(e.value.value)
                 if code is None:
                     raise HostError("HttpError", f"{method} {url}: {e.value.value.to_debug_string()}") from None
-                raise _refusal(t, method, url, code) from None
+                raise _refusal(method, url, code) from None
     t.IncomingBody.finish(incoming)
     return Response(status, headers, b"".join(chunks))
 
 
-def _refusal(t, method: str, url: str, code) -> HostError:
+def _refusal(method: str, url: str, code) -> HostError:
     """The error for a request the host did not answer, named by its reason."""
     reasons = [
         ((t.ErrorCode_HttpRequestDenied,), "EgressDenied",
@@ -181,7 +182,7 @@ def _refusal(t, method: str, url: str, code) -> HostError:
     return HostError("HttpError", f"{method} {url}: {code!r}")
 
 
-def _method(t, method: str):
+def _method(method: str):
     known = {
         "GET": t.Method_Get, "HEAD": t.Method_Head, "POST": t.Method_Post, "PUT": t.Method_Put,
         "DELETE": t.Method_Delete, "CONNECT": t.Method_Connect, "OPTIONS": t.Method_Options,

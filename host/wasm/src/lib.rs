@@ -91,8 +91,10 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Runtime> {
         let mut pool = PoolingAllocationConfig::default();
         let n = config.instances.max(1);
+        // Core instances per component instance: a Rust guest has 3, a
+        // componentize-py (Python) guest 14; every slot may run either.
         pool.total_component_instances(n)
-            .total_core_instances(n * 8)
+            .total_core_instances(n * 20)
             .total_memories(n * 2)
             .total_tables(n * 8)
             .total_stacks(n)
