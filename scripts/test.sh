@@ -18,6 +18,20 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
 
+# componentize-py (`tidebase-host build`) and the tidebase SDK the
+# Python-guest tests compare input hashes with, in a venv of their own,
+# unless TIDEBASE_COMPONENTIZE_PY and TIDEBASE_SDK_PYTHON name them.
+if [ -z "${TIDEBASE_COMPONENTIZE_PY:-}" ] || [ -z "${TIDEBASE_SDK_PYTHON:-}" ]; then
+  PY_GUESTS="$PWD/tests/python-guests/.venv"
+  if [ ! -x "$PY_GUESTS/bin/componentize-py" ]; then
+    python3 -m venv "$PY_GUESTS"
+    "$PY_GUESTS/bin/pip" install --quiet --disable-pip-version-check \
+      componentize-py==0.25.1 tidebase==0.7.0
+  fi
+  export TIDEBASE_COMPONENTIZE_PY="$PY_GUESTS/bin/componentize-py"
+  export TIDEBASE_SDK_PYTHON="$PY_GUESTS/bin/python"
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
