@@ -146,7 +146,7 @@ impl Drop for Upstream {
 
 /// Connect resource `name` with base URL `base_url`, granting any method
 /// and path; `secret` goes into `authorization: Bearer {secret}`.
-async fn connect(srv: &TestServer, name: &str, base_url: &str, secret: Option<&str>) {
+pub(crate) async fn connect(srv: &TestServer, name: &str, base_url: &str, secret: Option<&str>) {
     connect_with(srv, name, base_url, Vec::new(), Vec::new(), secret).await;
 }
 

@@ -9,7 +9,7 @@ use sqlx::Connection;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tidebase_host::config::{IdentitySettings, Settings};
-use tidebase_host::engine::{Engine, Vault};
+use tidebase_host::engine::{Engine, GroupCommit, Vault};
 use tidebase_host::store::{ConnectOptions, Store};
 
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -42,6 +42,8 @@ pub struct Opts {
     pub master_key: bool,
     /// The broker's identity and abuse settings (`TIDEBASE_PROVE_RATE`, …).
     pub identity: IdentitySettings,
+    /// `TIDEBASE_WASM_GROUP_COMMIT`.
+    pub group_commit: GroupCommit,
 }
 
 impl Default for Opts {
@@ -56,6 +58,7 @@ impl Default for Opts {
             allow_private_egress: false,
             master_key: true,
             identity: IdentitySettings::default(),
+            group_commit: GroupCommit::default(),
         }
     }
 }
@@ -225,6 +228,7 @@ impl TestServer {
             cors_origin: opts.cors_origin.clone(),
             allow_private_egress: opts.allow_private_egress,
             identity: opts.identity.clone(),
+            wasm_group_commit: opts.group_commit,
             ..Settings::default()
         };
         let engine = Engine::new(store.clone(), tidebase_host::clock::system(), settings)
