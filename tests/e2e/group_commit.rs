@@ -93,7 +93,7 @@ async fn grouped_checkpoints_leave_the_rows_of_single_ones(srv: TestServer) {
 /// are written: while it runs, they are in the store and it is not.
 async fn a_step_with_side_effects_runs_after_the_checkpoints_before_it(srv: TestServer) {
     deploy(&srv, "grouped", GROUPED, "").await;
-    let input = json!({"before": 3, "effectMs": 3000, "after": 0});
+    let input = json!({"before": 3, "effectMs": 2000, "after": 0});
     let id = start(&srv, "grouped", input).await;
     let d = wait_for(&srv, &id, "the steps before `effect`", |d| {
         has_step(d, "before-2")
