@@ -133,6 +133,20 @@ async fn an_egress_call_leaves_after_the_checkpoints_before_it(srv: TestServer) 
     assert_eq!(status, 200, "{body}");
 }
 
+/// A guest that traps right after a pure step: the activation still writes
+/// that step's checkpoint (a completed step stays completed), so a resume
+/// would replay it.
+async fn a_trap_keeps_the_checkpoints_before_it(srv: TestServer) {
+    deploy(&srv, "flaky", tidebase_fixtures::FLAKY, "").await;
+    let input = json!({"seed": 1, "failAt": "a", "crash": "trap"});
+    let id = start(&srv, "flaky", input).await;
+    let d = wait_status(&srv, &id, "failed").await;
+    assert_eq!(d["run"]["failureClass"], "trap");
+    assert_eq!(step(&d, "a")["status"], "completed");
+    assert_eq!(step(&d, "a")["output"], 2);
+    assert_gap_free(list(&d, "events"));
+}
+
 /// `tidebase-host run grouped` in the background, its stderr collected.
 struct Running {
     child: Child,
@@ -287,6 +301,7 @@ backend_tests!(
     grouped_checkpoints_leave_the_rows_of_single_ones = Opts::wasm(),
     a_step_with_side_effects_runs_after_the_checkpoints_before_it = Opts::wasm(),
     an_egress_call_leaves_after_the_checkpoints_before_it = Opts::egress(),
+    a_trap_keeps_the_checkpoints_before_it = Opts::wasm(),
     a_crash_reruns_only_buffered_pure_steps,
     a_zombie_writes_none_of_its_group,
 );
