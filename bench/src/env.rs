@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tidebase_host::config::Settings;
-use tidebase_host::engine::Engine;
+use tidebase_host::engine::{Engine, GroupCommit};
 use tidebase_host::model::{Event, Step};
-use tidebase_host::store::{ConnectOptions, Exclusive, Store, Tx};
+use tidebase_host::store::{ConnectOptions, Exclusive, NewStep, Store, Tx};
 
 /// How many store transactions the engine opened.
 #[derive(Default)]
@@ -56,15 +56,13 @@ impl Store for CountingStore {
     }
 
     /// One autocommit statement on Postgres (counted as a write).
-    async fn record_new_step(
+    async fn record_new_steps(
         &self,
-        step: &Step,
         owner: &str,
-        events: &[(&str, Value)],
-        now: i64,
+        steps: &[NewStep],
     ) -> tidebase_host::store::Result<bool> {
         self.counts.writes.fetch_add(1, Ordering::Relaxed);
-        self.inner.record_new_step(step, owner, events, now).await
+        self.inner.record_new_steps(owner, steps).await
     }
 
     async fn try_exclusive(
@@ -166,7 +164,14 @@ impl Db {
             inner,
             counts: counts.clone(),
         });
-        let engine = Engine::new(store, tidebase_host::clock::system(), Settings::default());
+        // Read as the host reads it, to compare grouped and single checkpoints.
+        let group = std::env::var(GroupCommit::VAR).ok();
+        let settings = Settings {
+            wasm_group_commit: GroupCommit::from_var(group.as_deref())
+                .map_err(anyhow::Error::msg)?,
+            ..Settings::default()
+        };
+        let engine = Engine::new(store, tidebase_host::clock::system(), settings);
         Ok((engine, counts))
     }
 

@@ -449,6 +449,7 @@ async fn calls_from_a_step(
     let mut activation = engine.activation(&run_id, owner).await.unwrap();
     let begun = activation
         .begin_step("fetch".into(), json!({"input": {}}), None)
+        .await
         .unwrap();
     assert!(matches!(begun, Begun::Execute(_)));
     for url in urls {

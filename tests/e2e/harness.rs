@@ -9,7 +9,7 @@ use sqlx::Connection;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tidebase_host::config::{IdentitySettings, Settings};
-use tidebase_host::engine::{Engine, Vault};
+use tidebase_host::engine::{Engine, GroupCommit, Vault};
 use tidebase_host::store::{ConnectOptions, Store};
 
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -45,6 +45,8 @@ pub struct Opts {
     /// Compiled components are cached on disk across servers and test
     /// processes (large Python components), as `serve` does in its data dir.
     pub compile_cache: bool,
+    /// `TIDEBASE_WASM_GROUP_COMMIT`.
+    pub group_commit: GroupCommit,
 }
 
 impl Default for Opts {
@@ -60,6 +62,7 @@ impl Default for Opts {
             master_key: true,
             identity: IdentitySettings::default(),
             compile_cache: false,
+            group_commit: GroupCommit::default(),
         }
     }
 }
@@ -238,6 +241,7 @@ impl TestServer {
             cors_origin: opts.cors_origin.clone(),
             allow_private_egress: opts.allow_private_egress,
             identity: opts.identity.clone(),
+            wasm_group_commit: opts.group_commit,
             ..Settings::default()
         };
         let engine = Engine::new(store.clone(), tidebase_host::clock::system(), settings)

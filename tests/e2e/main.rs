@@ -20,6 +20,7 @@ mod egress;
 mod egress_cli;
 mod events;
 mod gates;
+mod group_commit;
 mod guest;
 mod heartbeat;
 mod input;

@@ -5,19 +5,24 @@
 //!
 //! Under the run lease nobody else writes the run's steps, so the activation
 //! keeps them in memory, current with its own checkpoints: begins and
-//! replays need no database round trip.
+//! replays need no database round trip. Checkpoints of pure steps are
+//! grouped ([`super::group_commit`]): every other durable effect of the
+//! activation writes them first.
 
 use super::calls::{CallLog, check_guest_step_name};
 use super::egress::Refusals;
+use super::group_commit::Pending;
 use super::steps::settled;
 use super::{
-    Conflict, EgressCaller, EgressClass, EgressRefusal, Engine, EngineError, GateBegin, HostCall,
-    NewChild, NewUsage, Result, StepAction, StepBegin, StepOutcome, input_hash,
+    ActivationOutcome, Conflict, EgressCaller, EgressClass, EgressRefusal, Engine, EngineError,
+    GateBegin, HostCall, NewChild, NewUsage, Result, StepAction, StepBegin, StepOutcome,
+    input_hash,
 };
 use crate::clock::Micros;
-use crate::model::{Gate, Run, Step};
+use crate::model::{Gate, ResumeContract, Run, Step};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct Activation {
     engine: Engine,
@@ -34,6 +39,8 @@ pub struct Activation {
     begun: u64,
     /// Egress calls refused during this activation, in or outside steps.
     refusals: Refusals,
+    /// Checkpoints of pure steps not written yet.
+    pending: Pending,
 }
 
 /// A step attempt in progress, with the usage recorded against it (written
@@ -49,12 +56,26 @@ pub struct Attempt {
     refusals: Refusals,
     /// When the guest began it (the step's `startedAt`, and its latency).
     began: Micros,
+    /// Set once the attempt sends an egress call.
+    egressed: AtomicBool,
 }
 
 impl Attempt {
     pub fn name(&self) -> &str {
         &self.req.name
     }
+
+    /// Running it again changes nothing outside the run: it declares no
+    /// side effects and sent no egress call.
+    fn is_pure(&self) -> bool {
+        !self.egressed.load(Ordering::Relaxed) && declares_no_side_effects(&self.req)
+    }
+}
+
+fn declares_no_side_effects(req: &StepBegin) -> bool {
+    ResumeContract::from_options(&req.options)
+        .side_effects
+        .is_empty()
 }
 
 /// What beginning a step decided.
@@ -101,6 +122,7 @@ impl Engine {
             attempts: HashMap::new(),
             begun: 0,
             refusals: Refusals::default(),
+            pending: Pending::new(self, run_id, owner),
         }
     }
 }
@@ -120,8 +142,9 @@ impl Activation {
     /// Begin the step `name` with its protocol `options` (which carry its
     /// `input`). The guest SDK always sends the input hash; without one it
     /// is computed here. A refused name or option is refused before the
-    /// step's code runs, not at its checkpoint.
-    pub fn begin_step(
+    /// step's code runs, not at its checkpoint. A step that declares side
+    /// effects runs only once every checkpoint before it is written.
+    pub async fn begin_step(
         &mut self,
         name: String,
         options: Value,
@@ -149,6 +172,9 @@ impl Activation {
             None => {
                 // The attempt's id is the step row's id (existing or to be inserted).
                 let id = existing.map_or_else(|| crate::ids::new_id("step"), |s| s.id.clone());
+                if !declares_no_side_effects(&req) {
+                    self.pending.flush().await?;
+                }
                 req.id = Some(id.clone());
                 self.begun += 1;
                 let attempt = Attempt {
@@ -158,6 +184,7 @@ impl Activation {
                     order: self.begun,
                     refusals: Refusals::default(),
                     began: self.engine.now(),
+                    egressed: AtomicBool::new(false),
                 };
                 self.attempts.insert(id.clone(), attempt);
                 Begun::Execute(id)
@@ -181,13 +208,15 @@ impl Activation {
         if let StepOutcome::Failed { error, .. } = &mut outcome {
             attempt.refusals.classify(error);
         }
-        self.checkpoint(attempt.req, outcome, attempt.usage, attempt.began)
+        let pure = attempt.is_pure();
+        self.checkpoint(attempt.req, outcome, attempt.usage, attempt.began, pure)
             .await
     }
 
     /// Who brokered HTTP calls are made for: the step attempt begun last
-    /// among those in progress. Outside step code there is none, and the
-    /// call is refused.
+    /// among those in progress, which is no longer pure. Outside step code
+    /// there is none, and the call is refused. The call writes the
+    /// activation's pending checkpoints before it leaves the process.
     pub fn egress_caller(&self) -> Result<EgressCaller> {
         let Some(attempt) = self.attempts.values().max_by_key(|a| a.order) else {
             let refusal = EgressRefusal {
@@ -200,6 +229,7 @@ impl Activation {
             self.refusals.set(&refusal);
             return Err(EngineError::EgressRefused(refusal));
         };
+        attempt.egressed.store(true, Ordering::Relaxed);
         let key = attempt.req.options.get("idempotencyKey");
         Ok(EgressCaller {
             run_id: self.run_id.clone(),
@@ -209,11 +239,13 @@ impl Activation {
             idempotency_key: key.and_then(|k| k.as_str()).map(String::from),
             attempt_refusals: attempt.refusals.clone(),
             refusals: self.refusals.clone(),
+            pending: self.pending.clone(),
         })
     }
 
     /// A state or log call: exactly once per run outside step code.
     pub async fn call(&mut self, call: HostCall) -> Result<Value> {
+        self.pending.flush().await?;
         let in_step = self.in_step();
         self.calls.call(&self.engine, call, in_step).await
     }
@@ -236,11 +268,13 @@ impl Activation {
 
     /// Begin the gate (idempotent by name); see [`Engine::begin_gate`].
     pub async fn begin_gate(&self, req: GateBegin) -> Result<Gate> {
+        self.pending.flush().await?;
         self.engine.begin_gate(&self.run_id, req).await
     }
 
     /// Start the child (idempotent by edge); see [`Engine::create_child`].
     pub async fn start_child(&self, req: NewChild) -> Result<(Run, bool)> {
+        self.pending.flush().await?;
         let (child, _, created) = self.engine.create_child(&self.run_id, req).await?;
         Ok((child, created))
     }
@@ -256,6 +290,7 @@ impl Activation {
         let key = self.calls.next_key("sleep");
         let fresh = json!({"wakeAt": now.saturating_add(micros)});
         let recorded = self.record_value(&key, fresh).await?;
+        self.pending.flush().await?;
         let at = recorded["wakeAt"].as_i64().unwrap_or(now);
         Ok(if self.engine.now() >= at {
             Sleep::Over
@@ -312,23 +347,64 @@ impl Activation {
         };
         let outcome = StepOutcome::Completed(fresh);
         let now = self.engine.now();
-        let step = self.checkpoint(req, outcome, Vec::new(), now).await?;
+        let step = self.checkpoint(req, outcome, Vec::new(), now, true).await?;
         Ok(step.output.unwrap_or(Value::Null))
     }
 
-    /// Record a step attempt and keep the cache current.
+    /// Record a step attempt and keep the cache current. The first attempt
+    /// of a `pure` step that completed without usage joins the pending
+    /// group; anything else is written at once, after the group.
     async fn checkpoint(
         &mut self,
         req: StepBegin,
         outcome: StepOutcome,
         usage: Vec<NewUsage>,
         began: Micros,
+        pure: bool,
     ) -> Result<Step> {
-        let step = self
-            .engine
-            .checkpoint_step(&self.run_id, &self.owner, req, outcome, usage, began)
-            .await?;
+        let step = match outcome {
+            StepOutcome::Completed(output)
+                if pure && usage.is_empty() && !self.steps.contains_key(&req.name) =>
+            {
+                req.check()?;
+                let new = self
+                    .engine
+                    .completed_step(&self.run_id, &self.owner, req, output, began);
+                let step = new.step.clone();
+                self.pending.add(new).await?;
+                step
+            }
+            outcome => {
+                self.pending.flush().await?;
+                self.engine
+                    .checkpoint_step(&self.run_id, &self.owner, req, outcome, usage, began)
+                    .await?
+            }
+        };
         self.steps.insert(step.name.clone(), step.clone());
         Ok(step)
+    }
+
+    /// Write the pending checkpoints before the activation's outcome is
+    /// recorded, however the guest stopped. A step that completed stays
+    /// completed whatever came after it (a trap, a CPU timeout, a
+    /// suspension), as it would had each checkpoint been written at once;
+    /// only a cancelled run or a lost lease writes nothing, which the fence
+    /// would refuse anyway. If the group cannot be written, the outcome
+    /// says why: the lease was lost, the run was cancelled, or the store
+    /// failed (the run is retried and its pure steps run again).
+    pub async fn close(&self, outcome: ActivationOutcome) -> ActivationOutcome {
+        if matches!(
+            outcome,
+            ActivationOutcome::Cancelled | ActivationOutcome::LeaseLost
+        ) {
+            return outcome;
+        }
+        match self.pending.flush().await {
+            Ok(()) => outcome,
+            Err(e) if e.is_cancelled() => ActivationOutcome::Cancelled,
+            Err(e) if e.is_lease_lost() => ActivationOutcome::LeaseLost,
+            Err(e) => ActivationOutcome::Retry(format!("writing step checkpoints: {e}")),
+        }
     }
 }

@@ -26,6 +26,9 @@ pub struct Settings {
     pub grant_approval_ttl_s: i64,
     /// The broker's identity and abuse settings (broker.md §11).
     pub identity: IdentitySettings,
+    /// How wasm activations group pure step checkpoints
+    /// (`TIDEBASE_WASM_GROUP_COMMIT`).
+    pub wasm_group_commit: crate::GroupCommit,
 }
 
 /// Agent identity and abuse controls, from the environment variables of
@@ -105,6 +108,7 @@ impl Default for Settings {
             custody: crate::broker::Custody::default(),
             grant_approval_ttl_s: 3600,
             identity: IdentitySettings::default(),
+            wasm_group_commit: crate::GroupCommit::default(),
         }
     }
 }

@@ -23,6 +23,7 @@ mod egress;
 mod error;
 mod events;
 mod gates;
+mod group_commit;
 pub mod limits;
 mod listing;
 mod outbound;
@@ -51,6 +52,7 @@ pub use egress::{
 pub use error::{Conflict, EngineError, Entity, LeaseLost};
 pub use events::{EventFeed, EventTail, FOLLOW_POLL};
 pub use gates::{Decision, GateBegin, GateResolve, MAX_GATE_TIMEOUT_MS};
+pub use group_commit::GroupCommit;
 pub use listing::{GateFilter, GatePage, GateQuery, ListedGate, RunPage, RunQuery};
 pub use outbound::sign as sign_webhook;
 pub use outcome::ActivationOutcome;

@@ -131,6 +131,9 @@ pub const RECONCILE_MS: Range = Range::new(10, 3_600_000);
 pub const WEBHOOK_TIMEOUT_MS: Range = Range::new(1, 300_000);
 /// `TIDEBASE_WASM_WORKERS`: concurrent wasm activations (0 disables).
 pub const WASM_WORKERS: Range = Range::new(0, 1024);
+/// Pure step checkpoints a wasm activation groups into one write
+/// (`TIDEBASE_WASM_GROUP_COMMIT`).
+pub const GROUP_COMMIT_STEPS: Range = Range::new(1, 1000);
 /// Deploy `egressTimeoutMs`: each brokered call, up to five minutes.
 pub const EGRESS_TIMEOUT_MS: Range = Range::new(1, 300_000);
 /// Deploy `egressMaxBytes`: a brokered response body lands in guest memory,

@@ -11,6 +11,7 @@ use super::{Engine, EngineError, LeaseLost, NewUsage, Result, limits};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::{ResumeContract, RunStatus, Step, classify_failure};
+use crate::store::NewStep;
 use serde_json::{Value, json};
 
 #[derive(Clone, Debug)]
@@ -377,6 +378,28 @@ impl Engine {
         Ok(step)
     }
 
+    /// A step's first attempt, completed now with `output`: its row and its
+    /// `step.started` and `step.completed` events, as recorded whole.
+    pub(crate) fn completed_step(
+        &self,
+        run_id: &str,
+        owner: &str,
+        req: StepBegin,
+        output: Value,
+        began: Micros,
+    ) -> NewStep {
+        let now = self.now();
+        let mut step = self.first_attempt(run_id, req, owner, now);
+        step.started_at = Some(began);
+        let started = started_payload(&step);
+        let completed = mark_completed(&mut step, output, now);
+        NewStep {
+            step,
+            events: vec![("step.started", started), ("step.completed", completed)],
+            at: now,
+        }
+    }
+
     /// Record a whole step attempt of a wasm run in one commit, fenced by
     /// the run lease: a zombie instance whose lease was taken over (or whose
     /// run was cancelled) cannot write. Returns the stored step; if another
@@ -397,19 +420,12 @@ impl Engine {
             // Fast path for a step that completes on its first attempt: one
             // statement, applied only while `owner` holds the run lease and no
             // step of that name exists; otherwise the full path below decides.
-            let mut step = self.first_attempt(run_id, req.clone(), owner, now);
-            step.started_at = Some(began);
-            let started = started_payload(&step);
-            let completed = mark_completed(&mut step, output.clone(), now);
-            let events = [("step.started", started), ("step.completed", completed)];
+            let new = self.completed_step(run_id, owner, req.clone(), output.clone(), began);
             if self
-                .store
-                .record_new_step(&step, owner, &events, now)
+                .record_new_steps(owner, std::slice::from_ref(&new))
                 .await?
             {
-                self.feed.notify(run_id);
-                telemetry::step_attempt("completed", began, now);
-                return Ok(step);
+                return Ok(new.step);
             }
         }
         let mut w = self.write().await?;

@@ -3,7 +3,7 @@
 use super::DbArgs;
 use crate::config::{IdentitySettings, Settings};
 use crate::engine::broker::Custody;
-use crate::engine::{DEFAULT_KEY_LABEL, Engine, Vault, limits};
+use crate::engine::{DEFAULT_KEY_LABEL, Engine, GroupCommit, Vault, limits};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::ConnectOptions;
 use anyhow::Context;
@@ -65,9 +65,17 @@ pub fn env_settings() -> anyhow::Result<Settings> {
         s.public_url = url.trim_end_matches('/').to_string();
     }
     s.allow_private_egress = allow_private_egress()?;
+    s.wasm_group_commit = group_commit()?;
     s.identity = identity_settings()?;
     s.custody = custody(s.identity.production);
     Ok(s)
+}
+
+/// `TIDEBASE_WASM_GROUP_COMMIT`: `off`, or how many pure step checkpoints
+/// a wasm activation writes together.
+pub fn group_commit() -> anyhow::Result<GroupCommit> {
+    let text = std::env::var(GroupCommit::VAR).ok();
+    GroupCommit::from_var(text.as_deref()).map_err(anyhow::Error::msg)
 }
 
 /// The broker's identity settings from upstream's variables

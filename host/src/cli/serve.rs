@@ -81,6 +81,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Egress settings first: a bad one stops the server before it listens.
     let allow_private_egress = super::host::allow_private_egress()?;
     let identity = super::host::identity_settings()?;
+    let wasm_group_commit = super::host::group_commit()?;
     let vault = super::host::vault(&args.db)?;
     let custody = super::host::custody(identity.production);
     let fd_limit = crate::api::conn::raise_fd_limit();
@@ -116,6 +117,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         custody,
         grant_approval_ttl_s: args.grant_approval_ttl_s,
         identity,
+        wasm_group_commit,
     };
     let runtime = super::host::runtime(&args.db, args.wasm_workers.max(1))?;
     let engine = Engine::new(store, crate::clock::system(), settings)

@@ -4,7 +4,9 @@
 use super::dialect::Dialect;
 use super::rows::{EVENTS, RUNS, STEPS};
 use super::table::{R, Table};
-use super::{EventRows, Exclusive, Result, RunRows, StepRows, Store, StoreError, Tx, rules};
+use super::{
+    EventRows, Exclusive, NewStep, Result, RunRows, StepRows, Store, StoreError, Tx, rules,
+};
 use crate::clock::Micros;
 use crate::model::{Event, Run, RunStatus, Step};
 use async_trait::async_trait;
@@ -97,66 +99,22 @@ impl Store for SqlStore {
         }))
     }
 
-    async fn record_new_step(
-        &self,
-        step: &Step,
-        owner: &str,
-        events: &[(&str, Value)],
-        now: Micros,
-    ) -> Result<bool> {
-        if !self.dialect.writable_ctes {
-            // The write transaction excludes every other writer already.
-            let mut tx = self.write().await?;
-            let admitted = tx
-                .run(&step.run_id, false)
-                .await?
-                .is_some_and(|r| r.fence(owner).is_ok());
-            if !admitted
-                || tx
-                    .step_by_name(&step.run_id, &step.name, false)
-                    .await?
-                    .is_some()
-            {
-                return Ok(false);
-            }
-            tx.insert_step(step).await?;
-            for (kind, payload) in events {
-                tx.append_event(&step.run_id, kind, payload, now).await?;
-            }
-            tx.commit().await?;
+    async fn record_new_steps(&self, owner: &str, steps: &[NewStep]) -> Result<bool> {
+        let Some(first) = steps.first() else {
             return Ok(true);
-        }
-        let [(first, first_payload), (second, second_payload)] = events else {
-            return Err(StoreError::other(
-                "record_new_step takes exactly two events",
-            ));
         };
-        // The step's columns are $1…$n (run id second), then these.
-        let p = |i: usize| format!("${}", STEPS.len() + i);
-        let (owner_p, first_p, first_payload_p) = (p(1), p(2), p(3));
-        let (second_p, second_payload_p, now_p) = (p(4), p(5), p(6));
-        let sql = format!(
-            "WITH f AS (SELECT id FROM runs WHERE id = $2 AND {} FOR UPDATE), \
-             ins AS ({} SELECT {} WHERE EXISTS (SELECT 1 FROM f) \
-               ON CONFLICT (run_id, name) DO NOTHING RETURNING run_id), \
-             s AS (UPDATE runs SET event_seq = event_seq + 2 WHERE id = $2 \
-               AND EXISTS (SELECT 1 FROM ins) RETURNING event_seq) \
-             {APPEND_EVENT} SELECT $2, s.event_seq - 1, {first_p}, {first_payload_p}, {now_p} FROM s \
-             UNION ALL SELECT $2, s.event_seq, {second_p}, {second_payload_p}, {now_p} FROM s \
-             RETURNING id",
-            rules::admits_writer(&owner_p),
-            insert_into(&STEPS),
-            STEPS.params(),
-        );
-        let query = (STEPS.bind)(q(&sql), step)
-            .bind(owner.to_string())
-            .bind(first.to_string())
-            .bind(first_payload.to_string())
-            .bind(second.to_string())
-            .bind(second_payload.to_string())
-            .bind(now);
-        let mut conn = self.acquire().await?;
-        Ok(query.fetch_all(&mut *conn).await.db()?.len() == 2)
+        let run_id = &first.step.run_id;
+        // A unique violation means a step of one of these names exists: the
+        // whole write is undone, as the contract says.
+        let written = if self.dialect.writable_ctes {
+            self.record_new_steps_at_once(run_id, owner, steps).await
+        } else {
+            self.record_new_steps_in_tx(run_id, owner, steps).await
+        };
+        match written {
+            Err(StoreError::UniqueViolation(_)) => Ok(false),
+            other => other,
+        }
     }
 
     async fn insert_step_if_absent(
@@ -230,6 +188,93 @@ impl Store for SqlStore {
             unlock,
             released: false,
         })))
+    }
+}
+
+impl SqlStore {
+    /// [`Store::record_new_steps`] in one transaction, which excludes every
+    /// other writer already.
+    async fn record_new_steps_in_tx(
+        &self,
+        run_id: &str,
+        owner: &str,
+        steps: &[NewStep],
+    ) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let admitted = tx
+            .run(run_id, false)
+            .await?
+            .is_some_and(|r| r.fence(owner).is_ok());
+        if !admitted {
+            return Ok(false);
+        }
+        for new in steps {
+            tx.insert_step(&new.step).await?;
+            for (kind, payload) in &new.events {
+                tx.append_event(run_id, kind, payload, new.at).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// [`Store::record_new_steps`] as one autocommit statement: the fence
+    /// locks the run row, the steps are inserted only if it admitted
+    /// `owner`, and the events take the next `seq`s only if they were.
+    async fn record_new_steps_at_once(
+        &self,
+        run_id: &str,
+        owner: &str,
+        steps: &[NewStep],
+    ) -> Result<bool> {
+        // Parameters: each step's columns, then $r (run id) and $o (owner),
+        // then each event's type, payload and time.
+        let width = STEPS.len();
+        let rows: Vec<String> = (0..steps.len())
+            .map(|i| format!("({})", STEPS.params_from(1 + i * width)))
+            .collect();
+        let (run_p, owner_p) = (steps.len() * width + 1, steps.len() * width + 2);
+        let count: usize = steps.iter().map(|s| s.events.len()).sum();
+        let events: Vec<String> = (0..count)
+            .map(|k| {
+                let p = run_p + 2 + 3 * k;
+                // The last event takes the run's new `event_seq`.
+                let back = count - 1 - k;
+                format!(
+                    "SELECT ${run_p}, s.event_seq - {back}, ${}, ${}, ${} FROM s",
+                    p,
+                    p + 1,
+                    p + 2
+                )
+            })
+            .collect();
+        let sql = format!(
+            "WITH f AS (SELECT id FROM runs WHERE id = ${run_p} AND {} FOR UPDATE), \
+             ins AS ({} SELECT * FROM (VALUES {}) AS v WHERE EXISTS (SELECT 1 FROM f) \
+               RETURNING run_id), \
+             s AS (UPDATE runs SET event_seq = event_seq + {count} WHERE id = ${run_p} \
+               AND EXISTS (SELECT 1 FROM ins) RETURNING event_seq) \
+             {APPEND_EVENT} {} RETURNING id",
+            rules::admits_writer(&format!("${owner_p}")),
+            insert_into(&STEPS),
+            rows.join(", "),
+            events.join(" UNION ALL "),
+        );
+        let mut query = q(&sql);
+        for new in steps {
+            query = (STEPS.bind)(query, &new.step);
+        }
+        query = query.bind(run_id.to_string()).bind(owner.to_string());
+        for new in steps {
+            for (kind, payload) in &new.events {
+                query = query
+                    .bind(kind.to_string())
+                    .bind(payload.to_string())
+                    .bind(new.at);
+            }
+        }
+        let mut conn = self.acquire().await?;
+        Ok(query.fetch_all(&mut *conn).await.db()?.len() == count)
     }
 }
 

@@ -239,7 +239,13 @@ impl<T> Table<T> {
 
     /// Placeholders for every column, numbered from `$1`.
     pub fn params(&self) -> String {
-        self.numbered(|n, c| (c.param)(n))
+        self.params_from(1)
+    }
+
+    /// Placeholders for every column, numbered from `$first` (one row of a
+    /// multi-row insert).
+    pub fn params_from(&self, first: usize) -> String {
+        self.numbered(|n, c| (c.param)(first - 1 + n))
     }
 
     /// Inserts one row bound by [`Table::bind`].

@@ -305,17 +305,18 @@ impl Runtime {
         telemetry::wasm_cpu((used.load(Ordering::Relaxed) * TICK_MS) as f64 / 1e3);
         let data = store.data();
         let (stdout, stderr) = (data.stdout.contents(), data.stderr.contents());
-        let memory_refused = data.limits.memory_refused();
-        let refusals = data.run.refusals();
-        drop(store);
-        self.keep_output(engine, &run.id, &stdout, &stderr).await;
         let outcome = classify::outcome(
             result,
             &stderr,
-            memory_refused,
+            data.limits.memory_refused(),
             self.config.max_output_bytes,
         );
-        refusals.explain(outcome)
+        let outcome = data.run.refusals().explain(outcome);
+        // The step checkpoints still pending go before the output lines.
+        let outcome = data.run.close(outcome).await;
+        drop(store);
+        self.keep_output(engine, &run.id, &stdout, &stderr).await;
+        outcome
     }
 
     /// Captured stdout/stderr become the run's `log` events.

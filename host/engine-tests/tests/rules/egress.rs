@@ -52,7 +52,7 @@ pub fn allow(names: &[&str]) -> DeployLimits {
 pub async fn in_step(rig: &Rig, limits: DeployLimits) -> (Run, Activation) {
     let (run, mut act) = claimed(rig, limits).await;
     let options = json!({"input": {}, "idempotencyKey": "fetch-key"});
-    let begun = act.begin_step("fetch".into(), options, None).unwrap();
+    let begun = act.begin_step("fetch".into(), options, None).await.unwrap();
     assert!(matches!(begun, Begun::Execute(_)));
     (run, act)
 }

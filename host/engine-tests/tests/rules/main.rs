@@ -12,6 +12,7 @@ mod broker;
 mod egress;
 mod fencing;
 mod gates;
+mod group_commit;
 mod identity;
 mod leases;
 mod status;

@@ -38,6 +38,8 @@ impl Engine {
     /// refusal is [`EngineError::EgressRefused`]; a caller that lost its
     /// run lease is refused as any write of it would be, without a receipt.
     pub async fn egress(&self, caller: EgressCaller, req: EgressRequest) -> Result<EgressResponse> {
+        // Nothing leaves the process before the checkpoints that led to it.
+        caller.pending.flush().await?;
         let started = Instant::now();
         let mut receipt = self.new_receipt(&caller.run_id, &req.method);
         receipt.step = Some(caller.step.clone());

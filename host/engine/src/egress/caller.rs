@@ -6,6 +6,7 @@
 
 use super::{EgressClass, EgressRefusal};
 use crate::ActivationOutcome;
+use crate::group_commit::Pending;
 use crate::model::Step;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,8 @@ pub struct EgressCaller {
     pub(crate) attempt_refusals: Refusals,
     /// Refusals of the whole activation.
     pub(crate) refusals: Refusals,
+    /// The activation's pending checkpoints, written before the call leaves.
+    pub(crate) pending: Pending,
 }
 
 impl EgressCaller {

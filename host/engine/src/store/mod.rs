@@ -34,21 +34,26 @@ pub trait Store: Send + Sync {
         started: &Value,
         now: Micros,
     ) -> Result<Option<Event>>;
-    /// Atomically record a whole new step (row plus its events), but only
-    /// while the run admits `owner` as its writer (`Run::fence`) and no
-    /// step of that name exists; `false` when any condition fails (nothing
-    /// is written). The wasm one-commit checkpoint.
-    async fn record_new_step(
-        &self,
-        step: &Step,
-        owner: &str,
-        events: &[(&str, Value)],
-        now: Micros,
-    ) -> Result<bool>;
+    /// Atomically record whole new steps of one run (each row plus its
+    /// events, appended in order), but only while the run admits `owner` as
+    /// its writer (`Run::fence`) and no step of any of their names exists;
+    /// `false` when any condition fails (nothing is written). The wasm
+    /// checkpoint of a step's first attempt, and the group commit of a
+    /// batch of them: one statement on Postgres, one transaction on SQLite.
+    async fn record_new_steps(&self, owner: &str, steps: &[NewStep]) -> Result<bool>;
     /// Exclusion under `key` among every process sharing this database,
     /// without waiting: `None` while someone else holds it. Held until
     /// released or dropped.
     async fn try_exclusive(&self, key: i64) -> Result<Option<Box<dyn Exclusive>>>;
+}
+
+/// A completed step recorded whole ([`Store::record_new_steps`]): its row,
+/// and its events appended at `at`.
+#[derive(Clone, Debug)]
+pub struct NewStep {
+    pub step: Step,
+    pub events: Vec<(&'static str, Value)>,
+    pub at: Micros,
 }
 
 /// A held [`Store::try_exclusive`].

@@ -17,7 +17,10 @@ pub async fn begin(
         Ok(o) => o,
         Err(e) => return Ok(Err(e)),
     };
-    let begun = cx.run.begin_step(name.clone(), opts, options.input_hash);
+    let begun = cx
+        .run
+        .begin_step(name.clone(), opts, options.input_hash)
+        .await;
     let begun = match answer("step-begin", begun)? {
         Ok(b) => b,
         Err(e) => return Ok(Err(e)),

@@ -270,7 +270,11 @@ async fn calls_outside_step_code_are_refused() {
     );
 
     // Inside a step it works; once the step is checkpointed it is refused again.
-    let step_id = match act.begin_step("fetch".into(), json!({}), None).unwrap() {
+    let step_id = match act
+        .begin_step("fetch".into(), json!({}), None)
+        .await
+        .unwrap()
+    {
         tidebase_engine::Begun::Execute(id) => id,
         _ => panic!("expected execute"),
     };
@@ -289,7 +293,11 @@ async fn a_step_and_run_failing_from_a_refusal_name_its_class() {
     let up = Upstream::start().await;
     connect(&rig, "api", &up.base).await;
     let (run, mut act) = claimed(&rig, allow(&["api"])).await;
-    let step_id = match act.begin_step("fetch".into(), json!({}), None).unwrap() {
+    let step_id = match act
+        .begin_step("fetch".into(), json!({}), None)
+        .await
+        .unwrap()
+    {
         tidebase_engine::Begun::Execute(id) => id,
         _ => panic!("expected execute"),
     };
