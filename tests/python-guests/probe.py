@@ -6,7 +6,7 @@ Input `{"mode": M, ...}`:
   and a usage record, then gate `go`; returns the sum and the decision;
 - `retries`: step `flaky` fails twice and succeeds on its third attempt
   (`retries=2`); step `doomed` (`retries=1`) always fails, failing the run;
-- `crash` (`spinMs`): step `a`, then step `slow` that computes for `spinMs`;
+- `crash` (`spinMs`): step `a` (with side effects), then step `slow` that computes for `spinMs`;
 - `escape`: tries the filesystem, the environment and a socket;
 - `spin`: computes forever; `bomb`: allocates until memory runs out;
 - `hashes` (`inputs`: JSON texts): one step per input, `h0`, `h1`, …;
@@ -51,7 +51,10 @@ def retries(run, input):
 
 
 def crash(run, input):
-    a = run.step("a", lambda: 1)
+    # Declared side effects make `a`'s checkpoint durable before `slow`
+    # begins; a pure step's could still sit in the group commit when the
+    # process dies, and would then run again (README: what a crash can lose).
+    a = run.step("a", lambda: 1, side_effects=["write"])
 
     def slow():
         end = time.monotonic() + input["spinMs"] / 1000
