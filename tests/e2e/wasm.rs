@@ -6,6 +6,7 @@ use crate::harness::{Opts, TestServer, assert_gap_free, count_events};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use tidebase_host::engine::GroupCommit;
 
 /// Deploy a fixture component under `name` (`query` sets limits).
 pub async fn deploy(srv: &TestServer, name: &str, path: &str, query: &str) -> Value {
@@ -423,6 +424,8 @@ async fn long_activations_keep_their_lease(srv: TestServer) {
 backend_tests!(
     long_activations_keep_their_lease = Opts {
         lease_ms: 300,
+        // One commit per step keeps the activation longer than the lease.
+        group_commit: GroupCommit::OFF,
         ..Opts::wasm()
     }
 );
