@@ -70,6 +70,12 @@ impl ConnectOptions {
 
 /// Open the store, applying (or, with auto-migrate off, checking) migrations.
 pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
+    Ok(connect_sql(opts).await?)
+}
+
+/// [`connect`], keeping the concrete store (the bench measures its commit
+/// ceiling through the same pool).
+pub async fn connect_sql(opts: &ConnectOptions) -> Result<Arc<SqlStore>> {
     sqlx::any::install_default_drivers();
     let (url, dialect) = opts.resolve()?;
     if dialect.reach_first {

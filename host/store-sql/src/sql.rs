@@ -39,8 +39,17 @@ impl SqlStore {
         }
     }
 
-    async fn acquire(&self) -> Result<PoolConnection<Any>> {
+    pub(super) async fn acquire(&self) -> Result<PoolConnection<Any>> {
         self.pool.acquire().await.db()
+    }
+
+    /// Wait for this process's turn to write (`Dialect::one_writer`).
+    pub(super) async fn writer_turn(&self) -> Option<OwnedMutexGuard<()>> {
+        if self.dialect.one_writer {
+            Some(self.writer.clone().lock_owned().await)
+        } else {
+            None
+        }
     }
 }
 
@@ -74,11 +83,7 @@ impl<T> Db<T> for R<T> {
 #[async_trait]
 impl Store for SqlStore {
     async fn write(&self) -> Result<Box<dyn Tx>> {
-        let guard = if self.dialect.one_writer {
-            Some(self.writer.clone().lock_owned().await)
-        } else {
-            None
-        };
+        let guard = self.writer_turn().await;
         let tx = self.pool.begin_with(self.dialect.begin_write).await.db()?;
         Ok(Box::new(SqlTx {
             conn: Conn::Tx(tx),
