@@ -67,6 +67,20 @@ impl Store for CountingStore {
         self.inner.record_new_step(step, owner, events, now).await
     }
 
+    /// One autocommit statement on Postgres (counted as a write).
+    async fn replace_step_if_unchanged(
+        &self,
+        read: &Step,
+        step: &Step,
+        event: (&str, &Value),
+        now: i64,
+    ) -> tidebase_host::store::Result<Option<Event>> {
+        self.counts.writes.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .replace_step_if_unchanged(read, step, event, now)
+            .await
+    }
+
     async fn try_exclusive(
         &self,
         key: i64,
