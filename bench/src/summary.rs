@@ -132,7 +132,7 @@ fn verdicts(all: &[Value], conc: usize) -> Vec<Verdict> {
                 what: format!("{runs:.0} runs parked at gates"),
                 goal: "10,000 runs: < 50 MB RSS growth",
                 measured: format!(
-                    "+{grown:.1} MB ({:.1} MB total, {})",
+                    "{grown:+.1} MB ({:.1} MB total, {})",
                     kib("/rssSuspendedKiB") / 1024.0,
                     r["backend"].as_str().unwrap_or("?")
                 ),
