@@ -13,7 +13,7 @@ use std::time::Duration;
 use tidebase_host::config::Settings;
 use tidebase_host::engine::{Engine, GroupCommit};
 use tidebase_host::model::{Event, Step};
-use tidebase_host::store::{ConnectOptions, Exclusive, NewStep, Store, Tx};
+use tidebase_host::store::{ConnectOptions, Exclusive, NewStep, SqlStore, Store, Tx};
 
 /// How many store transactions the engine opened.
 #[derive(Default)]
@@ -65,6 +65,20 @@ impl Store for CountingStore {
         self.inner.record_new_steps(owner, steps).await
     }
 
+    /// One autocommit statement on Postgres (counted as a write).
+    async fn replace_step_if_unchanged(
+        &self,
+        read: &Step,
+        step: &Step,
+        event: (&str, &Value),
+        now: i64,
+    ) -> tidebase_host::store::Result<Option<Event>> {
+        self.counts.writes.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .replace_step_if_unchanged(read, step, event, now)
+            .await
+    }
+
     async fn try_exclusive(
         &self,
         key: i64,
@@ -99,7 +113,13 @@ impl Db {
     /// Create `tb_bench_<random>` on the Postgres server of `admin_url`, or a
     /// SQLite file in a temporary directory.
     pub async fn create(g: &crate::Global) -> Result<Db> {
-        let (admin_url, sqlite, keep) = (g.database_url.as_str(), g.sqlite, g.keep_db);
+        Db::create_on(g, g.backend()).await
+    }
+
+    /// [`Db::create`] on the given backend, whatever `--sqlite` says.
+    pub async fn create_on(g: &crate::Global, backend: Backend) -> Result<Db> {
+        let (admin_url, keep) = (g.database_url.as_str(), g.keep_db);
+        let sqlite = backend == Backend::Sqlite;
         sqlx::any::install_default_drivers();
         let tag = uuid::Uuid::new_v4().simple().to_string();
         let tag = &tag[..12];
@@ -150,18 +170,22 @@ impl Db {
         Ok(Stats { pg, counts, settle })
     }
 
-    /// An engine on this database (migrated) whose store counts transactions.
-    pub async fn engine(&self, max_connections: u32) -> Result<(Engine, Arc<Counters>)> {
+    /// An engine on this database (migrated) whose store counts
+    /// transactions, and the store itself (for its commit ceiling).
+    pub async fn engine(
+        &self,
+        max_connections: u32,
+    ) -> Result<(Engine, Arc<Counters>, Arc<SqlStore>)> {
         let opts = ConnectOptions {
             database_url: Some(self.url.clone()),
             data_dir: std::env::temp_dir(),
             auto_migrate: true,
             max_connections,
         };
-        let inner = tidebase_host::store::connect(&opts).await?;
+        let sql = tidebase_host::store::connect_sql(&opts).await?;
         let counts = Arc::new(Counters::default());
         let store = Arc::new(CountingStore {
-            inner,
+            inner: sql.clone(),
             counts: counts.clone(),
         });
         // Read as the host reads it, to compare grouped and single checkpoints.
@@ -172,7 +196,7 @@ impl Db {
             ..Settings::default()
         };
         let engine = Engine::new(store, tidebase_host::clock::system(), settings);
-        Ok((engine, counts))
+        Ok((engine, counts, sql))
     }
 
     /// A separate connection for the benchmark's own polling queries.

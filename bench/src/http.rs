@@ -50,6 +50,8 @@ pub struct HttpArgs {
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    /// Size of each step's output JSON.
+    output_bytes: usize,
 }
 
 fn step_input(i: usize) -> (String, Value, String) {
@@ -58,8 +60,15 @@ fn step_input(i: usize) -> (String, Value, String) {
     (format!("step-{i}"), input, hash)
 }
 
+/// Step `i`'s output: `{"i":i,"pad":"x…"}` padded so its JSON is `bytes`
+/// long (as the `steps` fixture pads its own).
+pub fn step_output(i: usize, bytes: usize) -> Value {
+    let bare = format!(r#"{{"i":{i},"pad":""}}"#).len();
+    json!({"i": i, "pad": "x".repeat(bytes.saturating_sub(bare))})
+}
+
 impl Client {
-    pub fn new(base: &str) -> Result<Client> {
+    pub fn new(base: &str, output_bytes: usize) -> Result<Client> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .tcp_nodelay(true)
@@ -68,6 +77,7 @@ impl Client {
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_string(),
+            output_bytes,
         })
     }
 
@@ -137,7 +147,8 @@ impl Client {
                 bail!("step {name} of {id}: expected execute, got {began}");
             }
             let sid = began["step"]["id"].as_str().context("no step id")?;
-            let done = json!({"leaseOwner": owner, "output": {"i": i, "ok": true}});
+            let output = step_output(i, self.output_bytes);
+            let done = json!({"leaseOwner": owner, "output": output});
             self.post(&format!("/runs/{id}/steps/{sid}/complete"), &done, None)
                 .await?;
             lat.push(t0.elapsed());
@@ -350,6 +361,7 @@ pub const LOAD_HEAD: &[&str] = &[
     "steps",
     "secs",
     "steps/s",
+    "of ceiling",
     "p50 ms",
     "p90 ms",
     "p99 ms",
@@ -361,6 +373,14 @@ pub const LOAD_HEAD: &[&str] = &[
     "cpu bench/pg/other",
 ];
 
+/// A percentile in ms, `-` without samples (the wasm loads time no steps).
+fn latency_cell(lat: &mut Latencies, p: f64) -> String {
+    if lat.len() == 0 {
+        return "-".into();
+    }
+    format!("{:.2}", ms(lat.pct(p)))
+}
+
 /// A table row and a JSON record for one load.
 pub fn load_row(
     table: &mut Table,
@@ -370,6 +390,8 @@ pub fn load_row(
     load: &mut Load,
     cost: &Cost,
 ) {
+    let ceiling = crate::ceiling::get(backend, conc);
+    let ratio = ceiling.map(|c| load.steps_per_sec() / c);
     table.row(vec![
         bench.to_string(),
         conc.to_string(),
@@ -377,9 +399,10 @@ pub fn load_row(
         load.steps.to_string(),
         format!("{:.1}", load.elapsed.as_secs_f64()),
         format!("{:.0}", load.steps_per_sec()),
-        format!("{:.2}", ms(load.lat.pct(50.0))),
-        format!("{:.2}", ms(load.lat.pct(90.0))),
-        format!("{:.2}", ms(load.lat.pct(99.0))),
+        ratio.map_or("-".into(), |r| format!("{:.1}%", r * 100.0)),
+        latency_cell(&mut load.lat, 50.0),
+        latency_cell(&mut load.lat, 90.0),
+        latency_cell(&mut load.lat, 99.0),
         cell(cost.commits, 2),
         cell(cost.writes, 2),
         cell(cost.reads, 2),
@@ -397,6 +420,8 @@ pub fn load_row(
         "steps": load.steps,
         "elapsedSecs": (load.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         "stepsPerSec": load.steps_per_sec().round(),
+        "ceilingCommitsPerSec": ceiling.map(f64::round),
+        "ratioToCeiling": ratio.map(|r| (r * 1000.0).round() / 1000.0),
         "latency": load.lat.summary(),
         "errors": load.errors,
         "cpuCores": {
@@ -435,15 +460,23 @@ pub async fn run(g: &Global, a: &HttpArgs) -> Result<()> {
         }
         None => {
             let db = Db::create(g).await?;
-            let (engine, counts) = db.engine(g.max_connections).await?;
+            let (engine, counts, sql) = db.engine(g.max_connections).await?;
             let stats = db.stats(Some(counts), settle).await?;
-            let (base, server) = serve(engine).await?;
             let backend = backend_name(db.backend).to_string();
+            crate::ceiling::measure(
+                &sql,
+                &backend,
+                &a.concurrency,
+                g.ceiling_secs,
+                g.output_bytes,
+            )
+            .await?;
+            let (base, server) = serve(engine).await?;
             (base, stats, Some(db), Some(server), backend)
         }
     };
     eprintln!("http: {backend} server at {base}");
-    let result = measure(a, &base, &stats, &backend).await;
+    let result = measure(a, &base, &stats, &backend, g.output_bytes).await;
     if let Some(server) = server {
         server.abort();
     }
@@ -453,8 +486,14 @@ pub async fn run(g: &Global, a: &HttpArgs) -> Result<()> {
     result
 }
 
-async fn measure(a: &HttpArgs, base: &str, stats: &Stats, backend: &str) -> Result<()> {
-    let client = Arc::new(Client::new(base)?);
+async fn measure(
+    a: &HttpArgs,
+    base: &str,
+    stats: &Stats,
+    backend: &str,
+    output_bytes: usize,
+) -> Result<()> {
+    let client = Arc::new(Client::new(base, output_bytes)?);
     // Warm up connections, prepared statements and the allocator.
     let warm = checkpoint_load(
         client.clone(),

@@ -2,9 +2,12 @@
 //! tables and one JSON line per measurement (`{"bench": …}`) for the record.
 //! See `bench/README.md`.
 
+mod ceiling;
 mod env;
 mod http;
+mod ready;
 mod report;
+mod summary;
 mod wasm;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +52,25 @@ pub struct Global {
     /// Connection pool size of the in-process engine (`serve` uses 32).
     #[arg(long, global = true, default_value_t = 32)]
     pub max_connections: u32,
+    /// Seconds the commit ceiling is measured at each concurrency level.
+    #[arg(long, global = true, default_value_t = 3.0)]
+    pub ceiling_secs: f64,
+    /// Size of each step's output JSON (and of the ceiling's row payload).
+    #[arg(long, global = true, default_value_t = 256)]
+    pub output_bytes: usize,
+    /// The concurrency level at which the summary judges the targets.
+    #[arg(long, global = true, default_value_t = 16)]
+    pub target_concurrency: usize,
+}
+
+impl Global {
+    pub fn backend(&self) -> Backend {
+        if self.sqlite {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,6 +80,22 @@ enum Mode {
     /// The wasm runtime: instantiation, worker-loop steps, HTTP comparison,
     /// memory per suspended run.
     Wasm(wasm::WasmArgs),
+    /// `tidebase-host serve` (release, beside this binary) on a fresh SQLite
+    /// data dir: time until /health answers.
+    Ready(ready::ReadyArgs),
+    /// Every target of issue 12 in one run: HTTP and wasm steps on Postgres
+    /// and SQLite at the target concurrency, parked runs, serve ready.
+    All(AllArgs),
+}
+
+#[derive(clap::Args, Clone, Debug)]
+struct AllArgs {
+    /// Seconds each HTTP load runs.
+    #[arg(long, default_value_t = 10.0)]
+    duration_secs: f64,
+    /// Runs parked at their gate at once (on Postgres).
+    #[arg(long, default_value_t = 10_000)]
+    suspended: usize,
 }
 
 pub fn backend_name(b: Backend) -> &'static str {
@@ -75,8 +113,53 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         env::load1()
     );
-    match &cli.mode {
+    let result = match &cli.mode {
         Mode::Http(a) => http::run(&cli.global, a).await,
         Mode::Wasm(a) => wasm::run(&cli.global, a).await,
+        Mode::Ready(a) => ready::run(a).await,
+        Mode::All(a) => all(&cli.global, a).await,
+    };
+    summary::print(cli.global.target_concurrency);
+    result
+}
+
+async fn all(g: &Global, a: &AllArgs) -> anyhow::Result<()> {
+    let conc = vec![g.target_concurrency];
+    let cli = |args: &[&str]| {
+        let mut argv = vec!["tidebase-bench"];
+        argv.extend_from_slice(args);
+        Cli::parse_from(argv).mode
+    };
+    let (Mode::Http(mut http_args), Mode::Wasm(mut wasm_args)) =
+        (cli(&["http"]), cli(&["wasm", "--parts", "steps"]))
+    else {
+        unreachable!("parsed as written");
+    };
+    http_args.concurrency = conc.clone();
+    http_args.duration_secs = a.duration_secs;
+    wasm_args.concurrency = conc;
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let g = Global {
+            sqlite: backend == Backend::Sqlite,
+            ..g.clone()
+        };
+        http::run(&g, &http_args).await?;
+        wasm::run(&g, &wasm_args).await?;
     }
+    let Mode::Wasm(mut rss_args) = cli(&["wasm", "--parts", "rss"]) else {
+        unreachable!("parsed as written");
+    };
+    rss_args.suspended = a.suspended;
+    wasm::run(
+        &Global {
+            sqlite: false,
+            ..g.clone()
+        },
+        &rss_args,
+    )
+    .await?;
+    let Mode::Ready(ready_args) = cli(&["ready"]) else {
+        unreachable!("parsed as written");
+    };
+    ready::run(&ready_args).await
 }

@@ -2,7 +2,16 @@
 
 use crate::env::Cost;
 use serde_json::{Map, Value, json};
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// Every JSON record printed so far, for the summary at the end.
+static RECORDS: Mutex<Vec<Value>> = Mutex::new(Vec::new());
+
+/// The records printed so far.
+pub fn records() -> Vec<Value> {
+    RECORDS.lock().expect("not poisoned").clone()
+}
 
 /// Latency samples; percentiles by nearest rank over the sorted samples.
 #[derive(Clone, Debug, Default)]
@@ -93,7 +102,9 @@ pub fn record(bench: &str, fields: Value) {
         m.extend(f);
     }
     m.insert("load1".into(), json!(crate::env::load1()));
-    println!("{}", Value::Object(m));
+    let record = Value::Object(m);
+    println!("{record}");
+    RECORDS.lock().expect("not poisoned").push(record);
 }
 
 /// A plain text table, printed at once.
@@ -101,6 +112,8 @@ pub struct Table {
     title: String,
     head: Vec<String>,
     rows: Vec<Vec<String>>,
+    /// Text cells, aligned left (numbers align right).
+    left: bool,
 }
 
 impl Table {
@@ -109,7 +122,14 @@ impl Table {
             title: title.to_string(),
             head: head.iter().map(|h| h.to_string()).collect(),
             rows: Vec::new(),
+            left: false,
         }
+    }
+
+    /// Align cells left: a table of text.
+    pub fn left(mut self) -> Table {
+        self.left = true;
+        self
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -129,7 +149,13 @@ impl Table {
             cells
                 .iter()
                 .zip(&width)
-                .map(|(c, w)| format!("{c:>w$}"))
+                .map(|(c, w)| {
+                    if self.left {
+                        format!("{c:<w$}")
+                    } else {
+                        format!("{c:>w$}")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join("  ")
         };

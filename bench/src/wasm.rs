@@ -98,7 +98,12 @@ impl Running {
 pub async fn run(g: &Global, a: &WasmArgs) -> Result<()> {
     let db = Db::create(g).await?;
     let result = async {
-        let (engine, counts) = db.engine(g.max_connections).await?;
+        let (engine, counts, sql) = db.engine(g.max_connections).await?;
+        let backend = backend_name(db.backend);
+        if a.parts.contains(&Part::Steps) || a.parts.contains(&Part::Http) {
+            let levels = a.concurrency.clone();
+            crate::ceiling::measure(&sql, backend, &levels, g.ceiling_secs, g.output_bytes).await?;
+        }
         let stats = db
             .stats(Some(counts), Duration::from_secs_f64(g.settle_secs))
             .await?;
@@ -115,9 +120,9 @@ pub async fn run(g: &Global, a: &WasmArgs) -> Result<()> {
         };
         let runtime = Arc::new(Runtime::new(config)?);
         let engine = engine.with_component_check(runtime.clone());
-        let backend = backend_name(db.backend);
         let ctx = Ctx {
             a,
+            output_bytes: g.output_bytes,
             db: &db,
             engine,
             runtime,
@@ -158,6 +163,7 @@ pub async fn run(g: &Global, a: &WasmArgs) -> Result<()> {
 
 struct Ctx<'a> {
     a: &'a WasmArgs,
+    output_bytes: usize,
     db: &'a Db,
     engine: Engine,
     runtime: Arc<Runtime>,
@@ -316,7 +322,7 @@ impl Ctx<'_> {
         self.deploy("steps-warmup", tidebase_fixtures::STEPS)
             .await?;
         let mut poller = self.db.poller().await?;
-        let warm = json!({ "steps": a.steps });
+        let warm = json!({ "steps": a.steps, "outputBytes": self.output_bytes });
         self.create_runs("steps-warmup", warm, 4).await?;
         self.execute("steps-warmup", 4, 4, &mut poller).await?;
         for &slots in &a.concurrency {
@@ -363,7 +369,7 @@ impl Ctx<'_> {
         steps_per_run: usize,
     ) -> Result<()> {
         self.deploy(workflow, tidebase_fixtures::STEPS).await?;
-        let input = json!({ "steps": steps_per_run });
+        let input = json!({ "steps": steps_per_run, "outputBytes": self.output_bytes });
         self.create_runs(workflow, input, runs).await?;
         eprintln!("wasm: {runs} runs × {steps_per_run} steps with {slots} worker slots");
         let before = self.stats.snap().await?;
@@ -396,7 +402,7 @@ impl Ctx<'_> {
     async fn http(&self, compare: &mut Table) -> Result<()> {
         let a = self.a;
         let (base, server) = serve(self.engine.clone()).await?;
-        let client = Arc::new(Client::new(&base)?);
+        let client = Arc::new(Client::new(&base, self.output_bytes)?);
         let result = async {
             let warm = checkpoint_load(
                 client.clone(),

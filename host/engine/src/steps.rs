@@ -342,7 +342,47 @@ impl Engine {
         }
     }
 
+    /// Complete `owner`'s attempt. The attempt is read, completed here and
+    /// written back only if nobody wrote the row since (one statement on
+    /// Postgres): the row still leased to `owner` is the fence. Only if it
+    /// changed in between is the decision taken again under its row lock.
     pub async fn complete_step(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        owner: &str,
+        output: Value,
+    ) -> Result<Step> {
+        let now = self.now();
+        let read = self.read().await?.step(run_id, step_id, false).await?;
+        let read = match read {
+            Some(step) if step.lease_owner.as_deref() == Some(owner) => step,
+            _ => return Err(EngineError::LeaseLost(LeaseLost::Step)),
+        };
+        let mut step = read.clone();
+        let payload = mark_completed(&mut step, output, now);
+        // `step.completed` reaches no channel and ends no run, so the event
+        // is all `Write::event` would record beside the row.
+        debug_assert!(!super::channels::DELIVERABLE.contains(&"step.completed"));
+        let event = ("step.completed", &payload);
+        let store = &self.store;
+        if store
+            .replace_step_if_unchanged(&read, &step, event, now)
+            .await?
+            .is_some()
+        {
+            self.feed.notify(run_id);
+            // The attempt began when the row was last written: at its begin.
+            telemetry::step_attempt("completed", read.updated_at, now);
+            return Ok(step);
+        }
+        let output = step.output.take().unwrap_or(Value::Null);
+        self.complete_step_locked(run_id, step_id, owner, output)
+            .await
+    }
+
+    /// [`Engine::complete_step`] deciding under the step's row lock.
+    async fn complete_step_locked(
         &self,
         run_id: &str,
         step_id: &str,

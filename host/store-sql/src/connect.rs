@@ -70,6 +70,12 @@ impl ConnectOptions {
 
 /// Open the store, applying (or, with auto-migrate off, checking) migrations.
 pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
+    Ok(connect_sql(opts).await?)
+}
+
+/// [`connect`], keeping the concrete store (the bench measures its commit
+/// ceiling through the same pool).
+pub async fn connect_sql(opts: &ConnectOptions) -> Result<Arc<SqlStore>> {
     sqlx::any::install_default_drivers();
     let (url, dialect) = opts.resolve()?;
     if dialect.reach_first {
@@ -79,15 +85,30 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
         Some(options) if !url.contains('?') => format!("{url}?{options}"),
         _ => url,
     };
+    let synchronous = match dialect.synchronous_env {
+        Some(var) => {
+            let value = std::env::var(var).ok();
+            let level = super::dialect::synchronous_level(var, value.as_deref())
+                .map_err(anyhow::Error::msg)?;
+            Some(format!("PRAGMA synchronous = {level}"))
+        }
+        None => None,
+    };
     // No ping on every checkout: it is a round trip per transaction, and a
     // dead connection surfaces as an error on first use anyway.
     let pool = AnyPoolOptions::new()
         .max_connections(opts.max_connections.min(dialect.max_connections))
         .test_before_acquire(false)
         .after_connect(move |conn, _| {
+            let synchronous = synchronous.clone();
             Box::pin(async move {
-                for statement in dialect.on_connect {
-                    sqlx::query(*statement).execute(&mut *conn).await?;
+                for statement in dialect.on_connect.iter().copied() {
+                    sqlx::query(statement).execute(&mut *conn).await?;
+                }
+                if let Some(pragma) = synchronous {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(pragma))
+                        .execute(&mut *conn)
+                        .await?;
                 }
                 Ok(())
             })

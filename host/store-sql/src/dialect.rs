@@ -19,6 +19,9 @@ pub(super) struct Dialect {
     pub default_url_options: Option<&'static str>,
     /// Run on every new connection.
     pub on_connect: &'static [&'static str],
+    /// The environment variable that sets `PRAGMA synchronous` on every
+    /// connection (see [`synchronous_level`]); `None`: no such setting.
+    pub synchronous_env: Option<&'static str>,
     /// Opens a write transaction.
     pub begin_write: &'static str,
     /// Writers queue in process before `begin_write`: a database with one
@@ -56,6 +59,7 @@ pub(super) static POSTGRES: Dialect = Dialect {
     max_connections: u32::MAX,
     default_url_options: None,
     on_connect: &[],
+    synchronous_env: None,
     begin_write: "BEGIN",
     one_writer: false,
     row_lock: " FOR UPDATE",
@@ -85,10 +89,10 @@ pub(super) static SQLITE: Dialect = Dialect {
     // covers writers from other processes.
     on_connect: &[
         "PRAGMA journal_mode = WAL",
-        "PRAGMA synchronous = NORMAL",
         "PRAGMA busy_timeout = 10000",
         "PRAGMA foreign_keys = ON",
     ],
+    synchronous_env: Some("TIDEBASE_SQLITE_SYNCHRONOUS"),
     // IMMEDIATE takes the write lock up front, so a transaction never fails
     // to upgrade from reading to writing halfway through.
     begin_write: "BEGIN IMMEDIATE",
@@ -122,5 +126,49 @@ impl Dialect {
     /// `skip_locked` when `lock` is asked for.
     pub fn lock_skipping(&self, lock: bool) -> &'static str {
         if lock { self.skip_locked } else { "" }
+    }
+}
+
+/// The `PRAGMA synchronous` levels an operator may choose, and the default.
+/// In WAL mode: `normal` never corrupts and loses nothing when the process
+/// dies, but a power loss or OS crash may lose the last commits; `full` and
+/// `extra` sync every commit and survive power loss; `off` may corrupt the
+/// database on power loss.
+pub const SYNCHRONOUS_LEVELS: [&str; 4] = ["off", "normal", "full", "extra"];
+pub const SYNCHRONOUS_DEFAULT: &str = "normal";
+
+/// The level `value` names (any case), or an error naming the choices.
+pub fn synchronous_level(var: &str, value: Option<&str>) -> Result<&'static str, String> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(SYNCHRONOUS_DEFAULT);
+    };
+    SYNCHRONOUS_LEVELS
+        .into_iter()
+        .find(|l| l.eq_ignore_ascii_case(value))
+        .ok_or_else(|| {
+            format!(
+                "{var} must be one of {} (got {value:?})",
+                SYNCHRONOUS_LEVELS.join(", ")
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::synchronous_level;
+
+    #[test]
+    fn synchronous_levels_parse_and_bad_ones_are_named() {
+        let level = |v| synchronous_level("V", v);
+        assert_eq!(level(None), Ok("normal"));
+        assert_eq!(level(Some("")), Ok("normal"));
+        assert_eq!(level(Some("FULL")), Ok("full"));
+        assert_eq!(level(Some(" off ")), Ok("off"));
+        let err = level(Some("fast")).unwrap_err();
+        assert!(
+            err.contains("V must be one of off, normal, full, extra"),
+            "{err}"
+        );
+        assert!(err.contains("\"fast\""), "{err}");
     }
 }

@@ -4,6 +4,7 @@
 //! every difference between the two dialects is a field of `dialect::Dialect`.
 
 mod agents;
+mod ceiling;
 mod connect;
 mod dialect;
 mod egress;
@@ -16,7 +17,8 @@ mod sql;
 mod table;
 mod wasm;
 
-pub use connect::{ConnectOptions, connect, pending_migrations};
+pub use ceiling::CeilingSample;
+pub use connect::{ConnectOptions, connect, connect_sql, pending_migrations};
 pub use sql::SqlStore;
 
 // The engine's names at this crate's root, so modules read `crate::model`

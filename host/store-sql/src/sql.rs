@@ -41,8 +41,29 @@ impl SqlStore {
         }
     }
 
-    async fn acquire(&self) -> Result<PoolConnection<Any>> {
+    pub(super) async fn acquire(&self) -> Result<PoolConnection<Any>> {
         self.pool.acquire().await.db()
+    }
+
+    /// A write transaction, as its concrete type.
+    async fn write_tx(&self) -> Result<SqlTx> {
+        let guard = self.writer_turn().await;
+        let tx = self.pool.begin_with(self.dialect.begin_write).await.db()?;
+        Ok(SqlTx {
+            conn: Conn::Tx(tx),
+            dialect: self.dialect,
+            _writer: guard,
+            timer: TxTimer::start("rollback"),
+        })
+    }
+
+    /// Wait for this process's turn to write (`Dialect::one_writer`).
+    pub(super) async fn writer_turn(&self) -> Option<OwnedMutexGuard<()>> {
+        if self.dialect.one_writer {
+            Some(self.writer.clone().lock_owned().await)
+        } else {
+            None
+        }
     }
 }
 
@@ -76,18 +97,7 @@ impl<T> Db<T> for R<T> {
 #[async_trait]
 impl Store for SqlStore {
     async fn write(&self) -> Result<Box<dyn Tx>> {
-        let guard = if self.dialect.one_writer {
-            Some(self.writer.clone().lock_owned().await)
-        } else {
-            None
-        };
-        let tx = self.pool.begin_with(self.dialect.begin_write).await.db()?;
-        Ok(Box::new(SqlTx {
-            conn: Conn::Tx(tx),
-            dialect: self.dialect,
-            _writer: guard,
-            timer: TxTimer::start("rollback"),
-        }))
+        Ok(Box::new(self.write_tx().await?))
     }
 
     async fn read(&self) -> Result<Box<dyn Tx>> {
@@ -165,6 +175,67 @@ impl Store for SqlStore {
             seq: row.try_get(1).db()?,
             kind: "step.started".into(),
             payload: started.clone(),
+            created_at: now,
+        }))
+    }
+
+    async fn replace_step_if_unchanged(
+        &self,
+        read: &Step,
+        step: &Step,
+        (kind, payload): (&str, &Value),
+        now: Micros,
+    ) -> Result<Option<Event>> {
+        // The step's columns are $1…$n (id first, run id second), then these.
+        let p = |i: usize| format!("${}", STEPS.len() + i);
+        let unchanged = format!(
+            "{} AND run_id = $2 AND lease_owner = {} AND attempt = {} AND status = {} \
+             AND updated_at = {}",
+            STEPS.update("id"),
+            p(1),
+            p(2),
+            p(3),
+            p(4)
+        );
+        let bind = |sql| {
+            (STEPS.bind)(q(sql), step)
+                .bind(read.lease_owner.clone())
+                .bind(read.attempt)
+                .bind(read.status.clone())
+                .bind(read.updated_at)
+        };
+        if !self.dialect.writable_ctes {
+            // The write transaction excludes every other writer already.
+            let mut tx = self.write_tx().await?;
+            if tx.exec(bind(&unchanged)).await? == 0 {
+                return Ok(None);
+            }
+            let event = tx.append_event(&step.run_id, kind, payload, now).await?;
+            Box::new(tx).commit().await?;
+            return Ok(Some(event));
+        }
+        let (kind_p, payload_p, now_p) = (p(5), p(6), p(7));
+        let sql = format!(
+            "WITH u AS ({unchanged} RETURNING run_id), \
+             s AS (UPDATE runs SET event_seq = event_seq + 1 WHERE id = $2 \
+               AND EXISTS (SELECT 1 FROM u) RETURNING event_seq) \
+             {APPEND_EVENT} SELECT $2, s.event_seq, {kind_p}, {payload_p}, {now_p} FROM s \
+             RETURNING id, seq"
+        );
+        let query = bind(&sql)
+            .bind(kind.to_string())
+            .bind(payload.to_string())
+            .bind(now);
+        let mut conn = self.acquire().await?;
+        let Some(row) = query.fetch_optional(&mut *conn).await.db()? else {
+            return Ok(None);
+        };
+        Ok(Some(Event {
+            id: row.try_get(0).db()?,
+            run_id: step.run_id.clone(),
+            seq: row.try_get(1).db()?,
+            kind: kind.to_string(),
+            payload: payload.clone(),
             created_at: now,
         }))
     }

@@ -41,6 +41,18 @@ pub trait Store: Send + Sync {
     /// checkpoint of a step's first attempt, and the group commit of a
     /// batch of them: one statement on Postgres, one transaction on SQLite.
     async fn record_new_steps(&self, owner: &str, steps: &[NewStep]) -> Result<bool>;
+    /// Atomically replace the row of `read.id` with `step` and append one
+    /// event of it, but only while the stored row is still the attempt
+    /// `read` saw (same lease owner, attempt, status and `updated_at`:
+    /// nobody wrote it since); `None` when it is not (nothing is written).
+    /// The fenced HTTP step-complete: one round trip on Postgres.
+    async fn replace_step_if_unchanged(
+        &self,
+        read: &Step,
+        step: &Step,
+        event: (&str, &Value),
+        now: Micros,
+    ) -> Result<Option<Event>>;
     /// Exclusion under `key` among every process sharing this database,
     /// without waiting: `None` while someone else holds it. Held until
     /// released or dropped.
