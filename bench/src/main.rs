@@ -96,6 +96,13 @@ struct AllArgs {
     /// Runs parked at their gate at once (on Postgres).
     #[arg(long, default_value_t = 10_000)]
     suspended: usize,
+    /// Wasm runs of 10 steps: more than `wasm`'s default, so the phase lasts
+    /// seconds rather than a fraction of one and start-up noise averages out.
+    #[arg(long, default_value_t = 1000)]
+    runs: usize,
+    /// Steps of the long wasm runs, in total over the slots (see `runs`).
+    #[arg(long, default_value_t = 12_000)]
+    long_steps: usize,
 }
 
 pub fn backend_name(b: Backend) -> &'static str {
@@ -138,6 +145,8 @@ async fn all(g: &Global, a: &AllArgs) -> anyhow::Result<()> {
     http_args.concurrency = conc.clone();
     http_args.duration_secs = a.duration_secs;
     wasm_args.concurrency = conc;
+    wasm_args.runs = a.runs;
+    wasm_args.long_steps = a.long_steps;
     for backend in [Backend::Postgres, Backend::Sqlite] {
         let g = Global {
             sqlite: backend == Backend::Sqlite,

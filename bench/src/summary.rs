@@ -92,7 +92,13 @@ fn verdicts(all: &[Value], conc: usize) -> Vec<Verdict> {
     }
     out.push(v);
 
-    out.push(share(all, "wasm.steps", conc, "wasm steps, 300 × 10", 0.5));
+    out.push(share(
+        all,
+        "wasm.steps",
+        conc,
+        "wasm steps, 10-step runs",
+        0.5,
+    ));
     out.push(share(
         all,
         "wasm.steps(1 run/slot)",
