@@ -45,6 +45,34 @@ impl SqlStore {
         self.pool.acquire().await.db()
     }
 
+    /// Runs a statement of [`append_if_written`] whose write is already
+    /// bound, binding the event's type, payload and time after it; `None`
+    /// when the write touched no row (nothing was written).
+    async fn fetch_appended(
+        &self,
+        query: Query<'_>,
+        run_id: &str,
+        (kind, payload): (&str, &Value),
+        now: Micros,
+    ) -> Result<Option<Event>> {
+        let query = query
+            .bind(kind.to_string())
+            .bind(payload.to_string())
+            .bind(now);
+        let mut conn = self.acquire().await?;
+        let Some(row) = query.fetch_optional(&mut *conn).await.db()? else {
+            return Ok(None);
+        };
+        Ok(Some(Event {
+            id: row.try_get(0).db()?,
+            run_id: run_id.to_string(),
+            seq: row.try_get(1).db()?,
+            kind: kind.to_string(),
+            payload: payload.clone(),
+            created_at: now,
+        }))
+    }
+
     /// A write transaction, as its concrete type.
     async fn write_tx(&self) -> Result<SqlTx> {
         let guard = self.writer_turn().await;
@@ -153,30 +181,14 @@ impl Store for SqlStore {
         // One autocommit statement: the unique (run_id, name) index decides
         // the single winner among concurrent first begins; the event is
         // appended only if the insert happened.
-        let (payload_p, now_p) = (STEPS.len() + 1, STEPS.len() + 2);
-        let sql = format!(
-            "WITH ins AS ({} ON CONFLICT (run_id, name) DO NOTHING RETURNING run_id), \
-             s AS (UPDATE runs SET event_seq = event_seq + 1 WHERE id = $2 \
-               AND EXISTS (SELECT 1 FROM ins) RETURNING event_seq) \
-             {APPEND_EVENT} SELECT $2, s.event_seq, 'step.started', ${payload_p}, ${now_p} FROM s \
-             RETURNING id, seq",
-            STEPS.insert()
+        let n = STEPS.len();
+        let sql = append_if_written(
+            &format!("{} ON CONFLICT (run_id, name) DO NOTHING", STEPS.insert()),
+            [n + 1, n + 2, n + 3],
         );
-        let query = (STEPS.bind)(q(&sql), step)
-            .bind(started.to_string())
-            .bind(now);
-        let mut conn = self.acquire().await?;
-        let Some(row) = query.fetch_optional(&mut *conn).await.db()? else {
-            return Ok(None);
-        };
-        Ok(Some(Event {
-            id: row.try_get(0).db()?,
-            run_id: step.run_id.clone(),
-            seq: row.try_get(1).db()?,
-            kind: "step.started".into(),
-            payload: started.clone(),
-            created_at: now,
-        }))
+        let query = (STEPS.bind)(q(&sql), step);
+        self.fetch_appended(query, &step.run_id, ("step.started", started), now)
+            .await
     }
 
     async fn replace_step_if_unchanged(
@@ -214,30 +226,10 @@ impl Store for SqlStore {
             Box::new(tx).commit().await?;
             return Ok(Some(event));
         }
-        let (kind_p, payload_p, now_p) = (p(5), p(6), p(7));
-        let sql = format!(
-            "WITH u AS ({unchanged} RETURNING run_id), \
-             s AS (UPDATE runs SET event_seq = event_seq + 1 WHERE id = $2 \
-               AND EXISTS (SELECT 1 FROM u) RETURNING event_seq) \
-             {APPEND_EVENT} SELECT $2, s.event_seq, {kind_p}, {payload_p}, {now_p} FROM s \
-             RETURNING id, seq"
-        );
-        let query = bind(&sql)
-            .bind(kind.to_string())
-            .bind(payload.to_string())
-            .bind(now);
-        let mut conn = self.acquire().await?;
-        let Some(row) = query.fetch_optional(&mut *conn).await.db()? else {
-            return Ok(None);
-        };
-        Ok(Some(Event {
-            id: row.try_get(0).db()?,
-            run_id: step.run_id.clone(),
-            seq: row.try_get(1).db()?,
-            kind: kind.to_string(),
-            payload: payload.clone(),
-            created_at: now,
-        }))
+        let n = STEPS.len();
+        let sql = append_if_written(&unchanged, [n + 5, n + 6, n + 7]);
+        self.fetch_appended(bind(&sql), &step.run_id, (kind, payload), now)
+            .await
     }
 
     async fn try_exclusive(&self, key: i64) -> Result<Option<Box<dyn Exclusive>>> {
@@ -351,6 +343,20 @@ impl SqlStore {
 
 /// Appends an event; `id` is generated.
 const APPEND_EVENT: &str = "INSERT INTO events (run_id, seq, type, payload_json, created_at)";
+
+/// One statement that applies `write` (a step INSERT or UPDATE of run `$2`)
+/// and, only if it touched a row, appends one event of that run with the
+/// next sequence number; `[kind, payload, now]` are the event's parameter
+/// numbers. Needs writable CTEs.
+fn append_if_written(write: &str, [kind, payload, now]: [usize; 3]) -> String {
+    format!(
+        "WITH w AS ({write} RETURNING run_id), \
+         s AS (UPDATE runs SET event_seq = event_seq + 1 WHERE id = $2 \
+           AND EXISTS (SELECT 1 FROM w) RETURNING event_seq) \
+         {APPEND_EVENT} SELECT $2, s.event_seq, ${kind}, ${payload}, ${now} FROM s \
+         RETURNING id, seq"
+    )
+}
 
 /// `"INSERT INTO table (columns)"`, for an insert from a `SELECT`.
 fn insert_into<T>(table: &Table<T>) -> String {
