@@ -41,6 +41,20 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `gates approve <run> approve-report --actor ops`, which must succeed.
+pub async fn approve_report_as_ops(srv: &TestServer, data_dir: &std::path::Path, run_id: &str) {
+    let args = [
+        "gates",
+        "approve",
+        run_id,
+        "approve-report",
+        "--actor",
+        "ops",
+    ];
+    let approve = output(host(srv, data_dir, &args)).await;
+    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve.stderr));
+}
+
 /// The run id named in `run`'s progress output.
 pub fn run_id_in(stderr: &str) -> String {
     stderr
@@ -143,20 +157,7 @@ async fn killed_run_resumes_after_cli_approval(srv: TestServer) {
     child.kill().expect("kill run process");
     child.wait().unwrap();
 
-    let approve = output(host(
-        &srv,
-        dir.path(),
-        &[
-            "gates",
-            "approve",
-            &run_id,
-            "approve-report",
-            "--actor",
-            "ops",
-        ],
-    ))
-    .await;
-    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve.stderr));
+    approve_report_as_ops(&srv, dir.path(), &run_id).await;
     let again = output(host(
         &srv,
         dir.path(),

@@ -465,20 +465,7 @@ async fn cli_crash_resume_and_gates(srv: TestServer) {
     let stderr = text(&first.stderr);
     assert_eq!(first.status.code(), Some(3), "stops at the gate:\n{stderr}");
     let run_id = crate::cli::run_id_in(&stderr);
-    let approve = output(host(
-        &srv,
-        &data,
-        &[
-            "gates",
-            "approve",
-            &run_id,
-            "approve-report",
-            "--actor",
-            "ops",
-        ],
-    ))
-    .await;
-    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve.stderr));
+    crate::cli::approve_report_as_ops(&srv, &data, &run_id).await;
     let done = output(host(
         &srv,
         &data,
