@@ -10,6 +10,13 @@
 
 pub mod cli;
 
+/// mimalloc instead of glibc's allocator: a request allocates and frees many
+/// small buffers across threads, and glibc's malloc showed as about a tenth
+/// of the CPU of an HTTP step benchmark (perf). Declared here so the binary
+/// and the bench, which embeds the server, run on the same allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use tidebase_engine::{self as engine, clock, config, ids, model};
 pub use tidebase_http as api;
 pub use tidebase_wasm as runtime;

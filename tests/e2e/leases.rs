@@ -11,6 +11,7 @@ const PAST_EXPIRY: Duration = Duration::from_millis(1_000);
 
 backend_tests!(
     expired_step_lease_is_taken_over_and_old_owner_fenced = Opts::lease_ms(200),
+    step_taken_over_through_another_replica_is_fenced_on_the_first = Opts::lease_ms(200),
     run_lease_conflicts_then_expires
 );
 
@@ -101,6 +102,50 @@ async fn expired_step_lease_is_taken_over_and_old_owner_fenced(srv: TestServer) 
         0,
         "fenced writes wrote nothing"
     );
+    assert_eq!(d["steps"][0]["output"], "b");
+}
+
+/// A server remembers the steps it began so that completing one need not
+/// read it back. After another replica took the step over, that memory is
+/// stale: the first server must still refuse the old owner and accept the
+/// new one, with one `step.completed`.
+async fn step_taken_over_through_another_replica_is_fenced_on_the_first(srv: TestServer) {
+    let run = srv.running_run("replica-takeover", "a").await;
+    let begin = |owner: &str| json!({"name": "s", "inputHash": "h", "leaseOwner": owner});
+    let b = srv.step_begin(&run, begin("a")).await;
+    assert_eq!(b["action"], "execute", "{b}");
+    let step_id = b["step"]["id"].as_str().unwrap().to_string();
+
+    tokio::time::sleep(PAST_EXPIRY).await;
+    let dir = tempfile::tempdir().unwrap();
+    let other = crate::serve::Serve::start(&srv, dir.path(), &[("TIDEBASE_LEASE_MS", "200")]).await;
+    let b = other
+        .post(&format!("/runs/{run}/steps/begin"), begin("b"))
+        .await;
+    assert_eq!(
+        b["action"], "execute",
+        "taken over on the other replica: {b}"
+    );
+    assert_eq!(b["step"]["attempt"], 2);
+
+    let complete = format!("/runs/{run}/steps/{step_id}/complete");
+    let (s, e) = srv
+        .post(&complete, json!({"leaseOwner": "a", "output": "a"}))
+        .await;
+    assert_eq!(
+        s, 409,
+        "the zombie is fenced on the server that began it: {e}"
+    );
+    let (s, c) = srv
+        .post(&complete, json!({"leaseOwner": "b", "output": "b"}))
+        .await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(c["step"]["attempt"], 2);
+
+    let d = srv.detail(&run).await;
+    let events = d["events"].as_array().unwrap();
+    assert_gap_free(events);
+    assert_eq!(count_events(events, "step.completed"), 1);
     assert_eq!(d["steps"][0]["output"], "b");
 }
 

@@ -13,6 +13,7 @@ pub mod model;
 pub mod store;
 
 mod activation;
+mod begun;
 pub mod broker;
 mod calls;
 mod channels;
@@ -80,6 +81,9 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     feed: EventFeed,
+    /// Rows of HTTP step attempts begun here, so completing one need not
+    /// read it back.
+    begun: Arc<begun::BegunSteps>,
     outbound: Arc<outbound::Outbound>,
     /// Signalled after a commit that made a wasm run claimable.
     wasm_ready: Arc<tokio::sync::Notify>,
@@ -101,6 +105,7 @@ impl Engine {
             clock,
             settings: Arc::new(settings),
             feed: EventFeed::new(),
+            begun: Arc::default(),
             outbound,
             wasm_ready: Arc::new(tokio::sync::Notify::new()),
             stopping: Arc::new(tokio::sync::watch::channel(false).0),

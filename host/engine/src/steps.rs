@@ -294,6 +294,7 @@ impl Engine {
                 .is_some()
             {
                 self.feed.notify(run_id);
+                self.begun.remember(&step);
                 return Ok(StepAction::Execute {
                     step,
                     lease_owner: owner,
@@ -321,6 +322,7 @@ impl Engine {
             .await?;
         self.save_step(&mut w, &step, fresh).await?;
         self.commit(w).await?;
+        self.begun.remember(&step);
         Ok(StepAction::Execute {
             step,
             lease_owner: owner,
@@ -342,9 +344,10 @@ impl Engine {
         }
     }
 
-    /// Complete `owner`'s attempt. The attempt is read, completed here and
-    /// written back only if nobody wrote the row since (one statement on
-    /// Postgres): the row still leased to `owner` is the fence. Only if it
+    /// Complete `owner`'s attempt. The attempt (as this process began it, or
+    /// else read) is completed here and written back only if nobody wrote
+    /// the row since (one statement on Postgres): the row still leased to
+    /// `owner` is the fence. Only if it
     /// changed in between is the decision taken again under its row lock.
     pub async fn complete_step(
         &self,
@@ -354,7 +357,10 @@ impl Engine {
         output: Value,
     ) -> Result<Step> {
         let now = self.now();
-        let read = self.read().await?.step(run_id, step_id, false).await?;
+        let read = match self.begun.take(run_id, step_id) {
+            Some(step) if step.lease_owner.as_deref() == Some(owner) => Some(step),
+            _ => self.read().await?.step(run_id, step_id, false).await?,
+        };
         let read = match read {
             Some(step) if step.lease_owner.as_deref() == Some(owner) => step,
             _ => return Err(EngineError::LeaseLost(LeaseLost::Step)),
@@ -403,6 +409,7 @@ impl Engine {
     }
 
     pub async fn fail_step(&self, run_id: &str, step_id: &str, req: StepFail) -> Result<Step> {
+        self.begun.take(run_id, step_id);
         let now = self.now();
         let mut w = self.write().await?;
         let mut step = self
