@@ -78,14 +78,16 @@ impl SqlStore {
         let _turn = self.writer_turn().await;
         let mut conn = self.acquire().await?;
         let insert = q(INSERT).bind(id.to_string()).bind(payload.to_string());
-        insert.execute(&mut *conn).await.db()?;
+        insert.execute(conn.start()).await.db()?;
+        conn.settle();
         Ok(())
     }
 
     async fn probe_statement(&self, sql: &str) -> Result<()> {
         let _turn = self.writer_turn().await;
         let mut conn = self.acquire().await?;
-        q(sql).execute(&mut *conn).await.db()?;
+        q(sql).execute(conn.start()).await.db()?;
+        conn.settle();
         Ok(())
     }
 }

@@ -15,6 +15,7 @@ mod rows;
 mod rules;
 mod sql;
 mod table;
+mod warm;
 mod wasm;
 
 pub use ceiling::CeilingSample;

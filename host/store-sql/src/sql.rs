@@ -4,6 +4,7 @@
 use super::dialect::Dialect;
 use super::rows::{EVENTS, RUNS, STEPS};
 use super::table::{R, Table};
+use super::warm::{Warm, WarmConn};
 use super::{
     EventRows, Exclusive, NewStep, Result, RunRows, StepRows, Store, StoreError, Tx, rules,
 };
@@ -22,7 +23,8 @@ use tidebase_engine::telemetry;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub struct SqlStore {
-    pool: AnyPool,
+    /// The pool, through connections kept warm between uses.
+    conns: Arc<Warm>,
     dialect: &'static Dialect,
     /// Queues writers in process (`Dialect::one_writer`).
     writer: Arc<Mutex<()>>,
@@ -34,15 +36,15 @@ pub struct SqlStore {
 impl SqlStore {
     pub(super) fn new(pool: AnyPool, dialect: &'static Dialect) -> SqlStore {
         SqlStore {
-            pool,
+            conns: Warm::new(pool),
             dialect,
             writer: Arc::new(Mutex::new(())),
             held: Arc::default(),
         }
     }
 
-    pub(super) async fn acquire(&self) -> Result<PoolConnection<Any>> {
-        self.pool.acquire().await.db()
+    pub(super) async fn acquire(&self) -> Result<WarmConn> {
+        self.conns.acquire().await.db()
     }
 
     /// Runs a statement of [`append_if_written`] whose write is already
@@ -60,7 +62,9 @@ impl SqlStore {
             .bind(payload.to_string())
             .bind(now);
         let mut conn = self.acquire().await?;
-        let Some(row) = query.fetch_optional(&mut *conn).await.db()? else {
+        let row = query.fetch_optional(conn.start()).await.db()?;
+        conn.settle();
+        let Some(row) = row else {
             return Ok(None);
         };
         Ok(Some(Event {
@@ -76,7 +80,7 @@ impl SqlStore {
     /// A write transaction, as its concrete type.
     async fn write_tx(&self) -> Result<SqlTx> {
         let guard = self.writer_turn().await;
-        let tx = self.pool.begin_with(self.dialect.begin_write).await.db()?;
+        let tx = self.conns.begin(self.dialect.begin_write).await.db()?;
         Ok(SqlTx {
             conn: Conn::Tx(tx),
             dialect: self.dialect,
@@ -240,7 +244,7 @@ impl Store for SqlStore {
             let held = self.held.clone();
             return Ok(Some(Box::new(HeldKey { held, key })));
         };
-        let mut conn = self.acquire().await?;
+        let mut conn = self.acquire().await?.into_pooled();
         let row = q(try_lock).bind(key).fetch_one(&mut *conn).await.db()?;
         if !row.try_get::<bool, _>(0).db()? {
             return Ok(None);
@@ -337,7 +341,9 @@ impl SqlStore {
             }
         }
         let mut conn = self.acquire().await?;
-        Ok(query.fetch_all(&mut *conn).await.db()?.len() == count)
+        let rows = query.fetch_all(conn.start()).await.db()?;
+        conn.settle();
+        Ok(rows.len() == count)
     }
 }
 
@@ -411,7 +417,7 @@ impl Exclusive for HeldKey {
 
 enum Conn {
     Tx(Transaction<'static, Any>),
-    Plain(PoolConnection<Any>),
+    Plain(WarmConn),
 }
 
 pub(super) struct SqlTx {
@@ -450,10 +456,19 @@ pub(super) fn q(sql: &str) -> Query<'_> {
 }
 
 impl SqlTx {
+    /// The connection, for one statement; [`SqlTx::settled`] after it.
     pub(super) fn c(&mut self) -> &mut AnyConnection {
         match &mut self.conn {
             Conn::Tx(tx) => tx,
-            Conn::Plain(c) => c,
+            Conn::Plain(c) => c.start(),
+        }
+    }
+
+    /// The statement begun with [`SqlTx::c`] completed (a plain
+    /// connection can then be kept warm).
+    pub(super) fn settled(&mut self) {
+        if let Conn::Plain(c) = &mut self.conn {
+            c.settle();
         }
     }
 
@@ -463,6 +478,7 @@ impl SqlTx {
         map: fn(&AnyRow) -> R<T>,
     ) -> Result<Option<T>> {
         let row = q.fetch_optional(self.c()).await.db()?;
+        self.settled();
         row.as_ref().map(map).transpose().db()
     }
 
@@ -472,6 +488,7 @@ impl SqlTx {
         map: fn(&AnyRow) -> R<T>,
     ) -> Result<Vec<T>> {
         let rows = q.fetch_all(self.c()).await.db()?;
+        self.settled();
         rows.iter().map(map).collect::<R<Vec<T>>>().db()
     }
 
@@ -481,11 +498,14 @@ impl SqlTx {
         T: sqlx::Type<Any> + for<'r> sqlx::Decode<'r, Any>,
     {
         let row = q.fetch_one(self.c()).await.db()?;
+        self.settled();
         row.try_get(0).db()
     }
 
     pub(super) async fn exec(&mut self, q: Query<'_>) -> Result<u64> {
-        Ok(q.execute(self.c()).await.db()?.rows_affected())
+        let done = q.execute(self.c()).await.db()?;
+        self.settled();
+        Ok(done.rows_affected())
     }
 
     /// Insert one row of `table`.
