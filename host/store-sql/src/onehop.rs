@@ -130,12 +130,7 @@ mod tests {
     /// A migrated SQLite store of one pooled connection (so every write
     /// reuses the one a script before it used), with run `r` leased to `w`.
     async fn open(dir: &tempfile::TempDir) -> Arc<SqlStore> {
-        let opts = ConnectOptions {
-            database_url: None,
-            data_dir: dir.path().to_path_buf(),
-            auto_migrate: true,
-            max_connections: 1,
-        };
+        let opts = ConnectOptions::sqlite_in(dir.path(), 1);
         let store = connect_sql(&opts).await.unwrap();
         let mut run = Run::new("r".into(), "w".into(), NOW);
         run.status = RunStatus::Running;
