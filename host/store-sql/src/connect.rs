@@ -26,6 +26,17 @@ pub struct ConnectOptions {
 }
 
 impl ConnectOptions {
+    /// The embedded SQLite database in `dir`, migrated, as tests open it.
+    #[cfg(test)]
+    pub(crate) fn sqlite_in(dir: &std::path::Path, max_connections: u32) -> ConnectOptions {
+        ConnectOptions {
+            database_url: None,
+            data_dir: dir.to_path_buf(),
+            auto_migrate: true,
+            max_connections,
+        }
+    }
+
     /// The URL actually used, and the dialect it selects.
     fn resolve(&self) -> Result<(String, &'static Dialect)> {
         let url = match &self.database_url {

@@ -9,6 +9,7 @@ mod connect;
 mod dialect;
 mod egress;
 mod listing;
+mod onehop;
 mod queues;
 mod records;
 mod rows;

@@ -36,13 +36,8 @@ mod tests {
 
     /// A migrated SQLite store, and a plain pool on the same file.
     async fn open(dir: &tempfile::TempDir) -> (Arc<dyn Store>, AnyPool) {
-        let opts = ConnectOptions {
-            database_url: None,
-            data_dir: dir.path().to_path_buf(),
-            auto_migrate: true,
-            max_connections: 2,
-        };
-        let store = connect(&opts).await.unwrap();
+        let store = connect(&ConnectOptions::sqlite_in(dir.path(), 2)).await;
+        let store = store.unwrap();
         let url = format!("sqlite://{}", dir.path().join("tidebase.db").display());
         (store, AnyPool::connect(&url).await.unwrap())
     }

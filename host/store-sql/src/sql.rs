@@ -2,6 +2,7 @@
 //! the store, its transactions, and the rows of runs, steps and events.
 
 use super::dialect::Dialect;
+use super::onehop::{append_events, atomic};
 use super::rows::{EVENTS, RUNS, STEPS};
 use super::table::{R, Table};
 use super::warm::{Warm, WarmConn};
@@ -47,9 +48,9 @@ impl SqlStore {
         self.conns.acquire().await.db()
     }
 
-    /// Runs a statement of [`append_if_written`] whose write is already
-    /// bound, binding the event's type, payload and time after it; `None`
-    /// when the write touched no row (nothing was written).
+    /// Runs an [`atomic`] write of [`append_events`] after a step write
+    /// that is already bound, binding the event's type, payload and time
+    /// after it; `None` when the write touched no row (nothing was written).
     async fn fetch_appended(
         &self,
         query: Query<'_>,
@@ -61,10 +62,8 @@ impl SqlStore {
             .bind(kind.to_string())
             .bind(payload.to_string())
             .bind(now);
-        let mut conn = self.acquire().await?;
-        let row = query.fetch_optional(conn.start()).await.db()?;
-        conn.settle();
-        let Some(row) = row else {
+        let rows = self.write_once(query).await?;
+        let Some(row) = rows.first() else {
             return Ok(None);
         };
         Ok(Some(Event {
@@ -87,6 +86,14 @@ impl SqlStore {
             _writer: guard,
             timer: TxTimer::start("rollback"),
         })
+    }
+
+    /// The [`atomic`] write of `write` (a step INSERT or UPDATE of run `$2`)
+    /// and, only if it touched a row, one event of that run; the event's
+    /// type, payload and time are parameters `$first…`.
+    fn append_after(&self, write: &str, first: usize) -> String {
+        let sql = append_events(self.dialect, Some(write), 2, first, 1);
+        atomic(self.dialect, sql)
     }
 
     /// Wait for this process's turn to write (`Dialect::one_writer`).
@@ -148,12 +155,7 @@ impl Store for SqlStore {
         let run_id = &first.step.run_id;
         // A unique violation means a step of one of these names exists: the
         // whole write is undone, as the contract says.
-        let written = if self.dialect.writable_ctes {
-            self.record_new_steps_at_once(run_id, owner, steps).await
-        } else {
-            self.record_new_steps_in_tx(run_id, owner, steps).await
-        };
-        match written {
+        match self.record_new_steps_at_once(run_id, owner, steps).await {
             Err(StoreError::UniqueViolation(_)) => Ok(false),
             other => other,
         }
@@ -165,31 +167,11 @@ impl Store for SqlStore {
         started: &Value,
         now: Micros,
     ) -> Result<Option<Event>> {
-        if !self.dialect.writable_ctes {
-            // The write transaction excludes every other writer already.
-            let mut tx = self.write().await?;
-            if tx
-                .step_by_name(&step.run_id, &step.name, false)
-                .await?
-                .is_some()
-            {
-                return Ok(None);
-            }
-            tx.insert_step(step).await?;
-            let event = tx
-                .append_event(&step.run_id, "step.started", started, now)
-                .await?;
-            tx.commit().await?;
-            return Ok(Some(event));
-        }
-        // One autocommit statement: the unique (run_id, name) index decides
-        // the single winner among concurrent first begins; the event is
-        // appended only if the insert happened.
-        let n = STEPS.len();
-        let sql = append_if_written(
-            &format!("{} ON CONFLICT (run_id, name) DO NOTHING", STEPS.insert()),
-            [n + 1, n + 2, n + 3],
-        );
+        // One atomic write: the unique (run_id, name) index decides the
+        // single winner among concurrent first begins; the event is appended
+        // only if the insert happened.
+        let insert = format!("{} ON CONFLICT (run_id, name) DO NOTHING", STEPS.insert());
+        let sql = self.append_after(&insert, STEPS.len() + 1);
         let query = (STEPS.bind)(q(&sql), step);
         self.fetch_appended(query, &step.run_id, ("step.started", started), now)
             .await
@@ -220,18 +202,7 @@ impl Store for SqlStore {
                 .bind(read.status.clone())
                 .bind(read.updated_at)
         };
-        if !self.dialect.writable_ctes {
-            // The write transaction excludes every other writer already.
-            let mut tx = self.write_tx().await?;
-            if tx.exec(bind(&unchanged)).await? == 0 {
-                return Ok(None);
-            }
-            let event = tx.append_event(&step.run_id, kind, payload, now).await?;
-            Box::new(tx).commit().await?;
-            return Ok(Some(event));
-        }
-        let n = STEPS.len();
-        let sql = append_if_written(&unchanged, [n + 5, n + 6, n + 7]);
+        let sql = self.append_after(&unchanged, STEPS.len() + 5);
         self.fetch_appended(bind(&sql), &step.run_id, (kind, payload), now)
             .await
     }
@@ -259,35 +230,9 @@ impl Store for SqlStore {
 }
 
 impl SqlStore {
-    /// [`Store::record_new_steps`] in one transaction, which excludes every
-    /// other writer already.
-    async fn record_new_steps_in_tx(
-        &self,
-        run_id: &str,
-        owner: &str,
-        steps: &[NewStep],
-    ) -> Result<bool> {
-        let mut tx = self.write().await?;
-        let admitted = tx
-            .run(run_id, false)
-            .await?
-            .is_some_and(|r| r.fence(owner).is_ok());
-        if !admitted {
-            return Ok(false);
-        }
-        for new in steps {
-            tx.insert_step(&new.step).await?;
-            for (kind, payload) in &new.events {
-                tx.append_event(run_id, kind, payload, new.at).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// [`Store::record_new_steps`] as one autocommit statement: the fence
-    /// locks the run row, the steps are inserted only if it admitted
-    /// `owner`, and the events take the next `seq`s only if they were.
+    /// [`Store::record_new_steps`] as one [`atomic`] write: the fence locks
+    /// the run row, the steps are inserted only if it admitted `owner`, and
+    /// the events take the next `seq`s only if they were.
     async fn record_new_steps_at_once(
         &self,
         run_id: &str,
@@ -302,31 +247,18 @@ impl SqlStore {
             .collect();
         let (run_p, owner_p) = (steps.len() * width + 1, steps.len() * width + 2);
         let count: usize = steps.iter().map(|s| s.events.len()).sum();
-        let events: Vec<String> = (0..count)
-            .map(|k| {
-                let p = run_p + 2 + 3 * k;
-                // The last event takes the run's new `event_seq`.
-                let back = count - 1 - k;
-                format!(
-                    "SELECT ${run_p}, s.event_seq - {back}, ${}, ${}, ${} FROM s",
-                    p,
-                    p + 1,
-                    p + 2
-                )
-            })
-            .collect();
-        let sql = format!(
-            "WITH f AS (SELECT id FROM runs WHERE id = ${run_p} AND {} FOR UPDATE), \
-             ins AS ({} SELECT * FROM (VALUES {}) AS v WHERE EXISTS (SELECT 1 FROM f) \
-               RETURNING run_id), \
-             s AS (UPDATE runs SET event_seq = event_seq + {count} WHERE id = ${run_p} \
-               AND EXISTS (SELECT 1 FROM ins) RETURNING event_seq) \
-             {APPEND_EVENT} {} RETURNING id",
+        let fence = format!(
+            "SELECT 1 FROM runs WHERE id = ${run_p} AND {}{}",
             rules::admits_writer(&format!("${owner_p}")),
+            self.dialect.row_lock
+        );
+        let insert = format!(
+            "{} SELECT * FROM (VALUES {}) AS v WHERE EXISTS ({fence})",
             insert_into(&STEPS),
             rows.join(", "),
-            events.join(" UNION ALL "),
         );
+        let sql = append_events(self.dialect, Some(&insert), run_p, run_p + 2, count);
+        let sql = atomic(self.dialect, sql);
         let mut query = q(&sql);
         for new in steps {
             query = (STEPS.bind)(query, &new.step);
@@ -340,28 +272,8 @@ impl SqlStore {
                     .bind(new.at);
             }
         }
-        let mut conn = self.acquire().await?;
-        let rows = query.fetch_all(conn.start()).await.db()?;
-        conn.settle();
-        Ok(rows.len() == count)
+        Ok(self.write_once(query).await?.len() == count)
     }
-}
-
-/// Appends an event; `id` is generated.
-const APPEND_EVENT: &str = "INSERT INTO events (run_id, seq, type, payload_json, created_at)";
-
-/// One statement that applies `write` (a step INSERT or UPDATE of run `$2`)
-/// and, only if it touched a row, appends one event of that run with the
-/// next sequence number; `[kind, payload, now]` are the event's parameter
-/// numbers. Needs writable CTEs.
-fn append_if_written(write: &str, [kind, payload, now]: [usize; 3]) -> String {
-    format!(
-        "WITH w AS ({write} RETURNING run_id), \
-         s AS (UPDATE runs SET event_seq = event_seq + 1 WHERE id = $2 \
-           AND EXISTS (SELECT 1 FROM w) RETURNING event_seq) \
-         {APPEND_EVENT} SELECT $2, s.event_seq, ${kind}, ${payload}, ${now} FROM s \
-         RETURNING id, seq"
-    )
 }
 
 /// `"INSERT INTO table (columns)"`, for an insert from a `SELECT`.
@@ -662,35 +574,16 @@ impl EventRows for SqlTx {
         payload: &Value,
         now: Micros,
     ) -> Result<Event> {
-        // Bumping the counter on the run row takes its row lock until commit,
-        // so concurrent writers to one run get consecutive seqs, and a
-        // rollback leaves no gap. With writable CTEs, in one round trip.
-        let (id, seq): (i64, i64) = if self.dialect.writable_ctes {
-            let sql = format!(
-                "WITH s AS (UPDATE runs SET event_seq = event_seq + 1 WHERE id = $1 \
-                 RETURNING event_seq) {APPEND_EVENT} SELECT $1, s.event_seq, $2, $3, $4 FROM s \
-                 RETURNING id, seq"
-            );
-            let query = q(&sql)
-                .bind(run_id.to_string())
-                .bind(kind.to_string())
-                .bind(payload.to_string())
-                .bind(now);
-            let row = query.fetch_one(self.c()).await.db()?;
-            (row.try_get(0).db()?, row.try_get(1).db()?)
-        } else {
-            let bump =
-                "UPDATE runs SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq";
-            let seq: i64 = self.value(q(bump).bind(run_id.to_string())).await?;
-            let insert = format!("{APPEND_EVENT} VALUES ($1, $2, $3, $4, $5) RETURNING id");
-            let query = q(&insert)
-                .bind(run_id.to_string())
-                .bind(seq)
-                .bind(kind.to_string())
-                .bind(payload.to_string())
-                .bind(now);
-            (self.value(query).await?, seq)
-        };
+        // One round trip on either backend.
+        let sql = append_events(self.dialect, None, 1, 2, 1);
+        let query = q(&sql)
+            .bind(run_id.to_string())
+            .bind(kind.to_string())
+            .bind(payload.to_string())
+            .bind(now);
+        let rows = query.fetch_all(self.c()).await.db()?;
+        let row = rows.first().ok_or(sqlx::Error::RowNotFound).db()?;
+        let (id, seq): (i64, i64) = (row.try_get(0).db()?, row.try_get(1).db()?);
         Ok(Event {
             id,
             run_id: run_id.to_string(),

@@ -66,6 +66,7 @@ impl Warm {
             conn: Some(conn),
             home: self.clone(),
             settled: true,
+            close: false,
         }
     }
 }
@@ -76,6 +77,8 @@ pub(super) struct WarmConn {
     conn: Option<PoolConnection<Any>>,
     home: Arc<Warm>,
     settled: bool,
+    /// Close rather than pool the connection if dropped unsettled.
+    close: bool,
 }
 
 impl WarmConn {
@@ -91,6 +94,13 @@ impl WarmConn {
         self.settled = true;
     }
 
+    /// If dropped unsettled, close the connection instead of pooling it:
+    /// for a statement that may leave a transaction open, which the pool's
+    /// ping would not roll back.
+    pub(super) fn close_unless_settled(&mut self) {
+        self.close = true;
+    }
+
     /// Leave the warm set for good (a session lock or a transaction holds
     /// the connection and hands it back to the pool).
     pub(super) fn into_pooled(mut self) -> PoolConnection<Any> {
@@ -100,12 +110,14 @@ impl WarmConn {
 
 impl Drop for WarmConn {
     fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else {
+        let Some(mut conn) = self.conn.take() else {
             return;
         };
         if self.settled {
             self.home.idle.lock().expect("not poisoned").push(conn);
             self.home.parked.notify_one();
+        } else if self.close {
+            conn.close_on_drop();
         }
         // Otherwise `conn` drops here and returns through the pool's ping.
     }

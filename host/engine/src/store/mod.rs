@@ -27,7 +27,8 @@ pub trait Store: Send + Sync {
     async fn read(&self) -> Result<Box<dyn Tx>>;
     /// Atomically insert `step` with its `step.started` event (payload
     /// given) unless a step of that name already exists in the run; `None`
-    /// when one did. The first-begin fast path: one round trip on Postgres.
+    /// when one did. The first-begin fast path: one round trip (on SQLite, one
+    /// script of the whole write transaction).
     async fn insert_step_if_absent(
         &self,
         step: &Step,
@@ -39,13 +40,15 @@ pub trait Store: Send + Sync {
     /// its writer (`Run::fence`) and no step of any of their names exists;
     /// `false` when any condition fails (nothing is written). The wasm
     /// checkpoint of a step's first attempt, and the group commit of a
-    /// batch of them: one statement on Postgres, one transaction on SQLite.
+    /// batch of them: one round trip (one statement on Postgres, one script
+    /// of the whole write transaction on SQLite).
     async fn record_new_steps(&self, owner: &str, steps: &[NewStep]) -> Result<bool>;
     /// Atomically replace the row of `read.id` with `step` and append one
     /// event of it, but only while the stored row is still the attempt
     /// `read` saw (same lease owner, attempt, status and `updated_at`:
     /// nobody wrote it since); `None` when it is not (nothing is written).
-    /// The fenced HTTP step-complete: one round trip on Postgres.
+    /// The fenced HTTP step-complete: one round trip (on SQLite, one script of
+    /// the whole write transaction).
     async fn replace_step_if_unchanged(
         &self,
         read: &Step,
