@@ -5,7 +5,8 @@ use super::dialect::Dialect;
 use super::rows::{EVENTS, RUNS, STEPS};
 use super::table::{R, Table};
 use super::{
-    EventRows, Exclusive, NewStep, Result, RunRows, StepRows, Store, StoreError, Tx, rules,
+    EventRows, Exclusive, NewStep, Result, RunRows, StepRows, Store, StoreError, Tx, WasmClaim,
+    rules,
 };
 use crate::clock::Micros;
 use crate::model::{Event, Run, RunStatus, Step};
@@ -74,7 +75,7 @@ impl SqlStore {
     }
 
     /// A write transaction, as its concrete type.
-    async fn write_tx(&self) -> Result<SqlTx> {
+    pub(super) async fn write_tx(&self) -> Result<SqlTx> {
         let guard = self.writer_turn().await;
         let tx = self.pool.begin_with(self.dialect.begin_write).await.db()?;
         Ok(SqlTx {
@@ -152,6 +153,14 @@ impl Store for SqlStore {
         match written {
             Err(StoreError::UniqueViolation(_)) => Ok(false),
             other => other,
+        }
+    }
+
+    async fn claim_wasm_runs(&self, claim: &WasmClaim<'_>) -> Result<Vec<Run>> {
+        if self.dialect.writable_ctes {
+            self.claim_wasm_runs_at_once(claim).await
+        } else {
+            self.claim_wasm_runs_in_tx(claim).await
         }
     }
 
@@ -342,7 +351,8 @@ impl SqlStore {
 }
 
 /// Appends an event; `id` is generated.
-const APPEND_EVENT: &str = "INSERT INTO events (run_id, seq, type, payload_json, created_at)";
+pub(super) const APPEND_EVENT: &str =
+    "INSERT INTO events (run_id, seq, type, payload_json, created_at)";
 
 /// One statement that applies `write` (a step INSERT or UPDATE of run `$2`)
 /// and, only if it touched a row, appends one event of that run with the
