@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tidebase_host::config::Settings;
 use tidebase_host::engine::{Engine, GroupCommit};
-use tidebase_host::model::{Event, Run, Step};
+use tidebase_host::model::{Event, Step};
 use tidebase_host::store::{ConnectOptions, Exclusive, NewStep, SqlStore, Store, Tx, WasmClaim};
 
 /// How many store transactions the engine opened.
@@ -69,7 +69,7 @@ impl Store for CountingStore {
     async fn claim_wasm_runs(
         &self,
         claim: &WasmClaim<'_>,
-    ) -> tidebase_host::store::Result<Vec<Run>> {
+    ) -> tidebase_host::store::Result<Vec<ClaimedRun>> {
         self.counts.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.claim_wasm_runs(claim).await
     }

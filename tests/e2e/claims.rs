@@ -7,7 +7,7 @@ use crate::harness::{TestServer, assert_gap_free, concurrently};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tidebase_host::engine::{ComponentCheck, DeployLimits, Engine, NewRun};
+use tidebase_host::engine::{ComponentCheck, DeployLimits, Engine, HostCall, NewRun};
 
 /// Accepts any bytes: these runs are claimed, never executed.
 struct AnyBytes;
@@ -54,9 +54,10 @@ async fn racing_claimers_never_share_a_run(srv: TestServer) {
                 if runs.is_empty() {
                     return mine;
                 }
-                for run in runs {
-                    assert_eq!(run.lease_owner.as_deref(), Some(owner.as_str()));
-                    mine.push((run.id, owner.clone()));
+                for c in runs {
+                    assert_eq!(c.run.lease_owner.as_deref(), Some(owner.as_str()));
+                    assert!(!c.recorded, "a new run has nothing recorded");
+                    mine.push((c.run.id, owner.clone()));
                 }
             }
         }
@@ -100,13 +101,13 @@ async fn a_woken_run_resumes_and_a_released_one_starts_again(srv: TestServer) {
     engine.park(id, "a", engine.now()).await.unwrap();
     let resumed = engine.claim_wasm_runs("b", 1, None).await.unwrap();
     assert_eq!(
-        (resumed[0].attempt, resumed[0].parked_until),
+        (resumed[0].run.attempt, resumed[0].run.parked_until),
         (1, None),
         "a resume continues the attempt"
     );
     engine.release_lease(id).await.unwrap();
     let started = engine.claim_wasm_runs("c", 1, None).await.unwrap();
-    assert_eq!(started[0].attempt, 2);
+    assert_eq!(started[0].run.attempt, 2);
     let d = srv.detail(id).await;
     assert_eq!(d["run"]["attempt"], 2);
     let events = d["events"].as_array().unwrap();
@@ -117,7 +118,34 @@ async fn a_woken_run_resumes_and_a_released_one_starts_again(srv: TestServer) {
     assert_gap_free(events);
 }
 
+/// A claim says a run has something recorded as soon as it has a step or
+/// an outside-step call: its activation must read them, not start blank.
+async fn a_claim_sees_recorded_steps_and_calls(srv: TestServer) {
+    let (engine, ids) = deployed_runs(&srv, 2).await;
+    let (stepped, called) = (&ids[0], &ids[1]);
+    let body = json!({"name": "s", "inputHash": "h", "leaseOwner": "http"});
+    let (status, b) = srv
+        .post(&format!("/runs/{stepped}/steps/begin"), body)
+        .await;
+    assert_eq!(status, 200, "{b}");
+    let claimed = engine.claim_wasm_runs("a", 2, None).await.unwrap();
+    let recorded = |id: &str| claimed.iter().find(|c| c.run.id == id).unwrap().recorded;
+    assert!(recorded(stepped));
+    assert!(!recorded(called));
+
+    let mut act = engine.activation(called, "a").await.unwrap();
+    let log = HostCall::Log {
+        level: "info".into(),
+        message: "once".into(),
+    };
+    act.call(log).await.unwrap();
+    engine.release_lease(called).await.unwrap();
+    let again = engine.claim_wasm_runs("b", 1, Some(called)).await.unwrap();
+    assert!(again[0].recorded);
+}
+
 backend_tests!(
     racing_claimers_never_share_a_run,
     a_woken_run_resumes_and_a_released_one_starts_again,
+    a_claim_sees_recorded_steps_and_calls,
 );

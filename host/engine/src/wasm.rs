@@ -7,7 +7,7 @@ use super::{Engine, EngineError, Entity, LeaseLost, Result};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::{Deployment, Fenced, Run, RunStatus};
-use crate::store::WasmClaim;
+use crate::store::{ClaimedRun, WasmClaim};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -185,7 +185,7 @@ impl Engine {
         owner: &str,
         limit: i64,
         root: Option<&str>,
-    ) -> Result<Vec<Run>> {
+    ) -> Result<Vec<ClaimedRun>> {
         let now = self.now();
         let claim = WasmClaim {
             owner,
@@ -196,8 +196,8 @@ impl Engine {
             payload: json!({"leaseOwner": owner}),
         };
         let claimed = self.store.claim_wasm_runs(&claim).await?;
-        for run in &claimed {
-            self.feed.notify(&run.id);
+        for c in &claimed {
+            self.feed.notify(&c.run.id);
         }
         Ok(claimed)
     }

@@ -5,8 +5,8 @@ use super::dialect::Dialect;
 use super::rows::{EVENTS, RUNS, STEPS};
 use super::table::{R, Table};
 use super::{
-    EventRows, Exclusive, NewStep, Result, RunRows, StepRows, Store, StoreError, Tx, WasmClaim,
-    rules,
+    ClaimedRun, EventRows, Exclusive, NewStep, Result, RunRows, StepRows, Store, StoreError, Tx,
+    WasmClaim, rules,
 };
 use crate::clock::Micros;
 use crate::model::{Event, Run, RunStatus, Step};
@@ -156,7 +156,7 @@ impl Store for SqlStore {
         }
     }
 
-    async fn claim_wasm_runs(&self, claim: &WasmClaim<'_>) -> Result<Vec<Run>> {
+    async fn claim_wasm_runs(&self, claim: &WasmClaim<'_>) -> Result<Vec<ClaimedRun>> {
         if self.dialect.writable_ctes {
             self.claim_wasm_runs_at_once(claim).await
         } else {
