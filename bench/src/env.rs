@@ -13,7 +13,9 @@ use std::time::Duration;
 use tidebase_host::config::Settings;
 use tidebase_host::engine::{Engine, GroupCommit};
 use tidebase_host::model::{Event, Step};
-use tidebase_host::store::{ConnectOptions, Exclusive, NewStep, SqlStore, Store, Tx, WasmClaim};
+use tidebase_host::store::{
+    ClaimedRun, ConnectOptions, Exclusive, NewStep, SqlStore, Store, Tx, WasmClaim,
+};
 
 /// How many store transactions the engine opened.
 #[derive(Default)]
