@@ -13,7 +13,9 @@ use std::time::Duration;
 use tidebase_host::config::Settings;
 use tidebase_host::engine::{Engine, GroupCommit};
 use tidebase_host::model::{Event, Step};
-use tidebase_host::store::{ConnectOptions, Exclusive, NewStep, SqlStore, Store, Tx};
+use tidebase_host::store::{
+    ClaimedRun, ConnectOptions, Exclusive, NewStep, SqlStore, Store, Tx, WasmClaim,
+};
 
 /// How many store transactions the engine opened.
 #[derive(Default)]
@@ -63,6 +65,15 @@ impl Store for CountingStore {
     ) -> tidebase_host::store::Result<bool> {
         self.counts.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.record_new_steps(owner, steps).await
+    }
+
+    /// One autocommit statement on Postgres (counted as a write).
+    async fn claim_wasm_runs(
+        &self,
+        claim: &WasmClaim<'_>,
+    ) -> tidebase_host::store::Result<Vec<ClaimedRun>> {
+        self.counts.writes.fetch_add(1, Ordering::Relaxed);
+        self.inner.claim_wasm_runs(claim).await
     }
 
     /// One autocommit statement on Postgres (counted as a write).

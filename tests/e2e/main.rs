@@ -14,6 +14,7 @@ mod broker_grants;
 mod broker_identity;
 mod cancel;
 mod children;
+mod claims;
 mod cli;
 mod conn;
 mod egress;

@@ -20,6 +20,7 @@ use super::{
 };
 use crate::clock::Micros;
 use crate::model::{Gate, ResumeContract, Run, Step};
+use crate::store::ClaimedRun;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,8 +111,23 @@ impl Engine {
         Ok(activation)
     }
 
+    /// Start an activation of a run `owner` just claimed: from nothing,
+    /// without a read, when the claim saw nothing recorded.
+    pub async fn claimed_activation(
+        &self,
+        claimed: &ClaimedRun,
+        owner: &str,
+    ) -> Result<Activation> {
+        if claimed.recorded {
+            self.activation(&claimed.run.id, owner).await
+        } else {
+            Ok(self.blank_activation(&claimed.run.id, owner))
+        }
+    }
+
     /// An activation that starts from nothing recorded, without reading the
-    /// store (the benchmarks' probe, whose guest makes no durable calls).
+    /// store (a run with nothing recorded yet, and the benchmarks' probe,
+    /// whose guest makes no durable calls).
     pub fn blank_activation(&self, run_id: &str, owner: &str) -> Activation {
         Activation {
             engine: self.clone(),

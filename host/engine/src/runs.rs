@@ -236,7 +236,7 @@ impl Engine {
         run.completed_at = Some(now);
         run.updated_at = now;
         w.tx.update_run(&run).await?;
-        w.event(&run.id, "run.completed", json!({"result": result}), now)
+        w.event_of(&run, "run.completed", json!({"result": result}), now)
             .await?;
         self.wake_parent(w, &run, now).await?;
         Ok(run)
@@ -356,7 +356,7 @@ impl Engine {
                 }
             };
             w.tx.update_run(&run).await?;
-            w.event(&id, "run.failed", payload, now).await?;
+            w.event_of(&run, "run.failed", payload, now).await?;
             self.wake_parent(w, &run, now).await?;
         }
         Ok((run, requeued))

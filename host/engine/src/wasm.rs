@@ -7,6 +7,7 @@ use super::{Engine, EngineError, Entity, LeaseLost, Result};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::{Deployment, Fenced, Run, RunStatus};
+use crate::store::{ClaimedRun, WasmClaim};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -176,43 +177,28 @@ impl Engine {
     }
 
     /// Take the run lease on up to `limit` runnable wasm runs (all, or only
-    /// `root` and its descendants).
-    ///
-    /// A parked run that is picked up again (its gate was decided, its child
-    /// finished, its sleep or a retry delay is over) continues its attempt:
-    /// `attempt` stays and the event is `run.resumed`. Anything else is a new
-    /// attempt with `run.started`, as a begin is (semantics §4): a new run, a
-    /// failed run reopened, a run whose worker died (lease expired) or whose
-    /// lease an operator released (takeover).
+    /// `root` and its descendants), as [`Run::claim`] says: a woken parked
+    /// run continues its attempt (`run.resumed`), anything else starts a new
+    /// one (`run.started`).
     pub async fn claim_wasm_runs(
         &self,
         owner: &str,
         limit: i64,
         root: Option<&str>,
-    ) -> Result<Vec<Run>> {
+    ) -> Result<Vec<ClaimedRun>> {
         let now = self.now();
-        let mut w = self.write().await?;
-        let mut claimed = w.tx.ready_wasm_runs(now, limit, root).await?;
-        for run in &mut claimed {
-            let resumed = run.status == RunStatus::Running
-                && run.lease_owner.is_none()
-                && run.parked_until.is_some();
-            run.status = RunStatus::Running;
-            run.lease_owner = Some(owner.to_string());
-            run.lease_expires_at = Some(self.lease_expiry(now));
-            run.parked_until = None;
-            run.updated_at = now;
-            let kind = if resumed {
-                "run.resumed"
-            } else {
-                run.attempt = run.attempt.saturating_add(1);
-                "run.started"
-            };
-            w.tx.update_run(run).await?;
-            w.event(&run.id, kind, json!({"leaseOwner": owner}), now)
-                .await?;
+        let claim = WasmClaim {
+            owner,
+            now,
+            lease_expires_at: self.lease_expiry(now),
+            limit,
+            root,
+            payload: json!({"leaseOwner": owner}),
+        };
+        let claimed = self.store.claim_wasm_runs(&claim).await?;
+        for c in &claimed {
+            self.feed.notify(&c.run.id);
         }
-        self.commit(w).await?;
         Ok(claimed)
     }
 

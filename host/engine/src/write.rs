@@ -3,7 +3,7 @@
 //! deliveries are sent only after the data is committed.
 
 use super::{Engine, Result};
-use crate::model::Event;
+use crate::model::{Event, Run};
 use crate::store::Tx;
 use serde_json::Value;
 
@@ -81,11 +81,37 @@ impl Write {
         payload: Value,
         now: i64,
     ) -> Result<Event> {
+        let workflow = match ending(kind) {
+            Some(_) => self.tx.run(run_id, false).await?.map(|r| r.workflow_name),
+            None => None,
+        };
+        self.append(run_id, workflow, kind, payload, now).await
+    }
+
+    /// An event of `run`, whose row is at hand: an ending is counted
+    /// without reading the run again.
+    pub async fn event_of(
+        &mut self,
+        run: &Run,
+        kind: &str,
+        payload: Value,
+        now: i64,
+    ) -> Result<Event> {
+        let workflow = Some(run.workflow_name.clone());
+        self.append(&run.id, workflow, kind, payload, now).await
+    }
+
+    async fn append(
+        &mut self,
+        run_id: &str,
+        workflow: Option<String>,
+        kind: &str,
+        payload: Value,
+        now: i64,
+    ) -> Result<Event> {
         let event = self.tx.append_event(run_id, kind, &payload, now).await?;
-        if let Some(status) = ending(kind)
-            && let Some(run) = self.tx.run(run_id, false).await?
-        {
-            self.finished.push((run.workflow_name, status));
+        if let (Some(status), Some(workflow)) = (ending(kind), workflow) {
+            self.finished.push((workflow, status));
         }
         if !self.quiet {
             let ids = super::channels::record_deliveries(&mut *self.tx, &event).await?;

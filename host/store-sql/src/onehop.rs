@@ -16,7 +16,8 @@ use super::sql::{Db, Query, SqlStore, q};
 use sqlx::any::AnyRow;
 
 /// Appends an event; `id` is generated.
-const APPEND_EVENT: &str = "INSERT INTO events (run_id, seq, type, payload_json, created_at)";
+pub(super) const APPEND_EVENT: &str =
+    "INSERT INTO events (run_id, seq, type, payload_json, created_at)";
 
 /// Statements that bump run `$run`'s event counter by `count` and append
 /// `count` events of it with the seqs that frees, in order, returning each

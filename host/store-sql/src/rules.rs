@@ -23,6 +23,17 @@ pub(super) fn admits_writer(owner: &str) -> String {
     format!("status <> '{cancelled}' AND lease_owner = {owner}")
 }
 
+/// `Run::claim_resumes`: claiming the run continues its attempt.
+pub(super) fn claim_resumes() -> String {
+    let running = RunStatus::Running.as_str();
+    format!("(status = '{running}' AND lease_owner IS NULL AND parked_until IS NOT NULL)")
+}
+
+/// `i32::saturating_add(1)` of the INTEGER expression `x`.
+pub(super) fn saturating_increment(x: &str) -> String {
+    format!("(CASE WHEN {x} >= {} THEN {x} ELSE {x} + 1 END)", i32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +116,45 @@ mod tests {
         assert_eq!(
             selected(&pool, &admits_writer("'w1'")).await,
             ids(&runs, |r| r.fence("w1").is_ok())
+        );
+    }
+
+    #[tokio::test]
+    async fn claim_resumes_in_sql_is_the_model_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, pool) = open(&dir).await;
+        let mut runs = Vec::new();
+        for status in RunStatus::ALL {
+            for owner in [Some("w"), None] {
+                for parked in [Some(NOW), None] {
+                    let id = format!("{}-{owner:?}-{parked:?}", status.as_str());
+                    runs.push(run(id, |r| {
+                        r.status = status;
+                        r.lease_owner = owner.map(String::from);
+                        r.parked_until = parked;
+                    }));
+                }
+            }
+        }
+        insert(&store, &runs).await;
+        assert_eq!(
+            selected(&pool, &claim_resumes()).await,
+            ids(&runs, Run::claim_resumes)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_sql_increment_saturates_as_i32_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, pool) = open(&dir).await;
+        let runs: Vec<Run> = [0, i32::MAX - 1, i32::MAX]
+            .map(|a| run(format!("a{a}"), |r| r.attempt = a))
+            .into();
+        insert(&store, &runs).await;
+        let unchanged = format!("{} = attempt", saturating_increment("attempt"));
+        assert_eq!(
+            selected(&pool, &unchanged).await,
+            ids(&runs, |r| r.attempt.saturating_add(1) == r.attempt)
         );
     }
 

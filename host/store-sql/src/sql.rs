@@ -7,7 +7,8 @@ use super::rows::{EVENTS, RUNS, STEPS};
 use super::table::{R, Table};
 use super::warm::{Warm, WarmConn};
 use super::{
-    EventRows, Exclusive, NewStep, Result, RunRows, StepRows, Store, StoreError, Tx, rules,
+    ClaimedRun, EventRows, Exclusive, NewStep, Result, RunRows, StepRows, Store, StoreError, Tx,
+    WasmClaim, rules,
 };
 use crate::clock::Micros;
 use crate::model::{Event, Run, RunStatus, Step};
@@ -77,7 +78,7 @@ impl SqlStore {
     }
 
     /// A write transaction, as its concrete type.
-    async fn write_tx(&self) -> Result<SqlTx> {
+    pub(super) async fn write_tx(&self) -> Result<SqlTx> {
         let guard = self.writer_turn().await;
         let tx = self.conns.begin(self.dialect.begin_write).await.db()?;
         Ok(SqlTx {
@@ -158,6 +159,14 @@ impl Store for SqlStore {
         match self.record_new_steps_at_once(run_id, owner, steps).await {
             Err(StoreError::UniqueViolation(_)) => Ok(false),
             other => other,
+        }
+    }
+
+    async fn claim_wasm_runs(&self, claim: &WasmClaim<'_>) -> Result<Vec<ClaimedRun>> {
+        if self.dialect.writable_ctes {
+            self.claim_wasm_runs_at_once(claim).await
+        } else {
+            self.claim_wasm_runs_in_tx(claim).await
         }
     }
 

@@ -1,14 +1,19 @@
 //! SQL behind deployed components and the wasm worker loop.
 
+use super::onehop::APPEND_EVENT;
 use super::rows::{DEPLOYMENTS, RUNS};
-use super::sql::{SqlTx, q};
-use super::table::{Codec, Json};
-use super::{DeploymentRows, HostCallRows, Result, WasmRunRows, rules};
+use super::sql::{Db, SqlStore, SqlTx, q};
+use super::table::{Codec, Json, R};
+use super::{
+    ClaimedRun, DeploymentRows, EventRows, HostCallRows, Result, RunRows, Tx, WasmClaim,
+    WasmRunRows, rules,
+};
 use crate::clock::Micros;
-use crate::model::{Deployment, Run};
+use crate::model::{CLAIM_RESUMED, CLAIM_STARTED, Deployment};
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 #[async_trait]
 impl DeploymentRows for SqlTx {
@@ -88,30 +93,6 @@ impl HostCallRows for SqlTx {
 
 #[async_trait]
 impl WasmRunRows for SqlTx {
-    async fn ready_wasm_runs(
-        &mut self,
-        now: Micros,
-        limit: i64,
-        root: Option<&str>,
-    ) -> Result<Vec<Run>> {
-        let sql = format!(
-            "WITH RECURSIVE tree(id) AS (\
-               SELECT CAST($3 AS TEXT) \
-               UNION SELECT e.child_run_id FROM run_edges e JOIN tree t ON e.parent_run_id = t.id) \
-             SELECT {} FROM runs WHERE component_digest IS NOT NULL AND \
-             (status = 'pending' OR (status = 'running' AND \
-               (lease_expires_at IS NULL OR {}) AND \
-               (parked_until IS NULL OR parked_until <= $1))) \
-             AND ($3 IS NULL OR id IN (SELECT id FROM tree)) \
-             ORDER BY created_at LIMIT $2{}",
-            RUNS.select(),
-            rules::lease_expired("$1"),
-            self.dialect.skip_locked
-        );
-        let query = q(&sql).bind(now).bind(limit).bind(root.map(String::from));
-        self.all(query, RUNS.decode).await
-    }
-
     async fn adopt_pending(&mut self, workflow: &str, digest: &str) -> Result<u64> {
         let sql = "UPDATE runs SET component_digest = $2 WHERE workflow_name = $1 \
             AND status = 'pending' AND attempt = 0 AND component_digest IS NULL";
@@ -132,5 +113,121 @@ impl WasmRunRows for SqlTx {
         let sql = "SELECT MIN(parked_until) FROM runs WHERE component_digest IS NOT NULL \
             AND status = 'running' AND parked_until > $1";
         self.value(q(sql).bind(now)).await
+    }
+}
+
+/// The run `$3` and its descendants (any run when `$3` is NULL), for
+/// [`ready`]; opens the statement's `WITH`.
+const TREE: &str = "WITH RECURSIVE tree(id) AS (\
+    SELECT CAST($3 AS TEXT) \
+    UNION SELECT e.child_run_id FROM run_edges e JOIN tree t ON e.parent_run_id = t.id)";
+
+/// Wasm runs (of `tree`) that may be picked up at `$1`: pending, or running
+/// with no live lease (none, or expired) and not parked into the future.
+fn ready() -> String {
+    format!(
+        "component_digest IS NOT NULL AND \
+         (status = 'pending' OR (status = 'running' AND \
+           (lease_expires_at IS NULL OR {}) AND \
+           (parked_until IS NULL OR parked_until <= $1))) \
+         AND ($3 IS NULL OR id IN (SELECT id FROM tree))",
+        rules::lease_expired("$1")
+    )
+}
+
+/// Whether any step or outside-step call of the run `id` is recorded, as
+/// an integer (`Any` cannot decode SQLite booleans), named `recorded`.
+fn recorded(id: &str) -> String {
+    format!(
+        "CAST(CASE WHEN EXISTS (SELECT 1 FROM steps WHERE run_id = {id}) \
+           OR EXISTS (SELECT 1 FROM host_calls WHERE run_id = {id}) \
+         THEN 1 ELSE 0 END AS BIGINT) AS recorded"
+    )
+}
+
+fn decode_claimed(row: &AnyRow) -> R<ClaimedRun> {
+    Ok(ClaimedRun {
+        run: (RUNS.decode)(row)?,
+        recorded: row.try_get::<i64, _>("recorded")? != 0,
+    })
+}
+
+impl SqlTx {
+    /// Up to `claim.limit` of the [`ready`] runs, oldest first, locked and
+    /// skipping those other claimers hold.
+    async fn ready_wasm_runs(&mut self, claim: &WasmClaim<'_>) -> Result<Vec<ClaimedRun>> {
+        let sql = format!(
+            "{TREE} SELECT {}, {} FROM runs WHERE {} ORDER BY created_at LIMIT $2{}",
+            RUNS.select(),
+            recorded("runs.id"),
+            ready(),
+            self.dialect.skip_locked
+        );
+        let query = q(&sql)
+            .bind(claim.now)
+            .bind(claim.limit)
+            .bind(claim.root.map(String::from));
+        self.all(query, decode_claimed).await
+    }
+}
+
+impl SqlStore {
+    /// `Store::claim_wasm_runs` as one autocommit statement: the ready runs
+    /// are locked skipping those another claimer holds, updated as
+    /// `Run::claim` says (`rules::claim_resumes` picks the event and
+    /// whether the attempt counts up), and each gets its event with the
+    /// run's next `seq`, bumped in the same update.
+    pub(super) async fn claim_wasm_runs_at_once(
+        &self,
+        claim: &WasmClaim<'_>,
+    ) -> Result<Vec<ClaimedRun>> {
+        let sql = format!(
+            "{TREE}, \
+             picked AS (SELECT id, {} AS resumed FROM runs WHERE {} \
+               ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED), \
+             c AS (UPDATE runs r SET status = 'running', lease_owner = $4, \
+                 lease_expires_at = $5, parked_until = NULL, updated_at = $1, \
+                 attempt = CASE WHEN p.resumed THEN r.attempt ELSE {} END, \
+                 event_seq = r.event_seq + 1 \
+               FROM picked p WHERE r.id = p.id RETURNING {}, r.event_seq, p.resumed), \
+             e AS ({APPEND_EVENT} SELECT id, event_seq, \
+               CASE WHEN resumed THEN '{CLAIM_RESUMED}' ELSE '{CLAIM_STARTED}' END, $6, $1 FROM c) \
+             SELECT {}, {} FROM c ORDER BY created_at",
+            rules::claim_resumes(),
+            ready(),
+            rules::saturating_increment("r.attempt"),
+            RUNS.select_from("r"),
+            RUNS.select(),
+            recorded("c.id"),
+        );
+        let query = q(&sql)
+            .bind(claim.now)
+            .bind(claim.limit)
+            .bind(claim.root.map(String::from))
+            .bind(claim.owner.to_string())
+            .bind(claim.lease_expires_at)
+            .bind(claim.payload.to_string());
+        let mut conn = self.acquire().await?;
+        let rows = query.fetch_all(conn.start()).await.db()?;
+        conn.settle();
+        rows.iter().map(decode_claimed).collect::<R<Vec<_>>>().db()
+    }
+
+    /// `Store::claim_wasm_runs` in one transaction, which excludes every
+    /// other writer already.
+    pub(super) async fn claim_wasm_runs_in_tx(
+        &self,
+        claim: &WasmClaim<'_>,
+    ) -> Result<Vec<ClaimedRun>> {
+        let mut tx = self.write_tx().await?;
+        let mut runs = tx.ready_wasm_runs(claim).await?;
+        for ClaimedRun { run, .. } in &mut runs {
+            let kind = run.claim(claim.owner, claim.lease_expires_at, claim.now);
+            tx.update_run(run).await?;
+            tx.append_event(&run.id, kind, &claim.payload, claim.now)
+                .await?;
+        }
+        Box::new(tx).commit().await?;
+        Ok(runs)
     }
 }

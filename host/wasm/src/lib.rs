@@ -20,9 +20,10 @@ pub use interrupt::Interrupt;
 use tidebase_engine::{self as engine, clock, model};
 
 use crate::engine::limits::MAX_MEMORY_BYTES;
+use crate::engine::store::ClaimedRun;
 use crate::engine::telemetry;
 use crate::engine::{ActivationOutcome, ComponentCheck, Engine};
-use crate::model::{Deployment, Run};
+use crate::model::Deployment;
 use anyhow::Context;
 use bindings::{Workflow, WorkflowPre};
 use ctx::{RunCtx, RunCtxParts};
@@ -235,12 +236,13 @@ impl Runtime {
     pub async fn activate(
         &self,
         engine: &Engine,
-        run: &Run,
+        claimed: &ClaimedRun,
         deployment: &Deployment,
         owner: &str,
         cancelled: Arc<AtomicBool>,
         progress: Option<Progress>,
     ) -> ActivationOutcome {
+        let run = &claimed.run;
         let pre = match self.template(engine, &deployment.digest).await {
             Ok(p) => p,
             Err(e) => {
@@ -262,7 +264,7 @@ impl Runtime {
             .cpu_limit_ms
             .filter(|ms| *ms > 0)
             .unwrap_or(self.config.cpu_limit_ms);
-        let activation = match engine.activation(&run.id, owner).await {
+        let activation = match engine.claimed_activation(claimed, owner).await {
             Ok(a) => a,
             Err(e) => return ActivationOutcome::Retry(format!("loading checkpoints: {e}")),
         };

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tidebase_engine::model::{Run, RunStatus};
+use tidebase_engine::store::ClaimedRun;
 use tidebase_engine::{ActivationOutcome, Engine};
 use tidebase_wasm::{Progress, Runtime, panicked};
 use tokio::sync::broadcast::error::RecvError;
@@ -107,7 +108,7 @@ impl Worker {
 
     /// Runs to execute now: woken or new runs first, then queued runs of
     /// deployed workflows under their queues' caps and rate limits.
-    async fn claim(&self, free: i64) -> Vec<Run> {
+    async fn claim(&self, free: i64) -> Vec<ClaimedRun> {
         if free == 0 {
             return Vec::new();
         }
@@ -130,7 +131,11 @@ impl Worker {
                 .claim_queued(None, &self.owner, left, true)
                 .await
             {
-                Ok(queued) => runs.extend(queued),
+                // Whether they have anything recorded is not known: read it.
+                Ok(queued) => runs.extend(queued.into_iter().map(|run| ClaimedRun {
+                    run,
+                    recorded: true,
+                })),
                 Err(e) => tracing::warn!(error = %e, "claiming queued wasm runs failed"),
             }
         }
@@ -138,13 +143,13 @@ impl Worker {
     }
 
     /// One activation of a claimed run, and its bookkeeping.
-    pub async fn execute(&self, run: Run) {
-        let engine = &self.engine;
-        let deployment = match engine.deployment_of(&run).await {
+    pub async fn execute(&self, claimed: ClaimedRun) {
+        let (engine, run) = (&self.engine, &claimed.run);
+        let deployment = match engine.deployment_of(run).await {
             Ok(d) => d,
             Err(e) => {
                 return self
-                    .record(&run, ActivationOutcome::Retry(e.to_string()))
+                    .record(run, ActivationOutcome::Retry(e.to_string()))
                     .await;
             }
         };
@@ -157,11 +162,12 @@ impl Worker {
         // here as a `JoinError` and fails the run instead of leaving it
         // `running` with a live lease.
         let mut activation = {
-            let (runtime, engine, run) = (self.runtime.clone(), engine.clone(), run.clone());
-            let (owner, progress) = (self.owner.clone(), self.progress.clone());
+            let (runtime, engine) = (self.runtime.clone(), engine.clone());
+            let (claimed, owner, progress) =
+                (claimed.clone(), self.owner.clone(), self.progress.clone());
             AbortOnDrop(tokio::spawn(async move {
                 runtime
-                    .activate(&engine, &run, &deployment, &owner, cancelled, progress)
+                    .activate(&engine, &claimed, &deployment, &owner, cancelled, progress)
                     .await
             }))
         };
@@ -171,7 +177,7 @@ impl Worker {
             Err(e) => ActivationOutcome::Retry(format!("activation task ended: {e}")),
         };
         drop((watch, heartbeat));
-        self.record(&run, outcome).await;
+        self.record(run, outcome).await;
     }
 
     async fn record(&self, run: &Run, outcome: ActivationOutcome) {

@@ -96,7 +96,7 @@ async fn a_wasm_activation_whose_run_was_taken_over_cannot_write() {
     );
     rig.advance(LEASE);
     let taken = rig.engine.claim_wasm_runs("b", 10, None).await.unwrap();
-    assert_eq!(taken[0].lease_owner.as_deref(), Some("b"));
+    assert_eq!(taken[0].run.lease_owner.as_deref(), Some("b"));
 
     // Both checkpoint paths (the one-statement fast path for a completed
     // first attempt, and the full one) check the run lease.

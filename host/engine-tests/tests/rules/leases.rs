@@ -56,7 +56,7 @@ async fn a_wasm_run_is_claimable_again_from_its_lease_expiry() {
         let rig = Rig::new().await;
         let run = rig.hosted_run().await;
         let claimed = rig.engine.claim_wasm_runs("a", 10, None).await.unwrap();
-        assert_eq!(claimed[0].lease_expires_at, Some(T0 + LEASE));
+        assert_eq!(claimed[0].run.lease_expires_at, Some(T0 + LEASE));
         rig.set(T0 + LEASE + offset);
         let taken = rig.engine.claim_wasm_runs("b", 10, None).await.unwrap();
         assert_eq!(taken.is_empty(), live, "offset {offset}");

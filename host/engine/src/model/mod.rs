@@ -27,7 +27,7 @@ pub use queue::{
 };
 pub use receipt::Receipt;
 pub use resource::{ResourceRecord, Sealed};
-pub use run::{Fenced, Run, RunStatus};
+pub use run::{CLAIM_RESUMED, CLAIM_STARTED, Fenced, Run, RunStatus};
 pub use state::{LiveState, StateStream, StateVersion};
 pub use step::Step;
 

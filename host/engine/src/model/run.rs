@@ -182,4 +182,38 @@ impl Run {
         self.lease_owner = None;
         self.lease_expires_at = None;
     }
+
+    /// Whether the wasm worker's claim continues the run's attempt: a
+    /// parked run picked up again (its gate was decided, its child
+    /// finished, its sleep or a retry delay is over). Anything else is a
+    /// new attempt, as a begin is (semantics §4): a new run, a failed run
+    /// reopened, a run whose worker died (lease expired) or whose lease an
+    /// operator released (takeover).
+    pub fn claim_resumes(&self) -> bool {
+        self.status == RunStatus::Running
+            && self.lease_owner.is_none()
+            && self.parked_until.is_some()
+    }
+
+    /// Take the run lease for the wasm worker `owner` until `expires_at`;
+    /// returns the event that says so, `run.resumed` or `run.started`.
+    pub fn claim(&mut self, owner: &str, expires_at: Micros, now: Micros) -> &'static str {
+        let kind = if self.claim_resumes() {
+            CLAIM_RESUMED
+        } else {
+            self.attempt = self.attempt.saturating_add(1);
+            CLAIM_STARTED
+        };
+        self.status = RunStatus::Running;
+        self.lease_owner = Some(owner.to_string());
+        self.lease_expires_at = Some(expires_at);
+        self.parked_until = None;
+        self.updated_at = now;
+        kind
+    }
 }
+
+/// The events of [`Run::claim`]: neither reaches a channel, so a claim
+/// records no deliveries.
+pub const CLAIM_STARTED: &str = "run.started";
+pub const CLAIM_RESUMED: &str = "run.resumed";

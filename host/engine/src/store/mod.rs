@@ -12,7 +12,7 @@ pub use error::{BoxError, Result, StoreError};
 pub use traits::*;
 
 use crate::clock::Micros;
-use crate::model::{Event, Step};
+use crate::model::{Event, Run, Step};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -43,6 +43,13 @@ pub trait Store: Send + Sync {
     /// batch of them: one round trip (one statement on Postgres, one script
     /// of the whole write transaction on SQLite).
     async fn record_new_steps(&self, owner: &str, steps: &[NewStep]) -> Result<bool>;
+    /// Atomically take the run lease on up to `claim.limit` wasm runs that
+    /// may be picked up now (pending, or running with no live lease and not
+    /// parked into the future), each changed as [`Run::claim`] says and
+    /// given the event it names. A run another claimer holds is skipped: no
+    /// run goes to two claimers. The runs as claimed, oldest first. One
+    /// statement on Postgres, one transaction on SQLite.
+    async fn claim_wasm_runs(&self, claim: &WasmClaim<'_>) -> Result<Vec<ClaimedRun>>;
     /// Atomically replace the row of `read.id` with `step` and append one
     /// event of it, but only while the stored row is still the attempt
     /// `read` saw (same lease owner, attempt, status and `updated_at`:
@@ -69,6 +76,30 @@ pub struct NewStep {
     pub step: Step,
     pub events: Vec<(&'static str, Value)>,
     pub at: Micros,
+}
+
+/// What [`Store::claim_wasm_runs`] claims, for whom, until when.
+#[derive(Clone, Debug)]
+pub struct WasmClaim<'a> {
+    pub owner: &'a str,
+    pub now: Micros,
+    /// The run lease's expiry.
+    pub lease_expires_at: Micros,
+    pub limit: i64,
+    /// Only this run and its descendants; `None`: any run.
+    pub root: Option<&'a str>,
+    /// The payload of each claim's event.
+    pub payload: Value,
+}
+
+/// A run [`Store::claim_wasm_runs`] claimed.
+#[derive(Clone, Debug)]
+pub struct ClaimedRun {
+    pub run: Run,
+    /// Whether any step or outside-step call of the run was recorded when
+    /// it was claimed. Under the run lease only its holder adds either, so
+    /// `false` lets an activation start without reading them.
+    pub recorded: bool,
 }
 
 /// A held [`Store::try_exclusive`].
