@@ -32,6 +32,7 @@ mod metrics;
 mod once;
 mod operator;
 mod ops_cli;
+mod pool;
 mod python;
 mod queues;
 mod reconciler;

@@ -32,19 +32,44 @@ impl Warm {
 
     /// A parked connection if there is one, else the pool's next one.
     pub(super) async fn acquire(self: &Arc<Self>) -> Result<WarmConn, sqlx::Error> {
+        if let Some(conn) = self.pop() {
+            return Ok(self.wrap(conn));
+        }
+        // The pool's checkout runs as a task of its own: if a parked
+        // connection is taken first, dropping the checkout would abort a
+        // connection the pool may be opening, so it finishes and is parked.
+        let pool = self.pool.clone();
+        let mut checkout = tokio::spawn(async move { pool.acquire().await });
         loop {
             let parked = self.parked.notified();
             tokio::pin!(parked);
             parked.as_mut().enable();
-            let conn = self.idle.lock().expect("not poisoned").pop();
-            if let Some(conn) = conn {
+            if let Some(conn) = self.pop() {
+                let home = self.clone();
+                tokio::spawn(async move {
+                    if let Ok(Ok(conn)) = checkout.await {
+                        home.park(conn);
+                    }
+                });
                 return Ok(self.wrap(conn));
             }
             tokio::select! {
-                conn = self.pool.acquire() => return Ok(self.wrap(conn?)),
+                done = &mut checkout => {
+                    let conn = done.map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))??;
+                    return Ok(self.wrap(conn));
+                }
                 () = &mut parked => {}
             }
         }
+    }
+
+    fn pop(&self) -> Option<PoolConnection<Any>> {
+        self.idle.lock().expect("not poisoned").pop()
+    }
+
+    fn park(&self, conn: PoolConnection<Any>) {
+        self.idle.lock().expect("not poisoned").push(conn);
+        self.parked.notify_one();
     }
 
     /// A transaction begun with `begin` on a connection from
@@ -114,8 +139,7 @@ impl Drop for WarmConn {
             return;
         };
         if self.settled {
-            self.home.idle.lock().expect("not poisoned").push(conn);
-            self.home.parked.notify_one();
+            self.home.park(conn);
         } else if self.close {
             conn.close_on_drop();
         }
