@@ -21,7 +21,7 @@ impl ComponentCheck for AnyBytes {
 
 /// The server's engine able to deploy, and `n` new runs of a deployed
 /// workflow (no worker claims them).
-async fn deployed_runs(srv: &TestServer, n: usize) -> (Engine, Vec<String>) {
+pub(crate) async fn deployed_runs(srv: &TestServer, n: usize) -> (Engine, Vec<String>) {
     let engine = srv.engine.clone().with_component_check(Arc::new(AnyBytes));
     engine
         .deploy("claimed", b"component", DeployLimits::default())
@@ -35,7 +35,7 @@ async fn deployed_runs(srv: &TestServer, n: usize) -> (Engine, Vec<String>) {
     (engine, ids)
 }
 
-fn types(events: &[Value]) -> Vec<&str> {
+pub(crate) fn types(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
 }
 
@@ -98,7 +98,7 @@ async fn a_woken_run_resumes_and_a_released_one_starts_again(srv: TestServer) {
     let (engine, ids) = deployed_runs(&srv, 1).await;
     let id = &ids[0];
     engine.claim_wasm_runs("a", 1, None).await.unwrap();
-    engine.park(id, "a", engine.now()).await.unwrap();
+    engine.park(id, "a", engine.now(), &[]).await.unwrap();
     let resumed = engine.claim_wasm_runs("b", 1, None).await.unwrap();
     assert_eq!(
         (resumed[0].run.attempt, resumed[0].run.parked_until),

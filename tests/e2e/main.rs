@@ -19,6 +19,7 @@ mod cli;
 mod conn;
 mod egress;
 mod egress_cli;
+mod endings;
 mod events;
 mod gates;
 mod group_commit;

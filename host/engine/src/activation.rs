@@ -14,9 +14,9 @@ use super::egress::Refusals;
 use super::group_commit::Pending;
 use super::steps::settled;
 use super::{
-    ActivationOutcome, Conflict, EgressCaller, EgressClass, EgressRefusal, Engine, EngineError,
-    GateBegin, HostCall, NewChild, NewUsage, Result, StepAction, StepBegin, StepOutcome,
-    input_hash,
+    ActivationOutcome, Conflict, EgressCaller, EgressClass, EgressRefusal, Ended, Engine,
+    EngineError, GateBegin, HostCall, NewChild, NewUsage, Result, StepAction, StepBegin,
+    StepOutcome, input_hash,
 };
 use crate::clock::Micros;
 use crate::model::{Gate, ResumeContract, Run, Step};
@@ -401,20 +401,26 @@ impl Activation {
         Ok(step)
     }
 
-    /// Write the pending checkpoints before the activation's outcome is
-    /// recorded, however the guest stopped. A step that completed stays
+    /// End the activation: the pending checkpoints go to the transaction
+    /// that records the ending ([`Ended`]), or, when `output_follows` (the
+    /// guest printed lines that become `log` events after this), are
+    /// written now so they precede those lines. A step that completed stays
     /// completed whatever came after it (a trap, a CPU timeout, a
     /// suspension), as it would had each checkpoint been written at once;
     /// only a cancelled run or a lost lease writes nothing, which the fence
     /// would refuse anyway. If the group cannot be written, the outcome
     /// says why: the lease was lost, the run was cancelled, or the store
     /// failed (the run is retried and its pure steps run again).
-    pub async fn close(&self, outcome: ActivationOutcome) -> ActivationOutcome {
+    pub async fn close(&self, outcome: ActivationOutcome, output_follows: bool) -> Ended {
         if matches!(
             outcome,
             ActivationOutcome::Cancelled | ActivationOutcome::LeaseLost
         ) {
-            return outcome;
+            return outcome.into();
+        }
+        if !output_follows {
+            let unwritten = self.pending.take().await;
+            return Ended { outcome, unwritten };
         }
         match self.pending.flush().await {
             Ok(()) => outcome,
@@ -422,5 +428,6 @@ impl Activation {
             Err(e) if e.is_lease_lost() => ActivationOutcome::LeaseLost,
             Err(e) => ActivationOutcome::Retry(format!("writing step checkpoints: {e}")),
         }
+        .into()
     }
 }

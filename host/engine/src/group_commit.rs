@@ -7,13 +7,16 @@
 //! leaves the process or writes other durable state. So an activation keeps
 //! such checkpoints here and writes them together, in one fenced store call
 //! ([`crate::store::Store::record_new_steps`]), before any other write of
-//! the run, before an egress call, and when the activation ends.
+//! the run, before an egress call, and when the activation ends: then in
+//! the transaction that records the ending ([`crate::Ended`]), unless the
+//! guest printed output, whose `log` events must follow them.
 //!
 //! What a crash can lose is only buffered checkpoints: those steps run again
 //! on resume, which is harmless because they are pure. Nothing that
 //! observed them (an egress call, a gate, a child, a state write, the run's
 //! result) was durable before they were.
 
+use super::write::Write;
 use super::{Engine, Result, StepBegin, StepOutcome, limits, telemetry};
 use crate::store::NewStep;
 use serde_json::Value;
@@ -89,13 +92,30 @@ struct Buffer {
 
 impl Pending {
     pub(crate) fn new(engine: &Engine, run_id: &str, owner: &str) -> Pending {
+        Pending::holding(engine, run_id, owner, Vec::new())
+    }
+
+    /// A group of `steps` not written yet.
+    pub(crate) fn holding(
+        engine: &Engine,
+        run_id: &str,
+        owner: &str,
+        steps: Vec<NewStep>,
+    ) -> Pending {
         Pending(Arc::new(Mutex::new(Buffer {
             engine: engine.clone(),
             run_id: run_id.to_string(),
             owner: owner.to_string(),
-            steps: Vec::new(),
+            steps,
             bytes: 0,
         })))
+    }
+
+    /// The buffered checkpoints, now the caller's to write.
+    pub(crate) async fn take(&self) -> Vec<NewStep> {
+        let mut b = self.0.lock().await;
+        b.bytes = 0;
+        std::mem::take(&mut b.steps)
     }
 
     /// Keep a pure step's checkpoint; write the group once it is full.
@@ -163,11 +183,28 @@ impl Engine {
             return Ok(false);
         }
         self.feed.notify(&first.step.run_id);
-        for new in steps {
-            let began = new.step.started_at.unwrap_or(new.at);
-            telemetry::step_attempt("completed", began, new.at);
-        }
+        count_completed(steps);
         Ok(true)
+    }
+
+    /// Write whole new steps in `w`, whose transaction has fenced their run
+    /// ([`Engine::fence_run`]); they count once it commits
+    /// ([`count_completed`]).
+    pub(crate) async fn write_new_steps(&self, w: &mut Write, steps: &[NewStep]) -> Result<()> {
+        let Some(first) = steps.first() else {
+            return Ok(());
+        };
+        w.tx.insert_new_steps(steps).await?;
+        w.touch(&first.step.run_id);
+        Ok(())
+    }
+}
+
+/// Step attempts that completed, for the metrics, once written.
+pub(crate) fn count_completed(steps: &[NewStep]) {
+    for new in steps {
+        let began = new.step.started_at.unwrap_or(new.at);
+        telemetry::step_attempt("completed", began, new.at);
     }
 }
 

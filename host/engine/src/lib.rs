@@ -56,7 +56,7 @@ pub use gates::{Decision, GateBegin, GateResolve, MAX_GATE_TIMEOUT_MS};
 pub use group_commit::GroupCommit;
 pub use listing::{GateFilter, GatePage, GateQuery, ListedGate, RunPage, RunQuery};
 pub use outbound::sign as sign_webhook;
-pub use outcome::ActivationOutcome;
+pub use outcome::{ActivationOutcome, Ended};
 pub use queues::{Enqueue, Patch, QueueConfigPatch};
 pub use reconciler::TickReport;
 pub use runs::{NewChannel, NewRun};

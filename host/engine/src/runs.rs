@@ -6,6 +6,7 @@ use super::{Conflict, Engine, EngineError, LeaseLost, Result, limits};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::{Channel, Run, RunStatus};
+use crate::store::NewStep;
 use serde_json::{Value, json};
 
 #[derive(Clone, Debug, Default)]
@@ -235,8 +236,7 @@ impl Engine {
         run.clear_lease();
         run.completed_at = Some(now);
         run.updated_at = now;
-        w.tx.update_run(&run).await?;
-        w.event_of(&run, "run.completed", json!({"result": result}), now)
+        w.update_run_with_event(&run, "run.completed", json!({"result": result}), now)
             .await?;
         self.wake_parent(w, &run, now).await?;
         Ok(run)
@@ -355,24 +355,27 @@ impl Engine {
                     json!({"failureClass": "max_retries", "reason": "lease_expired"})
                 }
             };
-            w.tx.update_run(&run).await?;
-            w.event_of(&run, "run.failed", payload, now).await?;
+            w.update_run_with_event(&run, "run.failed", payload, now)
+                .await?;
             self.wake_parent(w, &run, now).await?;
         }
         Ok((run, requeued))
     }
 
     /// End a wasm run's activation with its result, fenced by the run lease
-    /// so a zombie instance cannot finish a run another worker owns.
+    /// so a zombie instance cannot finish a run another worker owns; the
+    /// activation's unwritten `steps` go first, in the same transaction.
     pub async fn finish_wasm_run(
         &self,
         id: &str,
         owner: &str,
         result: std::result::Result<Value, (Value, String)>,
+        steps: &[NewStep],
     ) -> Result<(Run, bool)> {
         let now = self.now();
         let mut w = self.write().await?;
         let run = self.fence_run(&mut w, id, owner).await?;
+        self.write_new_steps(&mut w, steps).await?;
         let failed = result.is_err();
         let outcome = match result {
             Ok(value) => (self.apply_complete(&mut w, run, value, now).await?, false),
@@ -394,6 +397,7 @@ impl Engine {
             }
         };
         self.commit(w).await?;
+        super::group_commit::count_completed(steps);
         if failed && !outcome.1 {
             self.after_run_failed(&outcome.0).await;
         }

@@ -7,7 +7,7 @@ use super::{Engine, EngineError, Entity, LeaseLost, Result};
 use crate::clock::Micros;
 use crate::ids;
 use crate::model::{Deployment, Fenced, Run, RunStatus};
-use crate::store::{ClaimedRun, WasmClaim};
+use crate::store::{ClaimedRun, NewStep, WasmClaim};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -250,10 +250,18 @@ impl Engine {
 
     /// Suspend a run: release its lease so it holds no worker, and make it
     /// claimable again at `until` (or earlier, when woken).
-    pub async fn park(&self, run_id: &str, owner: &str, until: Micros) -> Result<()> {
+    /// `steps`: whole new steps of the activation, written first.
+    pub async fn park(
+        &self,
+        run_id: &str,
+        owner: &str,
+        until: Micros,
+        steps: &[NewStep],
+    ) -> Result<()> {
         let now = self.now();
         let mut w = self.write().await?;
         let mut run = self.fence_run(&mut w, run_id, owner).await?;
+        self.write_new_steps(&mut w, steps).await?;
         run.clear_lease();
         // A wake that arrived while the activation ran (claiming cleared the
         // mark) means the wait may already be over: retry right away.
@@ -264,7 +272,9 @@ impl Engine {
         });
         run.updated_at = now;
         w.tx.update_run(&run).await?;
-        self.commit(w).await
+        self.commit(w).await?;
+        super::group_commit::count_completed(steps);
+        Ok(())
     }
 
     /// A run's wait may be over: a gate on it resolved, or one of its

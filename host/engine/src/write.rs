@@ -88,17 +88,20 @@ impl Write {
         self.append(run_id, workflow, kind, payload, now).await
     }
 
-    /// An event of `run`, whose row is at hand: an ending is counted
-    /// without reading the run again.
-    pub async fn event_of(
+    /// Write `run`'s row and append an event of it, in one round trip; an
+    /// ending is counted without reading the run again.
+    pub async fn update_run_with_event(
         &mut self,
         run: &Run,
         kind: &str,
         payload: Value,
         now: i64,
     ) -> Result<Event> {
-        let workflow = Some(run.workflow_name.clone());
-        self.append(&run.id, workflow, kind, payload, now).await
+        let event = self
+            .tx
+            .update_run_with_event(run, kind, &payload, now)
+            .await?;
+        self.appended(event, Some(run.workflow_name.clone())).await
     }
 
     async fn append(
@@ -110,14 +113,20 @@ impl Write {
         now: i64,
     ) -> Result<Event> {
         let event = self.tx.append_event(run_id, kind, &payload, now).await?;
-        if let (Some(status), Some(workflow)) = (ending(kind), workflow) {
+        self.appended(event, workflow).await
+    }
+
+    /// What follows an appended event: an ending of `workflow` is counted,
+    /// channel deliveries recorded, the run announced once committed.
+    async fn appended(&mut self, event: Event, workflow: Option<String>) -> Result<Event> {
+        if let (Some(status), Some(workflow)) = (ending(&event.kind), workflow) {
             self.finished.push((workflow, status));
         }
         if !self.quiet {
             let ids = super::channels::record_deliveries(&mut *self.tx, &event).await?;
             self.deliveries.extend(ids);
         }
-        self.touch(run_id);
+        self.touch(&event.run_id);
         Ok(event)
     }
 

@@ -23,17 +23,20 @@ pub(super) const APPEND_EVENT: &str =
 /// `count` events of it with the seqs that frees, in order, returning each
 /// event's `id, seq`; event `k`'s type, payload and time are parameters
 /// `first + 3k`, `+ 1`, `+ 2`. With `after` (a write of that run), it is
-/// applied first and the events only if it touched a row. Bumping the
-/// counter takes the run row's write lock until commit, so concurrent
-/// writers to one run get consecutive seqs, and a rollback leaves no gap.
+/// applied first and the events only if it touched a row. `set` (`a = $1,
+/// b = $2, `) is more of the run row, written by the bump itself: one
+/// statement cannot update a row twice. Bumping the counter takes the run
+/// row's write lock until commit, so concurrent writers to one run get
+/// consecutive seqs, and a rollback leaves no gap.
 pub(super) fn append_events(
     d: &Dialect,
     after: Option<&str>,
+    set: &str,
     run: usize,
     first: usize,
     count: usize,
 ) -> String {
-    let bump = format!("UPDATE runs SET event_seq = event_seq + {count} WHERE id = ${run}");
+    let bump = format!("UPDATE runs SET {set}event_seq = event_seq + {count} WHERE id = ${run}");
     // The last event takes the run's new `event_seq`.
     let rows = |from: &str| {
         (0..count)

@@ -27,7 +27,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 pub struct SqlStore {
     /// The pool, through connections kept warm between uses.
     conns: Arc<Warm>,
-    dialect: &'static Dialect,
+    pub(super) dialect: &'static Dialect,
     /// Queues writers in process (`Dialect::one_writer`).
     writer: Arc<Mutex<()>>,
     /// Keys of [`Store::try_exclusive`] held in this process, where the
@@ -59,22 +59,11 @@ impl SqlStore {
         (kind, payload): (&str, &Value),
         now: Micros,
     ) -> Result<Option<Event>> {
-        let query = query
-            .bind(kind.to_string())
-            .bind(payload.to_string())
-            .bind(now);
+        let query = bind_event(query, (kind, payload), now);
         let rows = self.write_once(query).await?;
-        let Some(row) = rows.first() else {
-            return Ok(None);
-        };
-        Ok(Some(Event {
-            id: row.try_get(0).db()?,
-            run_id: run_id.to_string(),
-            seq: row.try_get(1).db()?,
-            kind: kind.to_string(),
-            payload: payload.clone(),
-            created_at: now,
-        }))
+        rows.first()
+            .map(|row| appended(row, run_id, (kind, payload), now))
+            .transpose()
     }
 
     /// A write transaction, as its concrete type.
@@ -93,7 +82,7 @@ impl SqlStore {
     /// and, only if it touched a row, one event of that run; the event's
     /// type, payload and time are parameters `$first…`.
     fn append_after(&self, write: &str, first: usize) -> String {
-        let sql = append_events(self.dialect, Some(write), 2, first, 1);
+        let sql = append_events(self.dialect, Some(write), "", 2, first, 1);
         atomic(self.dialect, sql)
     }
 
@@ -105,6 +94,32 @@ impl SqlStore {
             None
         }
     }
+}
+
+/// Binds an event's type, payload and time as the next parameters.
+fn bind_event<'q>(query: Query<'q>, (kind, payload): (&str, &Value), now: Micros) -> Query<'q> {
+    query
+        .bind(kind.to_string())
+        .bind(payload.to_string())
+        .bind(now)
+}
+
+/// The event an [`append_events`] of one event returned as `row` (its
+/// `id, seq`).
+fn appended(
+    row: &AnyRow,
+    run_id: &str,
+    (kind, payload): (&str, &Value),
+    now: Micros,
+) -> Result<Event> {
+    Ok(Event {
+        id: row.try_get(0).db()?,
+        run_id: run_id.to_string(),
+        seq: row.try_get(1).db()?,
+        kind: kind.to_string(),
+        payload: payload.clone(),
+        created_at: now,
+    })
 }
 
 /// Sorts a driver error into what callers branch on.
@@ -248,41 +263,66 @@ impl SqlStore {
         owner: &str,
         steps: &[NewStep],
     ) -> Result<bool> {
-        // Parameters: each step's columns, then $r (run id) and $o (owner),
-        // then each event's type, payload and time.
-        let width = STEPS.len();
-        let rows: Vec<String> = (0..steps.len())
-            .map(|i| format!("({})", STEPS.params_from(1 + i * width)))
-            .collect();
-        let (run_p, owner_p) = (steps.len() * width + 1, steps.len() * width + 2);
-        let count: usize = steps.iter().map(|s| s.events.len()).sum();
+        let sql = atomic(self.dialect, new_steps_sql(self.dialect, steps, true));
+        let query = bind_new_steps(q(&sql), run_id, Some(owner), steps);
+        Ok(self.write_once(query).await?.len() == event_count(steps))
+    }
+}
+
+/// Statements that insert whole new steps of run `$r` and append their
+/// events in order (see [`append_events`]). `fenced`: only while the run
+/// admits the writer `$o` ([`rules::admits_writer`]), whose row they lock.
+/// Parameters: each step's columns, then `$r`, then `$o` when fenced, then
+/// each event's type, payload and time ([`bind_new_steps`]).
+fn new_steps_sql(d: &Dialect, steps: &[NewStep], fenced: bool) -> String {
+    let width = STEPS.len();
+    let rows: Vec<String> = (0..steps.len())
+        .map(|i| format!("({})", STEPS.params_from(1 + i * width)))
+        .collect();
+    let run_p = steps.len() * width + 1;
+    let (insert, first_event) = if fenced {
         let fence = format!(
             "SELECT 1 FROM runs WHERE id = ${run_p} AND {}{}",
-            rules::admits_writer(&format!("${owner_p}")),
-            self.dialect.row_lock
+            rules::admits_writer(&format!("${}", run_p + 1)),
+            d.row_lock
         );
         let insert = format!(
             "{} SELECT * FROM (VALUES {}) AS v WHERE EXISTS ({fence})",
             insert_into(&STEPS),
             rows.join(", "),
         );
-        let sql = append_events(self.dialect, Some(&insert), run_p, run_p + 2, count);
-        let sql = atomic(self.dialect, sql);
-        let mut query = q(&sql);
-        for new in steps {
-            query = (STEPS.bind)(query, &new.step);
-        }
-        query = query.bind(run_id.to_string()).bind(owner.to_string());
-        for new in steps {
-            for (kind, payload) in &new.events {
-                query = query
-                    .bind(kind.to_string())
-                    .bind(payload.to_string())
-                    .bind(new.at);
-            }
-        }
-        Ok(self.write_once(query).await?.len() == count)
+        (insert, run_p + 2)
+    } else {
+        let insert = format!("{} VALUES {}", insert_into(&STEPS), rows.join(", "));
+        (insert, run_p + 1)
+    };
+    append_events(d, Some(&insert), "", run_p, first_event, event_count(steps))
+}
+
+/// Binds the parameters of [`new_steps_sql`] (`owner` when fenced).
+fn bind_new_steps<'q>(
+    mut query: Query<'q>,
+    run_id: &str,
+    owner: Option<&str>,
+    steps: &[NewStep],
+) -> Query<'q> {
+    for new in steps {
+        query = (STEPS.bind)(query, &new.step);
     }
+    query = query.bind(run_id.to_string());
+    if let Some(owner) = owner {
+        query = query.bind(owner.to_string());
+    }
+    for new in steps {
+        for (kind, payload) in &new.events {
+            query = bind_event(query, (kind, payload), new.at);
+        }
+    }
+    query
+}
+
+fn event_count(steps: &[NewStep]) -> usize {
+    steps.iter().map(|s| s.events.len()).sum()
 }
 
 /// `"INSERT INTO table (columns)"`, for an insert from a `SELECT`.
@@ -429,6 +469,22 @@ impl SqlTx {
         Ok(done.rows_affected())
     }
 
+    /// Runs an [`append_events`] of one event of `run_id`, binding the
+    /// event's type, payload and time after what `query` has bound.
+    async fn fetch_event(
+        &mut self,
+        query: Query<'_>,
+        run_id: &str,
+        (kind, payload): (&str, &Value),
+        now: Micros,
+    ) -> Result<Event> {
+        let query = bind_event(query, (kind, payload), now);
+        let rows = query.fetch_all(self.c()).await.db()?;
+        self.settled();
+        let row = rows.first().ok_or(sqlx::Error::RowNotFound).db()?;
+        appended(row, run_id, (kind, payload), now)
+    }
+
     /// Insert one row of `table`.
     pub(super) async fn insert<T>(&mut self, table: &Table<T>, row: &T) -> Result<()> {
         let sql = table.insert();
@@ -564,6 +620,22 @@ impl StepRows for SqlTx {
         self.update(&STEPS, "id", s).await
     }
 
+    async fn insert_new_steps(&mut self, steps: &[NewStep]) -> Result<()> {
+        let Some(first) = steps.first() else {
+            return Ok(());
+        };
+        let sql = new_steps_sql(self.dialect, steps, false);
+        let query = bind_new_steps(q(&sql), &first.step.run_id, None, steps);
+        let appended = query.fetch_all(self.c()).await.db()?.len();
+        self.settled();
+        if appended != event_count(steps) {
+            return Err(StoreError::Other(
+                format!("appended {appended} of {} step events", event_count(steps)).into(),
+            ));
+        }
+        Ok(())
+    }
+
     async fn steps(&mut self, run_id: &str) -> Result<Vec<Step>> {
         let sql = format!(
             "SELECT {} FROM steps WHERE run_id = $1 ORDER BY created_at, id",
@@ -584,23 +656,23 @@ impl EventRows for SqlTx {
         now: Micros,
     ) -> Result<Event> {
         // One round trip on either backend.
-        let sql = append_events(self.dialect, None, 1, 2, 1);
-        let query = q(&sql)
-            .bind(run_id.to_string())
-            .bind(kind.to_string())
-            .bind(payload.to_string())
-            .bind(now);
-        let rows = query.fetch_all(self.c()).await.db()?;
-        let row = rows.first().ok_or(sqlx::Error::RowNotFound).db()?;
-        let (id, seq): (i64, i64) = (row.try_get(0).db()?, row.try_get(1).db()?);
-        Ok(Event {
-            id,
-            run_id: run_id.to_string(),
-            seq,
-            kind: kind.to_string(),
-            payload: payload.clone(),
-            created_at: now,
-        })
+        let sql = append_events(self.dialect, None, "", 1, 2, 1);
+        let query = q(&sql).bind(run_id.to_string());
+        self.fetch_event(query, run_id, (kind, payload), now).await
+    }
+
+    async fn update_run_with_event(
+        &mut self,
+        run: &Run,
+        kind: &str,
+        payload: &Value,
+        now: Micros,
+    ) -> Result<Event> {
+        let set = format!("{}, ", RUNS.assignments());
+        let (id, first) = (RUNS.position("id"), RUNS.len() + 1);
+        let sql = append_events(self.dialect, None, &set, id, first, 1);
+        let query = (RUNS.bind)(q(&sql), run);
+        self.fetch_event(query, &run.id, (kind, payload), now).await
     }
 
     async fn events_after(&mut self, run_id: &str, after: i64, limit: i64) -> Result<Vec<Event>> {

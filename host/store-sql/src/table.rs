@@ -264,8 +264,13 @@ impl<T> Table<T> {
         format!(
             "UPDATE {} SET {} WHERE {key} = ${at}",
             self.name,
-            self.numbered(|n, c| format!("{} = {}", c.name, (c.param)(n)))
+            self.assignments()
         )
+    }
+
+    /// `column = $n` for every column, numbered from `$1` (an UPDATE's SET).
+    pub fn assignments(&self) -> String {
+        self.numbered(|n, c| format!("{} = {}", c.name, (c.param)(n)))
     }
 
     /// Inserts, or replaces every other column of the row whose `key`
@@ -281,7 +286,8 @@ impl<T> Table<T> {
         format!("{} ON CONFLICT ({key}) DO UPDATE SET {set}", self.insert())
     }
 
-    fn position(&self, key: &str) -> usize {
+    /// The parameter number of column `key` in [`Table::bind`]'s order.
+    pub fn position(&self, key: &str) -> usize {
         1 + self
             .columns
             .iter()

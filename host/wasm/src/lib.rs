@@ -22,7 +22,7 @@ use tidebase_engine::{self as engine, clock, model};
 use crate::engine::limits::MAX_MEMORY_BYTES;
 use crate::engine::store::ClaimedRun;
 use crate::engine::telemetry;
-use crate::engine::{ActivationOutcome, ComponentCheck, Engine};
+use crate::engine::{ActivationOutcome, ComponentCheck, Ended, Engine};
 use crate::model::Deployment;
 use anyhow::Context;
 use bindings::{Workflow, WorkflowPre};
@@ -241,7 +241,7 @@ impl Runtime {
         owner: &str,
         cancelled: Arc<AtomicBool>,
         progress: Option<Progress>,
-    ) -> ActivationOutcome {
+    ) -> Ended {
         let run = &claimed.run;
         let pre = match self.template(engine, &deployment.digest).await {
             Ok(p) => p,
@@ -251,7 +251,8 @@ impl Runtime {
                 return ActivationOutcome::Failed {
                     error,
                     class: "component_error",
-                };
+                }
+                .into();
             }
         };
         // Stored limits were range-checked at deploy; a value no deploy
@@ -266,7 +267,7 @@ impl Runtime {
             .unwrap_or(self.config.cpu_limit_ms);
         let activation = match engine.claimed_activation(claimed, owner).await {
             Ok(a) => a,
-            Err(e) => return ActivationOutcome::Retry(format!("loading checkpoints: {e}")),
+            Err(e) => return ActivationOutcome::Retry(format!("loading checkpoints: {e}")).into(),
         };
         let ctx = RunCtx::new(RunCtxParts {
             run: activation,
@@ -314,30 +315,32 @@ impl Runtime {
             self.config.max_output_bytes,
         );
         let outcome = data.run.refusals().explain(outcome);
+        let lines = output_lines(&stdout, &stderr);
         // The step checkpoints still pending go before the output lines.
-        let outcome = data.run.close(outcome).await;
+        let ended = data.run.close(outcome, !lines.is_empty()).await;
         drop(store);
-        self.keep_output(engine, &run.id, &stdout, &stderr).await;
-        outcome
-    }
-
-    /// Captured stdout/stderr become the run's `log` events.
-    async fn keep_output(&self, engine: &Engine, run_id: &str, stdout: &[u8], stderr: &[u8]) {
-        let mut lines = Vec::new();
-        for (level, bytes) in [("stdout", stdout), ("stderr", stderr)] {
-            for line in String::from_utf8_lossy(bytes)
-                .lines()
-                .filter(|l| !l.is_empty())
-            {
-                lines.push((level, line.to_string()));
-            }
-        }
         if !lines.is_empty()
-            && let Err(e) = engine.logs(run_id, &lines).await
+            && let Err(e) = engine.logs(&run.id, &lines).await
         {
-            tracing::warn!(run_id, error = %e, "could not record guest output");
+            tracing::warn!(run_id = %run.id, error = %e, "could not record guest output");
+        }
+        ended
+    }
+}
+
+/// Captured stdout/stderr, which become the run's `log` events: their
+/// non-empty lines.
+fn output_lines(stdout: &[u8], stderr: &[u8]) -> Vec<(&'static str, String)> {
+    let mut lines = Vec::new();
+    for (level, bytes) in [("stdout", stdout), ("stderr", stderr)] {
+        for line in String::from_utf8_lossy(bytes)
+            .lines()
+            .filter(|l| !l.is_empty())
+        {
+            lines.push((level, line.to_string()));
         }
     }
+    lines
 }
 
 /// Compiles `bytes`; the artifact is written to `cache` for the next process.

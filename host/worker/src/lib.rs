@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tidebase_engine::model::{Run, RunStatus};
 use tidebase_engine::store::ClaimedRun;
-use tidebase_engine::{ActivationOutcome, Engine};
+use tidebase_engine::{ActivationOutcome, Ended, Engine};
 use tidebase_wasm::{Progress, Runtime, panicked};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Semaphore, watch};
@@ -149,7 +149,7 @@ impl Worker {
             Ok(d) => d,
             Err(e) => {
                 return self
-                    .record(run, ActivationOutcome::Retry(e.to_string()))
+                    .record(run, ActivationOutcome::Retry(e.to_string()).into())
                     .await;
             }
         };
@@ -171,17 +171,17 @@ impl Worker {
                     .await
             }))
         };
-        let outcome = match (&mut activation.0).await {
-            Ok(outcome) => outcome,
-            Err(e) if e.is_panic() => panicked(e.into_panic()),
-            Err(e) => ActivationOutcome::Retry(format!("activation task ended: {e}")),
+        let ended = match (&mut activation.0).await {
+            Ok(ended) => ended,
+            Err(e) if e.is_panic() => panicked(e.into_panic()).into(),
+            Err(e) => ActivationOutcome::Retry(format!("activation task ended: {e}")).into(),
         };
         drop((watch, heartbeat));
-        self.record(run, outcome).await;
+        self.record(run, ended).await;
     }
 
-    async fn record(&self, run: &Run, outcome: ActivationOutcome) {
-        let recorded = self.engine.record_outcome(&run.id, &self.owner, outcome);
+    async fn record(&self, run: &Run, ended: Ended) {
+        let recorded = self.engine.record_outcome(&run.id, &self.owner, ended);
         if let Err(e) = recorded.await {
             tracing::warn!(run_id = %run.id, error = %e, "recording wasm outcome failed");
         }

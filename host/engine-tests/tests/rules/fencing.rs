@@ -122,10 +122,10 @@ async fn a_wasm_activation_whose_run_was_taken_over_cannot_write() {
     assert!(rig.engine.steps_of(&run.id).await.unwrap().is_empty());
     conflict(
         rig.engine
-            .finish_wasm_run(&run.id, "a", Ok(json!("stale")))
+            .finish_wasm_run(&run.id, "a", Ok(json!("stale")), &[])
             .await,
     );
-    conflict(rig.engine.park(&run.id, "a", rig.now() + 1).await);
+    conflict(rig.engine.park(&run.id, "a", rig.now() + 1, &[]).await);
     let beat = conflict(rig.engine.heartbeat(&run.id, "a").await);
     assert!(
         matches!(beat, EngineError::LeaseLost(LeaseLost::Heartbeat(_))) && !beat.is_cancelled(),
@@ -137,7 +137,7 @@ async fn a_wasm_activation_whose_run_was_taken_over_cannot_write() {
     assert_eq!(stored.lease_owner.as_deref(), Some("b"));
     let (done, _) = rig
         .engine
-        .finish_wasm_run(&run.id, "b", Ok(json!("fresh")))
+        .finish_wasm_run(&run.id, "b", Ok(json!("fresh")), &[])
         .await
         .unwrap();
     assert_eq!(done.result, Some(json!("fresh")));
@@ -167,7 +167,10 @@ async fn a_cancelled_run_fences_out_its_activation() {
     assert!(rig.engine.steps_of(&run.id).await.unwrap().is_empty());
     let beat = conflict(rig.engine.heartbeat(&run.id, "a").await);
     assert!(beat.is_cancelled(), "{beat:?}");
-    let after = rig.engine.finish_wasm_run(&run.id, "a", Ok(json!(1))).await;
+    let after = rig
+        .engine
+        .finish_wasm_run(&run.id, "a", Ok(json!(1)), &[])
+        .await;
     assert!(
         after.as_ref().is_err_and(EngineError::is_cancelled),
         "{after:?}"

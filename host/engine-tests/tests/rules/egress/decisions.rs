@@ -317,7 +317,7 @@ async fn a_step_and_run_failing_from_a_refusal_name_its_class() {
         class: "workflow_error",
     };
     rig.engine
-        .record_outcome(&run.id, OWNER, outcome)
+        .record_outcome(&run.id, OWNER, outcome.into())
         .await
         .unwrap();
     let run = rig.engine.get_run(&run.id).await.unwrap();

@@ -1,7 +1,7 @@
 //! The `events` table: each run's gap-free event log.
 
 use crate::clock::Micros;
-use crate::model::Event;
+use crate::model::{Event, Run};
 use crate::store::Result;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -13,6 +13,15 @@ pub trait EventRows {
     async fn append_event(
         &mut self,
         run_id: &str,
+        kind: &str,
+        payload: &Value,
+        now: Micros,
+    ) -> Result<Event>;
+    /// Replace every column of `run`'s row and append one event of it, as
+    /// [`EventRows::append_event`] does: one round trip.
+    async fn update_run_with_event(
+        &mut self,
+        run: &Run,
         kind: &str,
         payload: &Value,
         now: Micros,

@@ -1,7 +1,7 @@
 //! The `steps` table.
 
 use crate::model::{RunStatus, Step};
-use crate::store::Result;
+use crate::store::{NewStep, Result};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -18,6 +18,11 @@ pub trait StepRows {
     async fn insert_step(&mut self, step: &Step) -> Result<()>;
     /// Replace every column of the step with this id.
     async fn update_step(&mut self, step: &Step) -> Result<()>;
+    /// Insert whole new steps of one run, each row with its events appended
+    /// in order: one round trip. Unfenced: the transaction has already
+    /// locked the run and checked its writer. A unique violation means a
+    /// step of one of their names exists.
+    async fn insert_new_steps(&mut self, steps: &[NewStep]) -> Result<()>;
     /// A run's steps, oldest first.
     async fn steps(&mut self, run_id: &str) -> Result<Vec<Step>>;
 }
