@@ -2,7 +2,10 @@
 //! the results it scales: autocommit one-row inserts of an output-sized
 //! payload through the engine's own store (same pool, pragmas and writer
 //! discipline), at each concurrency the results use. Every result row then
-//! states its rate as a share of it.
+//! states its rate as a share of it. The ceiling is the best of
+//! [`SAMPLES`] samples: a machine shared with anything else (a VM's
+//! neighbours) measures a lower rate in a disturbed sample, and a low
+//! ceiling flatters every ratio.
 
 use crate::env::Cpu;
 use crate::report::{Latencies, Table, ms, record};
@@ -11,6 +14,9 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tidebase_host::store::SqlStore;
+
+/// Samples taken of each ceiling.
+const SAMPLES: usize = 3;
 
 /// `(backend, concurrency, commits/s)` measured so far in this process.
 static CEILINGS: Mutex<Vec<(String, usize, f64)>> = Mutex::new(Vec::new());
@@ -51,37 +57,42 @@ pub async fn measure(
         if get(backend, conc).is_some() {
             continue;
         }
-        eprintln!("ceiling: {backend} at concurrency {conc} for {secs} s");
-        let cpu = Cpu::sample();
-        let sample = store
-            .commit_ceiling(conc, Duration::from_secs_f64(secs), payload_bytes)
-            .await?;
-        let cpu = cpu.usage(&Cpu::sample());
-        let rate = sample.commits_per_sec();
-        let mut lat = Latencies::default();
-        for d in sample.latencies {
-            lat.push(d);
+        eprintln!("ceiling: {backend} at concurrency {conc}, best of {SAMPLES} × {secs} s");
+        let mut best = 0.0f64;
+        for _ in 0..SAMPLES {
+            let cpu = Cpu::sample();
+            let sample = store
+                .commit_ceiling(conc, Duration::from_secs_f64(secs), payload_bytes)
+                .await?;
+            let cpu = cpu.usage(&Cpu::sample());
+            let rate = sample.commits_per_sec();
+            let mut lat = Latencies::default();
+            for d in sample.latencies {
+                lat.push(d);
+            }
+            table.row(vec![
+                conc.to_string(),
+                sample.commits.to_string(),
+                format!("{:.1}", sample.elapsed.as_secs_f64()),
+                format!("{rate:.0}"),
+                format!("{:.2}", ms(lat.pct(50.0))),
+                format!("{:.2}", ms(lat.pct(99.0))),
+                format!("{:.2}/{:.2}/{:.2}", cpu.bench, cpu.postgres, cpu.other),
+            ]);
+            record(
+                "ceiling",
+                json!({
+                    "backend": backend,
+                    "concurrency": conc,
+                    "payloadBytes": payload_bytes,
+                    "commits": sample.commits,
+                    "commitsPerSec": rate.round(),
+                    "latency": lat.summary(),
+                }),
+            );
+            best = best.max(rate);
         }
-        table.row(vec![
-            conc.to_string(),
-            sample.commits.to_string(),
-            format!("{:.1}", sample.elapsed.as_secs_f64()),
-            format!("{rate:.0}"),
-            format!("{:.2}", ms(lat.pct(50.0))),
-            format!("{:.2}", ms(lat.pct(99.0))),
-            format!("{:.2}/{:.2}/{:.2}", cpu.bench, cpu.postgres, cpu.other),
-        ]);
-        record(
-            "ceiling",
-            json!({
-                "backend": backend,
-                "concurrency": conc,
-                "payloadBytes": payload_bytes,
-                "commits": sample.commits,
-                "commitsPerSec": rate.round(),
-                "latency": lat.summary(),
-            }),
-        );
+        let rate = best;
         CEILINGS
             .lock()
             .expect("not poisoned")
