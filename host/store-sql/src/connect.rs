@@ -2,6 +2,7 @@
 //! operator starting the host, with the context that explains them.
 
 use super::dialect::Dialect;
+use super::writer::{Target, Writer};
 use super::{SqlStore, Store};
 use anyhow::{Context, Result, bail};
 use sqlx::Connection;
@@ -9,6 +10,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migrate, Migrator};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How long opening the first Postgres connection may take.
@@ -92,10 +94,12 @@ pub async fn connect_sql(opts: &ConnectOptions) -> Result<Arc<SqlStore>> {
     if dialect.reach_first {
         reach(&url).await?;
     }
+    let url = name_private_memory(url);
     let url = match dialect.default_url_options {
         Some(options) if !url.contains('?') => format!("{url}?{options}"),
         _ => url,
     };
+    let writer_target = dialect.one_writer.then(|| writer_target(&url));
     let synchronous = match dialect.synchronous_env {
         Some(var) => {
             let value = std::env::var(var).ok();
@@ -107,6 +111,7 @@ pub async fn connect_sql(opts: &ConnectOptions) -> Result<Arc<SqlStore>> {
     };
     // No ping on every checkout: it is a round trip per transaction, and a
     // dead connection surfaces as an error on first use anyway.
+    let setup = super::writer::setup(dialect, synchronous.as_deref());
     let pool = AnyPoolOptions::new()
         .max_connections(opts.max_connections.min(dialect.max_connections))
         .test_before_acquire(false)
@@ -139,7 +144,44 @@ pub async fn connect_sql(opts: &ConnectOptions) -> Result<Arc<SqlStore>> {
             );
         }
     }
-    Ok(Arc::new(SqlStore::new(pool, dialect)))
+    // Opened once migrations made the file what the writer expects.
+    let writer = match writer_target {
+        Some(target) => Some(
+            Writer::open(&target, &setup)
+                .with_context(|| format!("cannot open {}", redact(&url)))?,
+        ),
+        None => None,
+    };
+    Ok(Arc::new(SqlStore::new(pool, dialect, writer)))
+}
+
+/// `sqlite::memory:` as a named, shared in-memory database: the pool's
+/// connections and the writer's must all reach the one database.
+fn name_private_memory(url: String) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    if !matches!(url.as_str(), "sqlite::memory:" | "sqlite://:memory:") {
+        return url;
+    }
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    format!("sqlite:file:tidebase-memory-{pid}-{n}?mode=memory&cache=shared")
+}
+
+/// What the writer opens to reach the database the SQLite `url` names.
+fn writer_target(url: &str) -> Target {
+    match sqlite_file(url) {
+        Some((file, _)) => Target::File(file),
+        None => {
+            let rest = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"));
+            let uri = rest.unwrap_or(url);
+            Target::Uri(match uri.starts_with("file:") {
+                true => uri.to_string(),
+                false => format!("file:{uri}"),
+            })
+        }
+    }
 }
 
 /// Open and close one connection, to fail within seconds with the real

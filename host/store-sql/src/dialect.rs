@@ -24,9 +24,9 @@ pub(super) struct Dialect {
     pub synchronous_env: Option<&'static str>,
     /// Opens a write transaction.
     pub begin_write: &'static str,
-    /// Writers queue in process before `begin_write`: a database with one
-    /// writer at a time is fairer and faster that way than with writers
-    /// spinning on its busy handler.
+    /// Every write runs on one connection this process owns, in turn
+    /// (`writer.rs`): a database with one writer at a time is fairer and
+    /// faster that way than with writers spinning on its busy handler.
     pub one_writer: bool,
     /// Suffix that locks selected rows until commit ("" where the write
     /// transaction already excludes every other writer).

@@ -1,7 +1,9 @@
 //! The SQL store: one implementation of the engine's store traits for both
 //! backends (Postgres in production, SQLite embedded) through sqlx's `Any`
-//! driver. Everything that knows SQL, a driver or a dialect lives here;
-//! every difference between the two dialects is a field of `dialect::Dialect`.
+//! driver; SQLite's writes run the same queries on a connection of their
+//! own (`writer`). Everything that knows SQL, a driver or a dialect lives
+//! here; every difference between the two dialects is a field of
+//! `dialect::Dialect`.
 
 mod agents;
 mod ceiling;
@@ -18,6 +20,7 @@ mod sql;
 mod table;
 mod warm;
 mod wasm;
+mod writer;
 
 pub use ceiling::CeilingSample;
 pub use connect::{ConnectOptions, connect, connect_sql, pending_migrations};

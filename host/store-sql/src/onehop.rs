@@ -12,7 +12,7 @@
 
 use super::Result;
 use super::dialect::Dialect;
-use super::sql::{Db, Query, SqlStore, q};
+use super::sql::{Db, Query, SqlStore};
 use sqlx::any::AnyRow;
 
 /// Appends an event; `id` is generated.
@@ -79,38 +79,29 @@ pub(super) fn atomic(d: &Dialect, sql: String) -> String {
 }
 
 impl SqlStore {
-    /// Runs an [`atomic`] write in one round trip, in this process's writer
-    /// turn, and returns every row it returned. A script that fails or is
-    /// cancelled halfway may leave its transaction open on the connection:
-    /// it is rolled back, or the connection closed (which rolls it back),
-    /// before the connection can return to the pool.
+    /// Runs an [`atomic`] write at once and returns every row it returned:
+    /// on the writer where there is one (a script that fails halfway
+    /// leaves its transaction open, and the turn rolls it back as it ends),
+    /// else as one statement on a pooled connection.
     pub(super) async fn write_once(&self, query: Query<'_>) -> Result<Vec<AnyRow>> {
-        let _turn = self.writer_turn().await;
-        let mut conn = self.acquire().await?;
-        conn.close_unless_settled();
-        // `fetch_all`: a fetch that stops at the first row may stop the
-        // script before its COMMIT.
-        let result = query.fetch_all(conn.start()).await;
-        // Where no transaction is open, ROLLBACK is a no-op (Postgres) or
-        // fails, and the connection is closed.
-        if result.is_ok() || q("ROLLBACK").execute(conn.start()).await.is_ok() {
-            conn.settle();
+        if let Some(mut turn) = self.writer_turn().await {
+            return Ok(turn.run(query)?.rows);
         }
-        result.db()
+        let mut conn = self.acquire().await?;
+        let rows = query.fetch_all(conn.start()).await.db()?;
+        conn.settle();
+        Ok(rows)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::atomic;
-    use crate::dialect::SQLITE;
     use crate::model::{ResumeContract, Run, RunStatus, Step};
     use crate::sql::q;
     use crate::{ConnectOptions, NewStep, SqlStore, Store, connect_sql};
     use serde_json::json;
     use sqlx::Row;
     use std::sync::Arc;
-    use std::time::Duration;
 
     const NOW: i64 = 1_700_000_000_000_000;
 
@@ -216,22 +207,18 @@ mod tests {
         assert!(store.record_new_steps("w", &[new_step("a")]).await.unwrap());
     }
 
-    /// A script abandoned while it runs stops where it is, inside its
-    /// transaction: its connection is closed, not pooled with the
-    /// transaction open (the next BEGIN IMMEDIATE on it would fail).
+    /// A write transaction dropped before its commit (its caller gave up
+    /// halfway) is rolled back as its turn ends, and the writer takes the
+    /// next write.
     #[tokio::test]
-    async fn a_script_cancelled_halfway_leaves_no_transaction_open() {
+    async fn a_write_dropped_before_its_commit_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir).await;
-        // Rows enough that the script is still sending them when dropped.
-        let slow = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
-                    WHERE i < 10000000) SELECT i FROM n";
-        let bump = "UPDATE runs SET event_seq = event_seq + 1 WHERE id = 'r'";
-        let sql = atomic(&SQLITE, format!("{bump}; {slow}"));
-        let write = store.write_once(q(&sql));
-        let cut = tokio::time::timeout(Duration::from_millis(20), write).await;
-        assert!(cut.is_err(), "the script finished before it was dropped");
+        let mut tx = store.write().await.unwrap();
+        tx.insert_new_steps(&[new_step("a")]).await.unwrap();
+        drop(tx);
         assert_eq!(state(&store).await, (vec![], vec![], 0));
         assert!(store.record_new_steps("w", &[new_step("a")]).await.unwrap());
+        assert_eq!(state(&store).await, (vec!["a".into()], vec![1, 2], 2));
     }
 }

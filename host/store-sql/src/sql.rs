@@ -6,6 +6,7 @@ use super::onehop::{append_events, atomic};
 use super::rows::{EVENTS, RUNS, STEPS};
 use super::table::{R, Table};
 use super::warm::{Warm, WarmConn};
+use super::writer::{Shared, Turn, Writer};
 use super::{
     ClaimedRun, EventRows, Exclusive, NewStep, Result, RunRows, StepRows, Store, StoreError, Tx,
     WasmClaim, rules,
@@ -16,31 +17,34 @@ use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
+use sqlx::{Any, AnyPool, Row, Transaction};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Instant;
 use tidebase_engine::RunQuery;
 use tidebase_engine::telemetry;
-use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub struct SqlStore {
     /// The pool, through connections kept warm between uses.
     conns: Arc<Warm>,
     pub(super) dialect: &'static Dialect,
-    /// Queues writers in process (`Dialect::one_writer`).
-    writer: Arc<Mutex<()>>,
+    /// The connection every write runs on (`Dialect::one_writer`).
+    writer: Option<Shared>,
     /// Keys of [`Store::try_exclusive`] held in this process, where the
     /// dialect has no session lock.
     held: Arc<SyncMutex<HashSet<i64>>>,
 }
 
 impl SqlStore {
-    pub(super) fn new(pool: AnyPool, dialect: &'static Dialect) -> SqlStore {
+    pub(super) fn new(
+        pool: AnyPool,
+        dialect: &'static Dialect,
+        writer: Option<Writer>,
+    ) -> SqlStore {
         SqlStore {
             conns: Warm::new(pool),
             dialect,
-            writer: Arc::new(Mutex::new(())),
+            writer: writer.map(Shared::new),
             held: Arc::default(),
         }
     }
@@ -68,12 +72,16 @@ impl SqlStore {
 
     /// A write transaction, as its concrete type.
     pub(super) async fn write_tx(&self) -> Result<SqlTx> {
-        let guard = self.writer_turn().await;
-        let tx = self.conns.begin(self.dialect.begin_write).await.db()?;
+        let conn = match self.writer_turn().await {
+            Some(mut turn) => {
+                turn.run(q(self.dialect.begin_write))?;
+                Conn::Writer(turn)
+            }
+            None => Conn::Tx(self.conns.begin(self.dialect.begin_write).await.db()?),
+        };
         Ok(SqlTx {
-            conn: Conn::Tx(tx),
+            conn,
             dialect: self.dialect,
-            _writer: guard,
             timer: TxTimer::start("rollback"),
         })
     }
@@ -86,12 +94,12 @@ impl SqlStore {
         atomic(self.dialect, sql)
     }
 
-    /// Wait for this process's turn to write (`Dialect::one_writer`).
-    pub(super) async fn writer_turn(&self) -> Option<OwnedMutexGuard<()>> {
-        if self.dialect.one_writer {
-            Some(self.writer.clone().lock_owned().await)
-        } else {
-            None
+    /// Waits for this process's turn on its writer, where it has one
+    /// (`Dialect::one_writer`).
+    pub(super) async fn writer_turn(&self) -> Option<Turn> {
+        match &self.writer {
+            Some(writer) => Some(writer.turn().await),
+            None => None,
         }
     }
 }
@@ -159,7 +167,6 @@ impl Store for SqlStore {
         Ok(Box::new(SqlTx {
             conn: Conn::Plain(self.acquire().await?),
             dialect: self.dialect,
-            _writer: None,
             timer: TxTimer::start("read"),
         }))
     }
@@ -377,14 +384,17 @@ impl Exclusive for HeldKey {
 }
 
 enum Conn {
+    /// A write transaction on the pool (Postgres).
     Tx(Transaction<'static, Any>),
+    /// A write transaction on this process's writer (SQLite).
+    Writer(Turn),
+    /// Reads, each statement on its own.
     Plain(WarmConn),
 }
 
 pub(super) struct SqlTx {
     conn: Conn,
     pub(super) dialect: &'static Dialect,
-    _writer: Option<OwnedMutexGuard<()>>,
     timer: TxTimer,
 }
 
@@ -417,17 +427,33 @@ pub(super) fn q(sql: &str) -> Query<'_> {
 }
 
 impl SqlTx {
-    /// The connection, for one statement; [`SqlTx::settled`] after it.
-    pub(super) fn c(&mut self) -> &mut AnyConnection {
-        match &mut self.conn {
-            Conn::Tx(tx) => tx,
-            Conn::Plain(c) => c.start(),
+    /// Every row `q` returns.
+    async fn rows(&mut self, q: Query<'_>) -> Result<Vec<AnyRow>> {
+        let rows = match &mut self.conn {
+            Conn::Writer(turn) => return Ok(turn.run(q)?.rows),
+            Conn::Tx(tx) => q.fetch_all(&mut **tx).await,
+            Conn::Plain(c) => q.fetch_all(c.start()).await,
         }
+        .db()?;
+        self.settled();
+        Ok(rows)
     }
 
-    /// The statement begun with [`SqlTx::c`] completed (a plain
-    /// connection can then be kept warm).
-    pub(super) fn settled(&mut self) {
+    /// How many rows `q` inserted, updated or deleted.
+    pub(super) async fn exec(&mut self, q: Query<'_>) -> Result<u64> {
+        let done = match &mut self.conn {
+            Conn::Writer(turn) => return Ok(turn.run(q)?.changed),
+            Conn::Tx(tx) => q.execute(&mut **tx).await,
+            Conn::Plain(c) => q.execute(c.start()).await,
+        }
+        .db()?;
+        self.settled();
+        Ok(done.rows_affected())
+    }
+
+    /// A plain connection whose statement completed can be kept warm (one
+    /// that failed or was cancelled goes back through the pool).
+    fn settled(&mut self) {
         if let Conn::Plain(c) = &mut self.conn {
             c.settle();
         }
@@ -438,9 +464,8 @@ impl SqlTx {
         q: Query<'_>,
         map: fn(&AnyRow) -> R<T>,
     ) -> Result<Option<T>> {
-        let row = q.fetch_optional(self.c()).await.db()?;
-        self.settled();
-        row.as_ref().map(map).transpose().db()
+        let rows = self.rows(q).await?;
+        rows.first().map(map).transpose().db()
     }
 
     pub(super) async fn all<T>(
@@ -448,8 +473,7 @@ impl SqlTx {
         q: Query<'_>,
         map: fn(&AnyRow) -> R<T>,
     ) -> Result<Vec<T>> {
-        let rows = q.fetch_all(self.c()).await.db()?;
-        self.settled();
+        let rows = self.rows(q).await?;
         rows.iter().map(map).collect::<R<Vec<T>>>().db()
     }
 
@@ -458,15 +482,9 @@ impl SqlTx {
     where
         T: sqlx::Type<Any> + for<'r> sqlx::Decode<'r, Any>,
     {
-        let row = q.fetch_one(self.c()).await.db()?;
-        self.settled();
+        let rows = self.rows(q).await?;
+        let row = rows.first().ok_or(sqlx::Error::RowNotFound).db()?;
         row.try_get(0).db()
-    }
-
-    pub(super) async fn exec(&mut self, q: Query<'_>) -> Result<u64> {
-        let done = q.execute(self.c()).await.db()?;
-        self.settled();
-        Ok(done.rows_affected())
     }
 
     /// Runs an [`append_events`] of one event of `run_id`, binding the
@@ -478,9 +496,7 @@ impl SqlTx {
         (kind, payload): (&str, &Value),
         now: Micros,
     ) -> Result<Event> {
-        let query = bind_event(query, (kind, payload), now);
-        let rows = query.fetch_all(self.c()).await.db()?;
-        self.settled();
+        let rows = self.rows(bind_event(query, (kind, payload), now)).await?;
         let row = rows.first().ok_or(sqlx::Error::RowNotFound).db()?;
         appended(row, run_id, (kind, payload), now)
     }
@@ -510,20 +526,18 @@ impl SqlTx {
 #[async_trait]
 impl Tx for SqlTx {
     async fn commit(mut self: Box<Self>) -> Result<()> {
-        if let Conn::Tx(tx) = self.conn {
-            tx.commit().await.db()?;
-            self.timer.end = "commit";
+        match self.conn {
+            Conn::Writer(mut turn) => drop(turn.run(q("COMMIT"))?),
+            Conn::Tx(tx) => tx.commit().await.db()?,
+            Conn::Plain(_) => return Ok(()),
         }
+        self.timer.end = "commit";
         Ok(())
     }
 
     async fn lock_key(&mut self, key: &str) -> Result<()> {
         if let Some(sql) = self.dialect.key_lock {
-            q(sql)
-                .bind(key.to_string())
-                .fetch_one(self.c())
-                .await
-                .db()?;
+            self.value::<String>(q(sql).bind(key.to_string())).await?;
         }
         Ok(())
     }
@@ -608,8 +622,7 @@ impl StepRows for SqlTx {
 
     async fn step_exists(&mut self, step_id: &str) -> Result<bool> {
         let query = q("SELECT id FROM steps WHERE id = $1").bind(step_id.to_string());
-        let row = query.fetch_optional(self.c()).await.db()?;
-        Ok(row.is_some())
+        Ok(!self.rows(query).await?.is_empty())
     }
 
     async fn insert_step(&mut self, s: &Step) -> Result<()> {
@@ -626,8 +639,7 @@ impl StepRows for SqlTx {
         };
         let sql = new_steps_sql(self.dialect, steps, false);
         let query = bind_new_steps(q(&sql), &first.step.run_id, None, steps);
-        let appended = query.fetch_all(self.c()).await.db()?.len();
-        self.settled();
+        let appended = self.rows(query).await?.len();
         if appended != event_count(steps) {
             return Err(StoreError::Other(
                 format!("appended {appended} of {} step events", event_count(steps)).into(),

@@ -91,7 +91,6 @@ impl Warm {
             conn: Some(conn),
             home: self.clone(),
             settled: true,
-            close: false,
         }
     }
 }
@@ -102,8 +101,6 @@ pub(super) struct WarmConn {
     conn: Option<PoolConnection<Any>>,
     home: Arc<Warm>,
     settled: bool,
-    /// Close rather than pool the connection if dropped unsettled.
-    close: bool,
 }
 
 impl WarmConn {
@@ -119,13 +116,6 @@ impl WarmConn {
         self.settled = true;
     }
 
-    /// If dropped unsettled, close the connection instead of pooling it:
-    /// for a statement that may leave a transaction open, which the pool's
-    /// ping would not roll back.
-    pub(super) fn close_unless_settled(&mut self) {
-        self.close = true;
-    }
-
     /// Leave the warm set for good (a session lock or a transaction holds
     /// the connection and hands it back to the pool).
     pub(super) fn into_pooled(mut self) -> PoolConnection<Any> {
@@ -135,13 +125,11 @@ impl WarmConn {
 
 impl Drop for WarmConn {
     fn drop(&mut self) {
-        let Some(mut conn) = self.conn.take() else {
+        let Some(conn) = self.conn.take() else {
             return;
         };
         if self.settled {
             self.home.park(conn);
-        } else if self.close {
-            conn.close_on_drop();
         }
         // Otherwise `conn` drops here and returns through the pool's ping.
     }
