@@ -40,7 +40,7 @@ pub async fn measure(
 ) -> Result<()> {
     let mut table = Table::new(
         &format!(
-            "commit ceiling ({backend}): autocommit single-row INSERT of {payload_bytes} bytes, engine's pool and writer discipline"
+            "commit ceiling ({backend}): autocommit single-row INSERT of {payload_bytes} bytes, through the engine's store (Postgres: its pool; SQLite: its writer)"
         ),
         &[
             "conc",

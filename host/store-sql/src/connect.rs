@@ -256,8 +256,30 @@ fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_file;
+    use super::{ConnectOptions, connect_sql, sqlite_file};
+    use crate::Store;
+    use crate::model::Run;
     use std::path::PathBuf;
+
+    /// The writer is a connection of its own: given `sqlite::memory:` it
+    /// must still reach the database the pool migrated and reads from.
+    #[tokio::test]
+    async fn an_in_memory_url_is_one_database_for_writer_and_readers() {
+        let opts = ConnectOptions {
+            database_url: Some("sqlite::memory:".into()),
+            data_dir: PathBuf::from("unused"),
+            auto_migrate: true,
+            max_connections: 2,
+        };
+        let store = connect_sql(&opts).await.unwrap();
+        let mut tx = store.write().await.unwrap();
+        tx.insert_run(&Run::new("r".into(), "w".into(), 1))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut read = store.read().await.unwrap();
+        assert!(read.run("r", false).await.unwrap().is_some());
+    }
 
     #[test]
     fn sqlite_urls_name_their_file() {

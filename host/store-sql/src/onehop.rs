@@ -1,11 +1,8 @@
-//! Writes that cost one round trip on either backend. Postgres chains the
+//! Writes that are one atomic call on either backend. Postgres chains the
 //! statements of a write through writable CTEs into one statement. SQLite
-//! has none, so its statements travel as one script: sqlx-sqlite runs a
-//! `;`-separated query string in one command on the connection's worker
-//! thread, and `$N` numbers the query's arguments across all its
-//! statements. A SQLite write transaction is then `BEGIN IMMEDIATE; …;
-//! COMMIT` in one hop instead of one hop per statement, and the hops, not
-//! SQLite, were where its time went (issue 12). Where a statement must
+//! has none, so its statements travel as one script, `BEGIN IMMEDIATE; …;
+//! COMMIT`, run at once on its writer (`writer.rs`), with `$N` numbering the
+//! query's arguments across all its statements. Where a statement must
 //! apply only if the one before it touched a row, Postgres asks `EXISTS
 //! (SELECT 1 FROM <that CTE>)` and SQLite asks `changes() > 0` (the rows
 //! the last completed INSERT, UPDATE or DELETE touched).
@@ -105,8 +102,8 @@ mod tests {
 
     const NOW: i64 = 1_700_000_000_000_000;
 
-    /// A migrated SQLite store of one pooled connection (so every write
-    /// reuses the one a script before it used), with run `r` leased to `w`.
+    /// A migrated SQLite store of one pooled connection for reads, with
+    /// run `r` leased to `w`.
     async fn open(dir: &tempfile::TempDir) -> Arc<SqlStore> {
         let opts = ConnectOptions::sqlite_in(dir.path(), 1);
         let store = connect_sql(&opts).await.unwrap();
