@@ -92,6 +92,11 @@ impl Writer {
                 let arg = args.get(n - 1).map_or(Arg::NULL, Arg);
                 stmt.raw_bind_parameter(i, arg).map_err(sqlite_error)?;
             }
+            // BEGIN, COMMIT and writes without RETURNING: no rows to map.
+            if stmt.column_count() == 0 {
+                stmt.raw_execute().map_err(sqlite_error)?;
+                continue;
+            }
             let columns = columns(&stmt)?;
             let mut results = stmt.raw_query();
             while let Some(row) = results.next().map_err(sqlite_error)? {
