@@ -75,8 +75,14 @@ use std::sync::Arc;
 
 pub type Result<T> = std::result::Result<T, EngineError>;
 
+/// The engine: every rule, behind a handle that the HTTP door clones per
+/// request, so a clone is one reference count, not one per part.
 #[derive(Clone)]
-pub struct Engine {
+pub struct Engine(Arc<Parts>);
+
+/// What an [`Engine`] holds; reached through the handle (`Deref`).
+#[derive(Clone)]
+pub struct Parts {
     pub(crate) store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
@@ -97,10 +103,24 @@ pub struct Engine {
     vault: Option<Arc<Vault>>,
 }
 
+impl std::ops::Deref for Engine {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+impl Engine {
+    /// The parts to set while building (copied first if the handle is shared).
+    fn parts_mut(&mut self) -> &mut Parts {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Engine {
         let outbound = Arc::new(outbound::Outbound::new(settings.webhook_timeout_ms));
-        Engine {
+        Engine(Arc::new(Parts {
             store,
             clock,
             settings: Arc::new(settings),
@@ -111,12 +131,12 @@ impl Engine {
             stopping: Arc::new(tokio::sync::watch::channel(false).0),
             components: None,
             vault: None,
-        }
+        }))
     }
 
     /// This engine deploys components that pass `check` (the wasm runtime).
     pub fn with_component_check(mut self, check: Arc<dyn ComponentCheck>) -> Engine {
-        self.components = Some(check);
+        self.parts_mut().components = Some(check);
         self
     }
 

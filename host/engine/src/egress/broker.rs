@@ -30,7 +30,7 @@ impl Engine {
     /// This engine encrypts and opens resource secrets with `vault` (none:
     /// no secret can be vaulted or opened).
     pub fn with_vault(mut self, vault: impl Into<Option<Vault>>) -> Engine {
-        self.vault = vault.into().map(Arc::new);
+        self.parts_mut().vault = vault.into().map(Arc::new);
         self
     }
 
