@@ -12,6 +12,7 @@ use crate::clock::Micros;
 use crate::ids;
 use crate::model::{ResumeContract, RunStatus, Step, classify_failure};
 use crate::store::NewStep;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
 #[derive(Clone, Debug)]
@@ -57,26 +58,39 @@ pub enum StepAction {
     },
 }
 
-impl StepAction {
-    pub fn to_json(&self) -> Value {
+/// The wire form of a step begin's answer (`http-api.md`), written straight
+/// to the response: a replay's step is not built into a `Value` first.
+impl Serialize for StepAction {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
         match self {
-            StepAction::Cancelled => json!({"action": "cancelled"}),
+            StepAction::Cancelled => map.serialize_entry("action", "cancelled")?,
             StepAction::InputMismatch {
                 step,
                 expected,
                 actual,
-            } => json!({
-                "action": "input_mismatch", "step": step,
-                "expectedInputHash": expected, "actualInputHash": actual,
-            }),
-            StepAction::Return { step } => {
-                json!({"action": "return", "step": step, "output": step.output})
+            } => {
+                map.serialize_entry("action", "input_mismatch")?;
+                map.serialize_entry("step", step)?;
+                map.serialize_entry("expectedInputHash", expected)?;
+                map.serialize_entry("actualInputHash", actual)?;
             }
-            StepAction::Locked { step } => json!({"action": "locked", "step": step}),
+            StepAction::Return { step } => {
+                map.serialize_entry("action", "return")?;
+                map.serialize_entry("step", step)?;
+                map.serialize_entry("output", &step.output)?;
+            }
+            StepAction::Locked { step } => {
+                map.serialize_entry("action", "locked")?;
+                map.serialize_entry("step", step)?;
+            }
             StepAction::Execute { step, lease_owner } => {
-                json!({"action": "execute", "step": step, "leaseOwner": lease_owner})
+                map.serialize_entry("action", "execute")?;
+                map.serialize_entry("step", step)?;
+                map.serialize_entry("leaseOwner", lease_owner)?;
             }
         }
+        map.end()
     }
 }
 

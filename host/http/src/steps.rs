@@ -1,9 +1,9 @@
 //! Step endpoints: begin (replay decision), complete and fail (fenced).
 
 use super::body::RawBody;
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
 use super::path::Path;
-use crate::engine::{Engine, StepBegin, StepFail};
+use crate::engine::{Engine, StepAction, StepBegin, StepFail};
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
@@ -12,7 +12,7 @@ pub async fn begin(
     State(engine): State<Engine>,
     Path(id): Path<String>,
     body: RawBody,
-) -> ApiResult {
+) -> Result<Json<StepAction>, ApiError> {
     let mut f = body.fields()?;
     let req = StepBegin {
         id: None,
@@ -23,7 +23,7 @@ pub async fn begin(
         lease_owner: f.opt_str("leaseOwner"),
     };
     f.finish()?;
-    Ok(Json(engine.begin_step(&id, req).await?.to_json()))
+    Ok(Json(engine.begin_step(&id, req).await?))
 }
 
 pub async fn complete(
@@ -68,7 +68,7 @@ fn required(
     mut f: super::body::Fields,
     value: Option<String>,
     key: &str,
-) -> Result<String, super::error::ApiError> {
+) -> Result<String, ApiError> {
     if value.is_none() && !f.has(key) {
         // Records the "expected string, received undefined" issue.
         f.name(key);
