@@ -146,14 +146,31 @@ impl Engine {
         Ok(self.read().await?.deployments(workflow).await?)
     }
 
-    /// The deployment (and so the limits) a run executes under.
-    pub async fn deployment_of(&self, run: &Run) -> Result<Deployment> {
-        let digest = run.component_digest.as_deref().unwrap_or_default();
-        self.read()
-            .await?
-            .deployment_for(&run.workflow_name, digest)
-            .await?
-            .ok_or(EngineError::NotFound(Entity::Deployment))
+    /// The deployment (and so the limits) each run executes under, in
+    /// order. Each distinct workflow and digest is read once, so a claim of
+    /// many runs of one workflow costs one read, not one per run. Not
+    /// cached across calls: a redeploy of the same digest with new limits
+    /// (from any replica) must be seen by the next claim.
+    pub async fn deployments_of(&self, runs: &[&Run]) -> Result<Vec<Result<Deployment>>> {
+        let mut read = self.read().await?;
+        let mut seen: Vec<Deployment> = Vec::new();
+        let mut out = Vec::with_capacity(runs.len());
+        for run in runs {
+            let digest = run.component_digest.as_deref().unwrap_or_default();
+            let known = seen
+                .iter()
+                .find(|d| d.workflow_name == run.workflow_name && d.digest == digest)
+                .cloned();
+            let found = match known {
+                Some(d) => Some(d),
+                None => read.deployment_for(&run.workflow_name, digest).await?,
+            };
+            if let Some(d) = &found {
+                seen.push(d.clone());
+            }
+            out.push(found.ok_or(EngineError::NotFound(Entity::Deployment)));
+        }
+        Ok(out)
     }
 
     pub async fn component_bytes(&self, digest: &str) -> Result<Vec<u8>> {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tidebase_engine::model::{Run, RunStatus};
+use tidebase_engine::model::{Deployment, Run, RunStatus};
 use tidebase_engine::store::ClaimedRun;
 use tidebase_engine::{ActivationOutcome, Ended, Engine};
 use tidebase_wasm::{Progress, Runtime, panicked};
@@ -70,7 +70,8 @@ impl Worker {
             }
             let claimed = self.claim(self.slots.available_permits() as i64).await;
             let idle = claimed.is_empty();
-            for run in claimed {
+            let deployments = self.deployments(&claimed).await;
+            for (run, deployment) in claimed.into_iter().zip(deployments) {
                 let permit = self
                     .slots
                     .clone()
@@ -79,7 +80,7 @@ impl Worker {
                     .expect("semaphore open");
                 let me = self.clone();
                 tokio::spawn(async move {
-                    me.execute(run).await;
+                    me.execute(run, deployment).await;
                     drop(permit);
                 });
             }
@@ -142,16 +143,26 @@ impl Worker {
         runs
     }
 
-    /// One activation of a claimed run, and its bookkeeping.
-    pub async fn execute(&self, claimed: ClaimedRun) {
+    /// The deployment each claimed run executes under, read once per claim
+    /// (`Engine::deployments_of`); a run without one is retried later.
+    async fn deployments(&self, claimed: &[ClaimedRun]) -> Vec<Result<Deployment, String>> {
+        let runs: Vec<&Run> = claimed.iter().map(|c| &c.run).collect();
+        match self.engine.deployments_of(&runs).await {
+            Ok(found) => found
+                .into_iter()
+                .map(|d| d.map_err(|e| e.to_string()))
+                .collect(),
+            Err(e) => claimed.iter().map(|_| Err(e.to_string())).collect(),
+        }
+    }
+
+    /// One activation of a claimed run under its deployment, and its
+    /// bookkeeping.
+    async fn execute(&self, claimed: ClaimedRun, deployment: Result<Deployment, String>) {
         let (engine, run) = (&self.engine, &claimed.run);
-        let deployment = match engine.deployment_of(run).await {
+        let deployment = match deployment {
             Ok(d) => d,
-            Err(e) => {
-                return self
-                    .record(run, ActivationOutcome::Retry(e.to_string()).into())
-                    .await;
-            }
+            Err(why) => return self.record(run, ActivationOutcome::Retry(why).into()).await,
         };
         let cancelled = Arc::new(AtomicBool::new(false));
         // Stopped when this function returns or unwinds: a dead activation
