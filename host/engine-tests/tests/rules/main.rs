@@ -9,6 +9,7 @@
 mod rig;
 
 mod broker;
+mod deployments;
 mod egress;
 mod fencing;
 mod gates;
