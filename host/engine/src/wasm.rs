@@ -152,6 +152,9 @@ impl Engine {
     /// cached across calls: a redeploy of the same digest with new limits
     /// (from any replica) must be seen by the next claim.
     pub async fn deployments_of(&self, runs: &[&Run]) -> Result<Vec<Result<Deployment>>> {
+        if runs.is_empty() {
+            return Ok(Vec::new()); // an idle claim takes no connection
+        }
         let mut read = self.read().await?;
         let mut seen: Vec<Deployment> = Vec::new();
         let mut out = Vec::with_capacity(runs.len());
