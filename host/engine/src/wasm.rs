@@ -166,11 +166,12 @@ impl Engine {
                 .cloned();
             let found = match known {
                 Some(d) => Some(d),
-                None => read.deployment_for(&run.workflow_name, digest).await?,
+                None => {
+                    let read_now = read.deployment_for(&run.workflow_name, digest).await?;
+                    seen.extend(read_now.clone());
+                    read_now
+                }
             };
-            if let Some(d) = &found {
-                seen.push(d.clone());
-            }
             out.push(found.ok_or(EngineError::NotFound(Entity::Deployment)));
         }
         Ok(out)
