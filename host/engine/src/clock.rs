@@ -25,23 +25,33 @@ pub fn system() -> Arc<dyn Clock> {
 /// The last instant every client can parse (year 9999); saturated deadlines
 /// ("never") are shown as this rather than wrapping to 1970.
 const LATEST: Micros = 253_402_300_799_999_999;
+/// The first instant of year 0000, the earliest a four-digit year writes.
+const EARLIEST: Micros = -62_167_219_200_000_000;
 
 /// ISO-8601 UTC with exactly three fractional digits, as the wire format requires.
 pub fn iso(micros: Micros) -> String {
     use chrono::{Datelike, Timelike};
-    let t = chrono::DateTime::from_timestamp_micros(micros.min(LATEST)).unwrap_or_default();
-    // Written field by field: every step and run row carries several of
-    // these, and parsing a strftime pattern per call showed in profiles.
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.timestamp_subsec_millis()
-    )
+    let t =
+        chrono::DateTime::from_timestamp_micros(micros.clamp(EARLIEST, LATEST)).unwrap_or_default();
+    // Written digit by digit into a fixed buffer: every step and run row
+    // carries several of these, and `format!` showed in profiles.
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let fields = [
+        (0, 4, t.year().unsigned_abs()),
+        (5, 2, t.month()),
+        (8, 2, t.day()),
+        (11, 2, t.hour()),
+        (14, 2, t.minute()),
+        (17, 2, t.second()),
+        (20, 3, t.timestamp_subsec_millis()),
+    ];
+    for (at, width, mut value) in fields {
+        for digit in out[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    String::from_utf8(out.to_vec()).expect("ASCII digits")
 }
 
 /// The instant an [`iso`] string (or any RFC 3339 one) names.
@@ -62,6 +72,8 @@ mod tests {
         assert_eq!(iso(-1_000), "1969-12-31T23:59:59.999Z");
         assert_eq!(iso(i64::MAX), "9999-12-31T23:59:59.999Z");
         assert_eq!(iso(LATEST), "9999-12-31T23:59:59.999Z");
+        assert_eq!(iso(i64::MIN), "0000-01-01T00:00:00.000Z");
+        assert_eq!(iso(1_000_999), "1970-01-01T00:00:01.000Z");
         assert_eq!(
             from_iso(&iso(1_700_000_000_123_000)),
             Some(1_700_000_000_123_000)

@@ -1,7 +1,7 @@
 //! The one SQL implementation of [`Store`], shared by Postgres and SQLite:
 //! the store, its transactions, and the rows of runs, steps and events.
 
-use super::dialect::Dialect;
+use super::dialect::{Dialect, sql_once};
 use super::onehop::{append_events, atomic};
 use super::rows::{EVENTS, RUNS, STEPS};
 use super::table::{R, Table};
@@ -84,14 +84,6 @@ impl SqlStore {
             dialect: self.dialect,
             timer: TxTimer::start("rollback"),
         })
-    }
-
-    /// The [`atomic`] write of `write` (a step INSERT or UPDATE of run `$2`)
-    /// and, only if it touched a row, one event of that run; the event's
-    /// type, payload and time are parameters `$first…`.
-    fn append_after(&self, write: &str, first: usize) -> String {
-        let sql = append_events(self.dialect, Some(write), "", 2, first, 1);
-        atomic(self.dialect, sql)
     }
 
     /// Waits for this process's turn on its writer, where it has one
@@ -201,9 +193,11 @@ impl Store for SqlStore {
         // One atomic write: the unique (run_id, name) index decides the
         // single winner among concurrent first begins; the event is appended
         // only if the insert happened.
-        let insert = format!("{} ON CONFLICT (run_id, name) DO NOTHING", STEPS.insert());
-        let sql = self.append_after(&insert, STEPS.len() + 1);
-        let query = (STEPS.bind)(q(&sql), step);
+        let sql = sql_once!(self.dialect, |d| {
+            let insert = format!("{} ON CONFLICT (run_id, name) DO NOTHING", STEPS.insert());
+            append_after(d, &insert, STEPS.len() + 1)
+        });
+        let query = (STEPS.bind)(q(sql), step);
         self.fetch_appended(query, &step.run_id, ("step.started", started), now)
             .await
     }
@@ -216,16 +210,19 @@ impl Store for SqlStore {
         now: Micros,
     ) -> Result<Option<Event>> {
         // The step's columns are $1…$n (id first, run id second), then these.
-        let p = |i: usize| format!("${}", STEPS.len() + i);
-        let unchanged = format!(
-            "{} AND run_id = $2 AND lease_owner = {} AND attempt = {} AND status = {} \
-             AND updated_at = {}",
-            STEPS.update("id"),
-            p(1),
-            p(2),
-            p(3),
-            p(4)
-        );
+        let sql = sql_once!(self.dialect, |d| {
+            let p = |i: usize| format!("${}", STEPS.len() + i);
+            let unchanged = format!(
+                "{} AND run_id = $2 AND lease_owner = {} AND attempt = {} AND status = {} \
+                 AND updated_at = {}",
+                STEPS.update("id"),
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            );
+            append_after(d, &unchanged, STEPS.len() + 5)
+        });
         let bind = |sql| {
             (STEPS.bind)(q(sql), step)
                 .bind(read.lease_owner.clone())
@@ -233,8 +230,7 @@ impl Store for SqlStore {
                 .bind(read.status.clone())
                 .bind(read.updated_at)
         };
-        let sql = self.append_after(&unchanged, STEPS.len() + 5);
-        self.fetch_appended(bind(&sql), &step.run_id, (kind, payload), now)
+        self.fetch_appended(bind(sql), &step.run_id, (kind, payload), now)
             .await
     }
 
@@ -304,6 +300,13 @@ fn new_steps_sql(d: &Dialect, steps: &[NewStep], fenced: bool) -> String {
         (insert, run_p + 1)
     };
     append_events(d, Some(&insert), "", run_p, first_event, event_count(steps))
+}
+
+/// The [`atomic`] write of `write` (a step INSERT or UPDATE of run `$2`)
+/// and, only if it touched a row, one event of that run; the event's type,
+/// payload and time are parameters `$first…`.
+fn append_after(d: &Dialect, write: &str, first: usize) -> String {
+    atomic(d, append_events(d, Some(write), "", 2, first, 1))
 }
 
 /// Binds the parameters of [`new_steps_sql`] (`owner` when fenced).
@@ -546,12 +549,11 @@ impl Tx for SqlTx {
 #[async_trait]
 impl RunRows for SqlTx {
     async fn run(&mut self, id: &str, lock: bool) -> Result<Option<Run>> {
-        let sql = format!(
-            "SELECT {} FROM runs WHERE id = $1{}",
-            RUNS.select(),
-            self.dialect.lock(lock)
-        );
-        self.one(q(&sql).bind(id.to_string()), RUNS.decode).await
+        let sql = sql_once!(self.dialect, lock, |d, lock| {
+            let select = RUNS.select();
+            format!("SELECT {select} FROM runs WHERE id = $1{}", d.lock(lock))
+        });
+        self.one(q(sql).bind(id.to_string()), RUNS.decode).await
     }
 
     async fn insert_run(&mut self, r: &Run) -> Result<()> {
@@ -579,12 +581,11 @@ impl RunRows for SqlTx {
 #[async_trait]
 impl StepRows for SqlTx {
     async fn step_by_name(&mut self, run_id: &str, name: &str, lock: bool) -> Result<Option<Step>> {
-        let sql = format!(
-            "SELECT {} FROM steps WHERE run_id = $1 AND name = $2{}",
-            STEPS.select(),
-            self.dialect.lock(lock)
-        );
-        let query = q(&sql).bind(run_id.to_string()).bind(name.to_string());
+        let sql = sql_once!(self.dialect, lock, |d, lock| {
+            let (select, lock) = (STEPS.select(), d.lock(lock));
+            format!("SELECT {select} FROM steps WHERE run_id = $1 AND name = $2{lock}")
+        });
+        let query = q(sql).bind(run_id.to_string()).bind(name.to_string());
         self.one(query, STEPS.decode).await
     }
 
@@ -593,12 +594,14 @@ impl StepRows for SqlTx {
         run_id: &str,
         name: &str,
     ) -> Result<Option<(RunStatus, Option<Step>)>> {
-        let sql = format!(
-            "SELECT r.status AS run_status, {} FROM runs r \
-             LEFT JOIN steps s ON s.run_id = r.id AND s.name = $2 WHERE r.id = $1",
-            STEPS.select_from("s")
-        );
-        let query = q(&sql).bind(run_id.to_string()).bind(name.to_string());
+        let sql = sql_once!(self.dialect, |_| {
+            format!(
+                "SELECT r.status AS run_status, {} FROM runs r \
+                 LEFT JOIN steps s ON s.run_id = r.id AND s.name = $2 WHERE r.id = $1",
+                STEPS.select_from("s")
+            )
+        });
+        let query = q(sql).bind(run_id.to_string()).bind(name.to_string());
         self.one(query, |row| {
             let status = RunStatus::parse(&row.try_get::<String, _>("run_status")?);
             let step = match row.try_get::<Option<String>, _>("id")? {
@@ -611,12 +614,11 @@ impl StepRows for SqlTx {
     }
 
     async fn step(&mut self, run_id: &str, step_id: &str, lock: bool) -> Result<Option<Step>> {
-        let sql = format!(
-            "SELECT {} FROM steps WHERE id = $1 AND run_id = $2{}",
-            STEPS.select(),
-            self.dialect.lock(lock)
-        );
-        let query = q(&sql).bind(step_id.to_string()).bind(run_id.to_string());
+        let sql = sql_once!(self.dialect, lock, |d, lock| {
+            let (select, lock) = (STEPS.select(), d.lock(lock));
+            format!("SELECT {select} FROM steps WHERE id = $1 AND run_id = $2{lock}")
+        });
+        let query = q(sql).bind(step_id.to_string()).bind(run_id.to_string());
         self.one(query, STEPS.decode).await
     }
 
@@ -649,11 +651,11 @@ impl StepRows for SqlTx {
     }
 
     async fn steps(&mut self, run_id: &str) -> Result<Vec<Step>> {
-        let sql = format!(
-            "SELECT {} FROM steps WHERE run_id = $1 ORDER BY created_at, id",
-            STEPS.select()
-        );
-        self.all(q(&sql).bind(run_id.to_string()), STEPS.decode)
+        let sql = sql_once!(self.dialect, |_| {
+            let select = STEPS.select();
+            format!("SELECT {select} FROM steps WHERE run_id = $1 ORDER BY created_at, id")
+        });
+        self.all(q(sql).bind(run_id.to_string()), STEPS.decode)
             .await
     }
 }
@@ -668,8 +670,8 @@ impl EventRows for SqlTx {
         now: Micros,
     ) -> Result<Event> {
         // One round trip on either backend.
-        let sql = append_events(self.dialect, None, "", 1, 2, 1);
-        let query = q(&sql).bind(run_id.to_string());
+        let sql = sql_once!(self.dialect, |d| append_events(d, None, "", 1, 2, 1));
+        let query = q(sql).bind(run_id.to_string());
         self.fetch_event(query, run_id, (kind, payload), now).await
     }
 
@@ -680,19 +682,23 @@ impl EventRows for SqlTx {
         payload: &Value,
         now: Micros,
     ) -> Result<Event> {
-        let set = format!("{}, ", RUNS.assignments());
-        let (id, first) = (RUNS.position("id"), RUNS.len() + 1);
-        let sql = append_events(self.dialect, None, &set, id, first, 1);
-        let query = (RUNS.bind)(q(&sql), run);
+        let sql = sql_once!(self.dialect, |d| {
+            let set = format!("{}, ", RUNS.assignments());
+            let (id, first) = (RUNS.position("id"), RUNS.len() + 1);
+            append_events(d, None, &set, id, first, 1)
+        });
+        let query = (RUNS.bind)(q(sql), run);
         self.fetch_event(query, &run.id, (kind, payload), now).await
     }
 
     async fn events_after(&mut self, run_id: &str, after: i64, limit: i64) -> Result<Vec<Event>> {
-        let sql = format!(
-            "SELECT {} FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            EVENTS.select()
-        );
-        let query = q(&sql).bind(run_id.to_string()).bind(after).bind(limit);
+        let sql = sql_once!(self.dialect, |_| {
+            let select = EVENTS.select();
+            format!(
+                "SELECT {select} FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+            )
+        });
+        let query = q(sql).bind(run_id.to_string()).bind(after).bind(limit);
         self.all(query, EVENTS.decode).await
     }
 }
