@@ -88,17 +88,17 @@ def run_row(status, result, attempt):
     return values + ["NULL"]
 
 
-def bump_and_append(events, after=None):
+def bump_and_append(events, after=None, assign=""):
     """The run's event counter bumped once for `events`, which take the seqs
     it frees, as one statement; with `after`, only if that write touched a
-    row."""
+    row. `assign` (`a = x, `) is more of the run row, set by the bump."""
     n = len(events)
     guard = " AND EXISTS (SELECT 1 FROM w)" if after else ""
     rows = " UNION ALL ".join(
         f"SELECT {RUN}, event_seq - {n - 1 - k}, {text(kind)}, {payload}, {NOW} FROM s"
         for k, (kind, payload) in enumerate(events)
     )
-    bump = f"UPDATE runs SET event_seq = event_seq + {n} WHERE id = {RUN}{guard} RETURNING event_seq"
+    bump = f"UPDATE runs SET {assign}event_seq = event_seq + {n} WHERE id = {RUN}{guard} RETURNING event_seq"
     head = f"WITH w AS ({after} RETURNING run_id), " if after else "WITH "
     return f"{head}s AS ({bump}) {APPEND} {rows} RETURNING id, seq;"
 
@@ -114,16 +114,13 @@ def creation():
 
 
 def ending():
-    """The transaction that ends a run: fence, `middle`, completion, channels."""
+    """The statements of the transaction that ends a run, around its last
+    steps: the fence, the completion with `run.completed`, the channels."""
     select = ", ".join(RUN_COLUMNS)
     values = run_row("completed", text('{"steps": 10, "sum": 45}'), 1)
     sets = ", ".join(f"{c} = {v}" for c, v in zip(RUN_COLUMNS, values))
     result = text('{"result": {"steps": 10, "sum": 45}}')
-    completion = (
-        f"WITH s AS (UPDATE runs SET {sets}, event_seq = event_seq + 1 WHERE id = {RUN} "
-        f"RETURNING event_seq) {APPEND} SELECT {RUN}, event_seq, 'run.completed', "
-        f"{result}, {NOW} FROM s RETURNING id, seq;"
-    )
+    completion = bump_and_append([("run.completed", result)], assign=sets + ", ")
     channels = (
         "SELECT id, run_id, type, config_json, events_json, created_at FROM channels "
         f"WHERE run_id = {RUN} ORDER BY created_at, id;"
