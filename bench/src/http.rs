@@ -6,6 +6,8 @@
 //! runs whose steps all completed but which were never completed are begun
 //! again and every step begin must answer `return`.
 
+pub use crate::client::Client;
+use crate::client::Conn;
 use crate::env::{Cost, Cpu, CpuUse, Db, PgStats, Snap, Stats, database_name};
 use crate::report::{Latencies, Table, cell, cost_json, ms, record};
 use crate::{Global, backend_name};
@@ -14,7 +16,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tidebase_host::engine::{Engine, input_hash};
+use tidebase_host::engine::Engine;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct HttpArgs {
@@ -44,146 +46,6 @@ pub struct HttpArgs {
     /// Skip the replay measurement.
     #[arg(long)]
     pub no_replay: bool,
-}
-
-/// An SDK-like client of one server.
-pub struct Client {
-    http: reqwest::Client,
-    base: String,
-    /// Size of each step's output JSON.
-    output_bytes: usize,
-}
-
-fn step_input(i: usize) -> (String, Value, String) {
-    let input = json!({ "i": i });
-    let hash = input_hash(Some(&input));
-    (format!("step-{i}"), input, hash)
-}
-
-/// Step `i`'s output: `{"i":i,"pad":"x…"}` padded so its JSON is `bytes`
-/// long (as the `steps` fixture pads its own).
-pub fn step_output(i: usize, bytes: usize) -> Value {
-    let bare = format!(r#"{{"i":{i},"pad":""}}"#).len();
-    json!({"i": i, "pad": "x".repeat(bytes.saturating_sub(bare))})
-}
-
-impl Client {
-    pub fn new(base: &str, output_bytes: usize) -> Result<Client> {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(1024)
-            .build()?;
-        Ok(Client {
-            http,
-            base: base.trim_end_matches('/').to_string(),
-            output_bytes,
-        })
-    }
-
-    async fn post(&self, path: &str, body: &Value, owner: Option<&str>) -> Result<Value> {
-        let mut rb = self.http.post(format!("{}{path}", self.base)).json(body);
-        if let Some(owner) = owner {
-            rb = rb.header("x-tidebase-worker", owner);
-        }
-        let resp = rb.send().await.with_context(|| format!("POST {path}"))?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
-            bail!("POST {path}: {status}: {text}");
-        }
-        serde_json::from_str(&text).with_context(|| format!("POST {path}: not JSON: {text}"))
-    }
-
-    /// Create and begin a run; returns its id.
-    async fn start(&self, workflow: &str, owner: &str) -> Result<String> {
-        let created = self
-            .post(
-                &format!("/runs/{workflow}"),
-                &json!({"input": {"bench": true}}),
-                None,
-            )
-            .await?;
-        let id = created["run"]["id"]
-            .as_str()
-            .context("no run id")?
-            .to_string();
-        self.rebegin(&id, owner).await?;
-        Ok(id)
-    }
-
-    /// `POST /runs/:id/begin` as `owner`.
-    pub async fn rebegin(&self, run_id: &str, owner: &str) -> Result<()> {
-        let begun = self
-            .post(&format!("/runs/{run_id}/begin"), &json!({}), Some(owner))
-            .await?;
-        if begun["leaseOwner"] != owner {
-            bail!("begin of {run_id}: lease owner {}", begun["leaseOwner"]);
-        }
-        Ok(())
-    }
-
-    /// One workflow as an SDK worker runs it; each step's begin + complete
-    /// round trip pair goes into `lat`. Without `complete` the run is left
-    /// running with every step completed (a worker that crashed at the end).
-    pub async fn workflow(
-        &self,
-        workflow: &str,
-        owner: &str,
-        steps: usize,
-        complete: bool,
-        lat: &mut Latencies,
-    ) -> Result<String> {
-        let id = self.start(workflow, owner).await?;
-        for i in 0..steps {
-            let (name, input, hash) = step_input(i);
-            let t0 = Instant::now();
-            let begin =
-                json!({"name": name, "inputHash": hash, "input": input, "leaseOwner": owner});
-            let began = self
-                .post(&format!("/runs/{id}/steps/begin"), &begin, None)
-                .await?;
-            if began["action"] != "execute" {
-                bail!("step {name} of {id}: expected execute, got {began}");
-            }
-            let sid = began["step"]["id"].as_str().context("no step id")?;
-            let output = step_output(i, self.output_bytes);
-            let done = json!({"leaseOwner": owner, "output": output});
-            self.post(&format!("/runs/{id}/steps/{sid}/complete"), &done, None)
-                .await?;
-            lat.push(t0.elapsed());
-        }
-        if complete {
-            let result = json!({"result": {"steps": steps}});
-            self.post(&format!("/runs/{id}/complete"), &result, None)
-                .await?;
-        }
-        Ok(id)
-    }
-
-    /// Begin every step of a run again: each must answer `return`.
-    pub async fn replay(
-        &self,
-        run_id: &str,
-        owner: &str,
-        steps: usize,
-        lat: &mut Latencies,
-    ) -> Result<()> {
-        for i in 0..steps {
-            let (name, input, hash) = step_input(i);
-            let t0 = Instant::now();
-            let begin =
-                json!({"name": name, "inputHash": hash, "input": input, "leaseOwner": owner});
-            let began = self
-                .post(&format!("/runs/{run_id}/steps/begin"), &begin, None)
-                .await?;
-            lat.push(t0.elapsed());
-            if began["action"] != "return" || began["output"]["i"] != i {
-                bail!("replay of step {name} of {run_id}: expected return, got {began}");
-            }
-        }
-        Ok(())
-    }
 }
 
 /// When the workers of a load stop starting workflows.
@@ -240,6 +102,18 @@ impl Load {
         }
     }
 
+    /// A worker's connection; failing to open one counts as an error.
+    async fn connect(&mut self, client: &Client) -> Option<Conn> {
+        match client.connect().await {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                self.errors += 1;
+                report_error(self.errors, &e);
+                None
+            }
+        }
+    }
+
     pub fn steps_per_sec(&self) -> f64 {
         self.steps as f64 / self.elapsed.as_secs_f64()
     }
@@ -269,9 +143,12 @@ pub async fn checkpoint_load(
         let owner = format!("bench-{}-{k}", &tag[..8]);
         tasks.push(tokio::spawn(async move {
             let mut load = Load::default();
+            let Some(mut conn) = load.connect(&client).await else {
+                return load;
+            };
             while until.next() {
                 let mut lat = Latencies::default();
-                let outcome = client
+                let outcome = conn
                     .workflow(&workflow, &owner, steps, complete, &mut lat)
                     .await;
                 if let Some(id) = load.record(outcome, lat) {
@@ -301,10 +178,13 @@ pub async fn replay_load(
         let (client, runs, next) = (client.clone(), runs.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut load = Load::default();
+            let Some(mut conn) = load.connect(&client).await else {
+                return load;
+            };
             while Instant::now() < deadline {
                 let (id, owner) = &runs[next.fetch_add(1, Ordering::Relaxed) % runs.len()];
                 let mut lat = Latencies::default();
-                let outcome = client.replay(id, owner, steps, &mut lat).await;
+                let outcome = conn.replay(id, owner, steps, &mut lat).await;
                 load.record(outcome, lat);
             }
             load
@@ -575,14 +455,18 @@ async fn replay(
     let cpu = Cpu::sample();
     let t0 = Instant::now();
     let mut rebegin = Load::default();
+    let mut conns = Vec::new();
+    for _ in 0..16 {
+        conns.push(client.connect().await?);
+    }
     for chunk in runs.chunks(16) {
-        let begins = chunk.iter().map(|(id, owner)| {
-            let client = client.clone();
-            async move {
+        let begins = chunk
+            .iter()
+            .zip(&mut conns)
+            .map(|((id, owner), conn)| async move {
                 let t = Instant::now();
-                client.rebegin(id, owner).await.map(|_| t.elapsed())
-            }
-        });
+                conn.rebegin(id, owner).await.map(|_| t.elapsed())
+            });
         for r in futures::future::join_all(begins).await {
             match r {
                 Ok(d) => {

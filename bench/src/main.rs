@@ -3,6 +3,7 @@
 //! See `bench/README.md`.
 
 mod ceiling;
+mod client;
 mod env;
 mod http;
 mod ready;

@@ -30,17 +30,46 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     )
 }
 
+/// Every request's way in, outermost first: CORS (a preflight is answered
+/// here, before auth, and every answer, refusals included, carries the
+/// headers), the URI limit, then authentication. One middleware, not three:
+/// each `from_fn` layer boxes a future and clones the router per request.
+pub async fn front(State(engine): State<Engine>, req: Request, next: Next) -> Response {
+    let configured = engine.settings.cors_origin.as_str();
+    let origin = allowed_origin(configured, &req);
+    // With a single configured origin (`TIDEBASE_CORS_ORIGIN`) every
+    // response varies by `Origin`.
+    let vary_origin = configured != "*";
+    if req.method() == Method::OPTIONS {
+        return preflight(&req, origin, vary_origin);
+    }
+    let mut res = match uri_too_long(&req) {
+        Some(refusal) => refusal,
+        None => match admit(&engine, req).await {
+            Ok(req) => next.run(req).await,
+            Err(refusal) => refusal,
+        },
+    };
+    let h = res.headers_mut();
+    if let Some(origin) = origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    if vary_origin {
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    res
+}
+
 /// A 414 for URIs longer than the API accepts, before routing or auth.
-pub async fn uri_limit(req: Request, next: Next) -> Response {
+fn uri_too_long(req: &Request) -> Option<Response> {
     let max = super::conn::MAX_URI_BYTES;
     let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
-    if len > max {
-        return json_error(
+    (len > max).then(|| {
+        json_error(
             StatusCode::URI_TOO_LONG,
             format!("request URI is {len} bytes long; the limit is {max}"),
-        );
-    }
-    next.run(req).await
+        )
+    })
 }
 
 /// `Access-Control-Allow-Origin` for a request: `*` when any origin is
@@ -53,41 +82,25 @@ fn allowed_origin(configured: &str, req: &Request) -> Option<HeaderValue> {
     (from.as_bytes() == configured.as_bytes()).then(|| from.clone())
 }
 
-/// Preflights are answered before auth. With a single configured origin
-/// (`TIDEBASE_CORS_ORIGIN`) every response varies by `Origin`.
-pub async fn cors(State(engine): State<Engine>, req: Request, next: Next) -> Response {
-    let configured = engine.settings.cors_origin.as_str();
-    let origin = allowed_origin(configured, &req);
-    let vary_origin = configured != "*";
-    if req.method() == Method::OPTIONS {
-        let mut res = StatusCode::NO_CONTENT.into_response();
-        let h = res.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET,HEAD,PUT,POST,DELETE,PATCH"),
-        );
-        if vary_origin {
-            h.insert(header::VARY, HeaderValue::from_static("Origin"));
-        }
-        if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
-            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
-            h.append(
-                header::VARY,
-                HeaderValue::from_static("Access-Control-Request-Headers"),
-            );
-        }
-        if let Some(origin) = origin {
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        }
-        return res;
-    }
-    let mut res = next.run(req).await;
+fn preflight(req: &Request, origin: Option<HeaderValue>, vary_origin: bool) -> Response {
+    let mut res = StatusCode::NO_CONTENT.into_response();
     let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET,HEAD,PUT,POST,DELETE,PATCH"),
+    );
+    if vary_origin {
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+        h.append(
+            header::VARY,
+            HeaderValue::from_static("Access-Control-Request-Headers"),
+        );
+    }
     if let Some(origin) = origin {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    }
-    if vary_origin {
-        h.append(header::VARY, HeaderValue::from_static("Origin"));
     }
     res
 }
@@ -212,19 +225,19 @@ async fn authenticate(
     Err(EngineError::Auth(AuthRefusal::Unauthorized))
 }
 
-/// Authenticate every request, hand the [`Caller`] to the handler as an
+/// Authenticate a request, hand the [`Caller`] to the handler as an
 /// extension, then apply the broker's abuse controls (`abuse.rs`).
-pub async fn auth(State(engine): State<Engine>, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_string();
-    let caller = match authenticate(&engine, &path, credential(&req)).await {
-        Ok(caller) => caller,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    req.extensions_mut().insert(caller.clone());
-    match super::abuse::admit(&engine, &caller, req).await {
-        Ok(req) => next.run(req).await,
-        Err(e) => e.into_response(),
-    }
+async fn admit(engine: &Engine, req: Request) -> Result<Request, Response> {
+    let caller = authenticate(engine, req.uri().path(), credential(&req))
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    let admitted = super::abuse::admit(engine, &caller, req).await;
+    admitted
+        .map(|mut req| {
+            req.extensions_mut().insert(caller);
+            req
+        })
+        .map_err(IntoResponse::into_response)
 }
 
 #[cfg(test)]

@@ -32,8 +32,12 @@ use tidebase_engine::{self as engine, clock, ids};
 
 use crate::engine::Engine;
 use axum::Router;
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{RawPathParams, Request};
 use axum::handler::Handler;
 use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 /// One endpoint: method, path (axum's syntax, which is also OpenAPI's) and
@@ -117,18 +121,28 @@ pub fn router(engine: Engine) -> Router {
         .fold(Router::new(), |api, (_, path, handler)| {
             api.route(path, handler)
         });
-    api.route_layer(axum::middleware::from_fn(params::check))
-        .route_layer(axum::middleware::from_fn(metrics::time_requests))
+    api.route_layer(axum::middleware::from_fn(routed))
         .fallback(guard::not_found)
         .method_not_allowed_fallback(guard::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             engine.clone(),
-            guard::auth,
-        ))
-        .layer(axum::middleware::from_fn(guard::uri_limit))
-        .layer(axum::middleware::from_fn_with_state(
-            engine.clone(),
-            guard::cors,
+            guard::front,
         ))
         .with_state(engine)
+}
+
+/// What every routed request passes: it is timed by its route's pattern and
+/// its path parameters are checked. One layer for both (see `guard::front`).
+async fn routed(
+    params: Result<RawPathParams, RawPathParamsRejection>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let timer = metrics::RequestTimer::start(&req);
+    let res = match params::refusal(params) {
+        Some(refusal) => refusal,
+        None => next.run(req).await,
+    };
+    timer.finish(&res);
+    res
 }

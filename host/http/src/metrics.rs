@@ -5,8 +5,7 @@
 
 use crate::engine::{Engine, telemetry};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
+use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
@@ -55,22 +54,29 @@ pub async fn render(State(engine): State<Engine>) -> Result<Response, ApiError> 
     Ok(res)
 }
 
-/// Times every request up to its response head, labelled by the route's
+/// Times a request up to its response head, labelled by the route's
 /// pattern (not the path, which would name every run).
-pub async fn time_requests(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |m| m.as_str())
-        .to_owned();
-    let res = next.run(req).await;
-    telemetry::http_request(
-        method.as_str(),
-        &route,
-        res.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    res
+pub struct RequestTimer {
+    started: Instant,
+    method: Method,
+    route: Option<MatchedPath>,
+}
+
+impl RequestTimer {
+    pub fn start(req: &Request) -> RequestTimer {
+        RequestTimer {
+            started: Instant::now(),
+            method: req.method().clone(),
+            route: req.extensions().get::<MatchedPath>().cloned(),
+        }
+    }
+
+    pub fn finish(self, res: &Response) {
+        telemetry::http_request(
+            self.method.as_str(),
+            self.route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            res.status().as_u16(),
+            self.started.elapsed().as_secs_f64(),
+        );
+    }
 }

@@ -10,29 +10,22 @@ use super::body::enum_issue;
 use super::error::ApiError;
 use crate::clock::{Micros, from_iso};
 use crate::engine::limits::{self, Range};
+use axum::extract::RawPathParams;
 use axum::extract::rejection::RawPathParamsRejection;
-use axum::extract::{RawPathParams, Request};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::collections::HashMap;
 
 pub type QueryMap = HashMap<String, String>;
 
-pub async fn check(
-    params: Result<RawPathParams, RawPathParamsRejection>,
-    req: Request,
-    next: Next,
-) -> Response {
-    // Undecodable parameters are left to the handler's own extractor.
-    if let Ok(params) = params {
-        for (name, value) in &params {
-            if let Err(v) = limits::check_name(name, value) {
-                return ApiError::violation("path parameter", &v).into_response();
-            }
-        }
-    }
-    next.run(req).await
+/// The 400 for the first path parameter that breaks the name rule.
+/// Undecodable parameters are left to the handler's own extractor.
+pub fn refusal(params: Result<RawPathParams, RawPathParamsRejection>) -> Option<Response> {
+    let params = params.ok()?;
+    let broken = params
+        .iter()
+        .find_map(|(name, value)| limits::check_name(name, value).err())?;
+    Some(ApiError::violation("path parameter", &broken).into_response())
 }
 
 /// An optional integer query parameter within `range`.

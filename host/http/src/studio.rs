@@ -38,7 +38,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     connect-src 'self'; img-src 'self' data:; form-action 'self'; \
     base-uri 'none'; frame-ancestors 'none'";
 
-/// Requests for these paths skip the API key check ([`super::guard::auth`]).
+/// Requests for these paths skip the API key check ([`super::guard::front`]).
 pub fn is_public(path: &str) -> bool {
     path == "/"
         || path
