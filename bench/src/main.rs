@@ -98,11 +98,12 @@ struct AllArgs {
     #[arg(long, default_value_t = 10_000)]
     suspended: usize,
     /// Wasm runs of 10 steps: more than `wasm`'s default, so the phase lasts
-    /// seconds rather than a fraction of one and start-up noise averages out.
-    #[arg(long, default_value_t = 1000)]
+    /// seconds (about 5 here) and its start and end, the first claims and
+    /// the last runs' tail, weigh little. 1,000 runs lasted about a second.
+    #[arg(long, default_value_t = 5000)]
     runs: usize,
     /// Steps of the long wasm runs, in total over the slots (see `runs`).
-    #[arg(long, default_value_t = 12_000)]
+    #[arg(long, default_value_t = 48_000)]
     long_steps: usize,
 }
 

@@ -3,6 +3,8 @@
 //! it is talking to.
 
 use sqlx::migrate::Migrator;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub(super) struct Dialect {
     /// For operators.
@@ -71,6 +73,32 @@ macro_rules! sql_once {
     };
 }
 pub(super) use sql_once;
+
+/// The SQL text `build` makes for dialect `d` and `shape`, counts the text
+/// depends on (the rows of a multi-row insert), kept once built. A few
+/// shapes recur, a run's last group and full group-commit flushes; building
+/// them per call was 3.8% of the host in a profile of 10-step wasm runs.
+/// Past 256 shapes kept, the text is built per call.
+pub(super) fn sql_shaped(
+    d: &Dialect,
+    shape: [usize; 3],
+    build: impl FnOnce() -> String,
+) -> Arc<str> {
+    const SHAPES: usize = 256;
+    type Kept = BTreeMap<(usize, [usize; 3]), Arc<str>>;
+    static BUILT: Mutex<Kept> = Mutex::new(BTreeMap::new());
+    let key = (d.slot, shape);
+    let built = || BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(sql) = built().get(&key) {
+        return sql.clone();
+    }
+    let sql: Arc<str> = build().into();
+    let mut kept = built();
+    if kept.len() < SHAPES {
+        kept.insert(key, sql.clone());
+    }
+    sql
+}
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");

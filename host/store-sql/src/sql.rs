@@ -1,7 +1,7 @@
 //! The one SQL implementation of [`Store`], shared by Postgres and SQLite:
 //! the store, its transactions, and the rows of runs, steps and events.
 
-use super::dialect::{Dialect, sql_once};
+use super::dialect::{Dialect, sql_once, sql_shaped};
 use super::onehop::{append_events, atomic};
 use super::rows::{EVENTS, RUNS, STEPS};
 use super::table::{R, Table};
@@ -100,7 +100,7 @@ impl SqlStore {
 fn bind_event<'q>(query: Query<'q>, (kind, payload): (&str, &Value), now: Micros) -> Query<'q> {
     query
         .bind(kind.to_string())
-        .bind(payload.to_string())
+        .bind(super::table::json_text(payload))
         .bind(now)
 }
 
@@ -266,7 +266,7 @@ impl SqlStore {
         owner: &str,
         steps: &[NewStep],
     ) -> Result<bool> {
-        let sql = atomic(self.dialect, new_steps_sql(self.dialect, steps, true));
+        let sql = new_steps_sql(self.dialect, steps, true);
         let query = bind_new_steps(q(&sql), run_id, Some(owner), steps);
         Ok(self.write_once(query).await?.len() == event_count(steps))
     }
@@ -274,15 +274,25 @@ impl SqlStore {
 
 /// Statements that insert whole new steps of run `$r` and append their
 /// events in order (see [`append_events`]). `fenced`: only while the run
-/// admits the writer `$o` ([`rules::admits_writer`]), whose row they lock.
-/// Parameters: each step's columns, then `$r`, then `$o` when fenced, then
-/// each event's type, payload and time ([`bind_new_steps`]).
-fn new_steps_sql(d: &Dialect, steps: &[NewStep], fenced: bool) -> String {
+/// admits the writer `$o` ([`rules::admits_writer`]), whose row they lock,
+/// and as one [`atomic`] statement. Parameters: each step's columns, then
+/// `$r`, then `$o` when fenced, then each event's type, payload and time
+/// ([`bind_new_steps`]). The text depends on the counts only, so it is kept
+/// per shape.
+fn new_steps_sql(d: &Dialect, steps: &[NewStep], fenced: bool) -> Arc<str> {
+    let (rows, events) = (steps.len(), event_count(steps));
+    sql_shaped(d, [usize::from(fenced), rows, events], || {
+        let built = build_new_steps_sql(d, rows, events, fenced);
+        if fenced { atomic(d, built) } else { built }
+    })
+}
+
+fn build_new_steps_sql(d: &Dialect, count: usize, events: usize, fenced: bool) -> String {
     let width = STEPS.len();
-    let rows: Vec<String> = (0..steps.len())
+    let rows: Vec<String> = (0..count)
         .map(|i| format!("({})", STEPS.params_from(1 + i * width)))
         .collect();
-    let run_p = steps.len() * width + 1;
+    let run_p = count * width + 1;
     let (insert, first_event) = if fenced {
         let fence = format!(
             "SELECT 1 FROM runs WHERE id = ${run_p} AND {}{}",
@@ -299,7 +309,7 @@ fn new_steps_sql(d: &Dialect, steps: &[NewStep], fenced: bool) -> String {
         let insert = format!("{} VALUES {}", insert_into(&STEPS), rows.join(", "));
         (insert, run_p + 1)
     };
-    append_events(d, Some(&insert), "", run_p, first_event, event_count(steps))
+    append_events(d, Some(&insert), "", run_p, first_event, events)
 }
 
 /// The [`atomic`] write of `write` (a step INSERT or UPDATE of run `$2`)

@@ -240,7 +240,7 @@ impl SqlStore {
             .bind(claim.root.map(String::from))
             .bind(claim.owner.to_string())
             .bind(claim.lease_expires_at)
-            .bind(claim.payload.to_string());
+            .bind(super::table::json_text(&claim.payload));
         let mut conn = self.acquire().await?;
         let rows = query.fetch_all(conn.start()).await.db()?;
         conn.settle();
