@@ -40,7 +40,7 @@ pub struct Conn {
 
 /// Step `i`'s output: `{"i":i,"pad":"x…"}` padded so its JSON is `bytes`
 /// long (as the `steps` fixture pads its own).
-pub fn step_output(i: usize, bytes: usize) -> Value {
+fn step_output(i: usize, bytes: usize) -> Value {
     let bare = format!(r#"{{"i":{i},"pad":""}}"#).len();
     json!({"i": i, "pad": "x".repeat(bytes.saturating_sub(bare))})
 }
