@@ -1,8 +1,9 @@
 //! Choosing, opening and migrating a backend. Errors here are for the
 //! operator starting the host, with the context that explains them.
 
+use super::checkpoint;
 use super::dialect::Dialect;
-use super::writer::{Target, Writer};
+use super::writer::{Shared, Target, Writer};
 use super::{SqlStore, Store};
 use anyhow::{Context, Result, bail};
 use sqlx::Connection;
@@ -147,12 +148,24 @@ pub async fn connect_sql(opts: &ConnectOptions) -> Result<Arc<SqlStore>> {
     // Opened once migrations made the file what the writer expects.
     let writer = match writer_target {
         Some(target) => Some(
-            Writer::open(&target, &setup)
-                .with_context(|| format!("cannot open {}", redact(&url)))?,
+            open_writer(&target, setup).with_context(|| format!("cannot open {}", redact(&url)))?,
         ),
         None => None,
     };
     Ok(Arc::new(SqlStore::new(pool, dialect, writer)))
+}
+
+/// SQLite's writer and, for a database file, its checkpoints beside it
+/// (an in-memory database has no WAL).
+fn open_writer(target: &Target, mut setup: Vec<String>) -> anyhow::Result<Shared> {
+    let Target::File(path) = target else {
+        return Ok(Shared::new(Writer::open(target, &setup)?));
+    };
+    let checkpointer_setup = setup.clone();
+    setup.extend(checkpoint::WRITER_SETUP.map(String::from));
+    let writer = Shared::new(Writer::open(target, &setup)?);
+    checkpoint::beside(path, &checkpointer_setup, writer.downgrade())?;
+    Ok(writer)
 }
 
 /// `sqlite::memory:` as a named, shared in-memory database: the pool's

@@ -7,6 +7,7 @@
 
 mod agents;
 mod ceiling;
+mod checkpoint;
 mod connect;
 mod dialect;
 mod egress;

@@ -6,7 +6,7 @@ use super::onehop::{append_events, atomic};
 use super::rows::{EVENTS, RUNS, STEPS};
 use super::table::{R, Table};
 use super::warm::{Warm, WarmConn};
-use super::writer::{Shared, Turn, Writer};
+use super::writer::{Shared, Turn};
 use super::{
     ClaimedRun, EventRows, Exclusive, NewStep, Result, RunRows, StepRows, Store, StoreError, Tx,
     WasmClaim, rules,
@@ -39,12 +39,12 @@ impl SqlStore {
     pub(super) fn new(
         pool: AnyPool,
         dialect: &'static Dialect,
-        writer: Option<Writer>,
+        writer: Option<Shared>,
     ) -> SqlStore {
         SqlStore {
             conns: Warm::new(pool),
             dialect,
-            writer: writer.map(Shared::new),
+            writer,
             held: Arc::default(),
         }
     }

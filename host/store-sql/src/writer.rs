@@ -127,6 +127,11 @@ impl Shared {
         Shared(Arc::new(Mutex::new(writer)))
     }
 
+    /// The writer, for one that must not keep it alive (its checkpoints).
+    pub(super) fn downgrade(&self) -> std::sync::Weak<Mutex<Writer>> {
+        Arc::downgrade(&self.0)
+    }
+
     /// Waits for this process's turn to write.
     pub(super) async fn turn(&self) -> Turn {
         Turn(self.0.clone().lock_owned().await)
