@@ -71,6 +71,10 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// The start of each pooled linear memory kept resident between instances:
+/// a Rust guest's stack top, data and first heap pages.
+const KEEP_RESIDENT: usize = 2 << 20;
+
 /// A digest's template, compiled by the first activation that needs it.
 type Template = Arc<tokio::sync::OnceCell<Arc<WorkflowPre<RunCtx>>>>;
 
@@ -101,6 +105,15 @@ impl Runtime {
             .total_stacks(n)
             // Every deployment's `memoryMb` must fit; see `limits::MEMORY_MB`.
             .max_memory_size(config.memory_limit_bytes.max(MAX_MEMORY_BYTES));
+        // A freed slot keeps the pages its guest touched in its first
+        // `KEEP_RESIDENT` bytes, reset in place (only the dirty ones), so the
+        // next instance there takes no page faults and the kernel no TLB
+        // shootdowns: 15-25% less host CPU per 10-step run (issue 12).
+        // Reusing the most recently freed slots bounds that resident set to
+        // the instances that ran at once, not the whole pool.
+        pool.linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT / 16)
+            .max_unused_warm_slots(0);
         let mut cfg = Config::new();
         cfg.wasm_component_model(true)
             .epoch_interruption(true)
