@@ -191,6 +191,23 @@ async fn hostile_guests_fail_cleanly(srv: TestServer) {
     wait_status(&srv, &ok, "completed").await;
 }
 
+/// An instance starts from its component's image, whatever the instance
+/// before it in the same pooled slot wrote (slots keep their memory
+/// resident between instances): one run after another, each finds the
+/// image's values and leaves its memory dirty for the next.
+async fn no_guest_sees_another_guests_memory(srv: TestServer) {
+    deploy(&srv, "hostile", tidebase_fixtures::HOSTILE, "").await;
+    for n in 0..4 {
+        let id = start(&srv, "hostile", json!({"mode": "residue"})).await;
+        let d = wait_status(&srv, &id, "completed").await;
+        assert_eq!(
+            d["run"]["result"],
+            json!({"imaged": 7, "dirty": 0}),
+            "run {n} found an earlier instance's memory"
+        );
+    }
+}
+
 /// A result larger than the output limit fails the run as `output_limit`.
 async fn oversized_result_is_refused(srv: TestServer) {
     deploy(&srv, "hostile", tidebase_fixtures::HOSTILE, "?memoryMb=64").await;
@@ -343,6 +360,7 @@ backend_tests!(
     gate_suspends_and_resumes = Opts::wasm(),
     runs_are_pinned_to_their_digest = Opts::wasm(),
     hostile_guests_fail_cleanly = Opts::wasm(),
+    no_guest_sees_another_guests_memory = Opts::wasm(),
     oversized_result_is_refused = Opts::wasm(),
     cancellation_stops_wasm_runs = Opts::wasm(),
     clock_and_randomness_replay = Opts::wasm(),

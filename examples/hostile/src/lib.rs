@@ -21,10 +21,14 @@
 //!   cancellation ends it);
 //! - `hibernate`: a durable sleep of `u64::MAX` ms outside steps;
 //! - `egress`: GETs `url` outside any step (the host refuses: outside steps
-//!   workflow code must be deterministic) and fails with the error.
+//!   workflow code must be deterministic) and fails with the error;
+//! - `residue`: reports what an earlier instance could have left in its
+//!   memory (a static from the data image, 256 KiB of zeroed statics), then
+//!   overwrites both for the next instance to find.
 
 use std::fmt;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
@@ -46,6 +50,7 @@ enum Mode {
     Nap,
     Hibernate,
     Egress,
+    Residue,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +61,22 @@ struct Input {
     bytes: usize,
     #[serde(default)]
     url: String,
+}
+
+/// Initialized from the component's data image.
+static IMAGED: AtomicU64 = AtomicU64::new(7);
+/// Zero-initialized statics, beyond the data image.
+static ZEROED: [AtomicU8; 256 << 10] = [const { AtomicU8::new(0) }; 256 << 10];
+
+/// What this instance found in `IMAGED` and how many bytes of `ZEROED` were
+/// not zero; leaves both dirty.
+fn residue() -> Value {
+    let imaged = IMAGED.swap(0xdead, Ordering::Relaxed);
+    let dirty = ZEROED
+        .iter()
+        .filter(|b| b.swap(0xaa, Ordering::Relaxed) != 0)
+        .count();
+    json!({ "imaged": imaged, "dirty": dirty })
 }
 
 fn default_output_bytes() -> usize {
@@ -160,6 +181,7 @@ fn hostile(run: &Run, input: Input) -> Result<Output, Error> {
             let response = http::get(&input.url)?;
             Ok(Output::Json(json!({ "status": response.status })))
         }
+        Mode::Residue => Ok(Output::Json(residue())),
     }
 }
 
