@@ -31,7 +31,7 @@ use tokio::sync::Mutex;
 
 /// WAL frames (pages) after which the writer's turn is taken so that the
 /// WAL can restart: 8,192 frames of 4 KiB pages are 32 MiB.
-pub(super) const RESTART_FRAMES: i64 = 8_192;
+const RESTART_FRAMES: i64 = 8_192;
 
 /// Pause between passes. A pass with nothing to copy costs a few
 /// microseconds; one that copies keeps the WAL short for the restart.
